@@ -1,0 +1,215 @@
+//! The lake layout: which key holds what. The one owner of key names, shared by the sinks that
+//! write a lake and the engine that reads it. A local capture folder and an S3 prefix use the
+//! same keys.
+//!
+//! ```text
+//! frameline-lake.json                                   version marker
+//! processes/{YYYY-MM-DD}/{process_id}.json              one per process (date of its start)
+//! streams/{process_id}/{stream_id}.json                 one per stream (thread × kind)
+//! blocks/{YYYY-MM-DD}/{HH}/{process_id}/{kind}-{stream_id}/{seq}_{begin_ns}_{end_ns}_{events}.blk
+//! ```
+//! Block keys are partitioned by the UTC hour of their first event, so a time range lists only
+//! its own prefixes, and the key alone gives process, stream kind, sequence, time span and event
+//! count (the `blocks` table needs no object read).
+
+use crate::format::StreamKind;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Key of the version marker at the root of every lake.
+pub const VERSION_KEY: &str = "frameline-lake.json";
+/// Major version of the layout written by this build; readers refuse newer majors.
+pub const LAKE_MAJOR_VERSION: u32 = 1;
+pub const LAKE_MINOR_VERSION: u32 = 0;
+
+pub const PROCESSES_PREFIX: &str = "processes/";
+pub const STREAMS_PREFIX: &str = "streams/";
+pub const BLOCKS_PREFIX: &str = "blocks/";
+
+/// Contents of the version marker.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LakeVersion {
+    pub format: String,
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl LakeVersion {
+    pub fn current() -> Self {
+        Self {
+            format: "frameline-lake".to_owned(),
+            major: LAKE_MAJOR_VERSION,
+            minor: LAKE_MINOR_VERSION,
+        }
+    }
+}
+
+/// Description of one process (one run of an instrumented program).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProcessMeta {
+    pub process_id: String,
+    pub exe: String,
+    pub username: String,
+    pub computer: String,
+    pub os: String,
+    pub cpu_brand: String,
+    /// Ticks per second of the counter the events were timed with.
+    pub tsc_frequency: u64,
+    pub start_ticks: u64,
+    pub start_unix_ns: i64,
+    /// Set when the process shut down cleanly (the frequency is then refined over its lifetime).
+    #[serde(default)]
+    pub end_ticks: Option<u64>,
+    #[serde(default)]
+    pub end_unix_ns: Option<i64>,
+    #[serde(default)]
+    pub parent_process_id: Option<String>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// Blocks of this process dropped before reaching the lake (known at shutdown).
+    #[serde(default)]
+    pub dropped_blocks: u64,
+}
+
+/// Description of one stream (one kind of data of one thread).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StreamMeta {
+    pub stream_id: String,
+    pub process_id: String,
+    pub kind: String,
+    pub thread_name: String,
+    pub thread_index: u64,
+    /// Blocks of this stream dropped (sink too slow or failing), as of the last update.
+    #[serde(default)]
+    pub dropped_blocks: u64,
+    /// Blocks written, as of the last update.
+    #[serde(default)]
+    pub written_blocks: u64,
+}
+
+pub fn process_key(process_id: &str, start_unix_ns: i64) -> String {
+    let (y, m, d, _) = civil_from_unix_ns(start_unix_ns);
+    format!("{PROCESSES_PREFIX}{y:04}-{m:02}-{d:02}/{process_id}.json")
+}
+
+pub fn stream_key(process_id: &str, stream_id: &str) -> String {
+    format!("{STREAMS_PREFIX}{process_id}/{stream_id}.json")
+}
+
+/// Prefix holding every block of one UTC hour (`unix_ns` anywhere in that hour).
+pub fn hour_prefix(unix_ns: i64) -> String {
+    let (y, m, d, h) = civil_from_unix_ns(unix_ns);
+    format!("{BLOCKS_PREFIX}{y:04}-{m:02}-{d:02}/{h:02}/")
+}
+
+/// What a block key says about its block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockKey {
+    pub process_id: String,
+    pub kind: StreamKind,
+    pub stream_id: String,
+    pub block_seq: u64,
+    pub begin_unix_ns: i64,
+    pub end_unix_ns: i64,
+    pub event_count: u32,
+}
+
+impl BlockKey {
+    pub fn to_key(&self) -> String {
+        format!(
+            "{}{}/{}-{}/{:010}_{}_{}_{}.blk",
+            hour_prefix(self.begin_unix_ns),
+            self.process_id,
+            self.kind.as_str(),
+            self.stream_id,
+            self.block_seq,
+            self.begin_unix_ns,
+            self.end_unix_ns,
+            self.event_count
+        )
+    }
+
+    /// Parses a block key (`None` if the key is not one).
+    pub fn parse(key: &str) -> Option<BlockKey> {
+        let rest = key.strip_prefix(BLOCKS_PREFIX)?;
+        let mut parts = rest.split('/');
+        let _date = parts.next()?;
+        let _hour = parts.next()?;
+        let process_id = parts.next()?;
+        let stream = parts.next()?;
+        let file = parts.next()?.strip_suffix(".blk")?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let (kind, stream_id) = stream.split_once('-')?;
+        let mut fields = file.split('_');
+        let block_seq = fields.next()?.parse().ok()?;
+        let begin_unix_ns = fields.next()?.parse().ok()?;
+        let end_unix_ns = fields.next()?.parse().ok()?;
+        let event_count = fields.next()?.parse().ok()?;
+        if fields.next().is_some() {
+            return None;
+        }
+        Some(BlockKey {
+            process_id: process_id.to_owned(),
+            kind: StreamKind::parse(kind)?,
+            stream_id: stream_id.to_owned(),
+            block_seq,
+            begin_unix_ns,
+            end_unix_ns,
+            event_count,
+        })
+    }
+}
+
+/// `(year, month, day, hour)` in UTC of a Unix time in nanoseconds.
+pub fn civil_from_unix_ns(unix_ns: i64) -> (i64, u32, u32, u32) {
+    let secs = unix_ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let hour = (secs.rem_euclid(86_400) / 3600) as u32;
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, hour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_unix_ns(0), (1970, 1, 1, 0));
+        // 2026-11-25T17:19:39Z
+        assert_eq!(civil_from_unix_ns(1_795_627_179_000_000_000), (2026, 11, 25, 17));
+        // 2000-02-29T23:59:59Z
+        assert_eq!(civil_from_unix_ns(951_868_799_000_000_000), (2000, 2, 29, 23));
+    }
+
+    #[test]
+    fn block_keys_round_trip() {
+        let key = BlockKey {
+            process_id: "p1".into(),
+            kind: StreamKind::Log,
+            stream_id: "s1".into(),
+            block_seq: 7,
+            begin_unix_ns: 1_795_627_179_000_000_000,
+            end_unix_ns: 1_795_627_180_000_000_000,
+            event_count: 12,
+        };
+        let text = key.to_key();
+        assert_eq!(
+            text,
+            "blocks/2026-11-25/17/p1/log-s1/0000000007_1795627179000000000_1795627180000000000_12.blk"
+        );
+        assert_eq!(BlockKey::parse(&text), Some(key));
+        assert_eq!(BlockKey::parse("blocks/x/y/p/cpu-s/bad.blk"), None);
+    }
+}

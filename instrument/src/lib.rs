@@ -1,0 +1,187 @@
+//! # frameline-instrument
+//!
+//! Telemetry for games at the cost of a timestamp read: spans, logs, metrics and frame markers
+//! are written as plain bytes into thread-local queues (no lock, no allocation, no system call per
+//! event); a background flush thread resolves references, delta-encodes, compresses with LZ4 and
+//! writes blocks into a lake (a capture folder or an S3 prefix).
+//!
+//! ```no_run
+//! use frameline_instrument::prelude::*;
+//!
+//! #[span_fn]
+//! fn update(dt_ms: f64) {
+//!     span_scope!("physics");
+//!     info!("dt = {dt_ms} ms");
+//!     fmetric!("dt", "ms", dt_ms);
+//! }
+//!
+//! let _telemetry = frameline_instrument::init(
+//!     frameline_instrument::Config::lake("./capture").expect("capture folder"),
+//! );
+//! for _ in 0..3 {
+//!     update(16.6);
+//!     frame!();
+//! }
+//! ```
+
+extern crate self as frameline_instrument;
+
+mod desc;
+pub mod format;
+pub mod lake;
+mod local;
+mod log;
+mod raw;
+mod session;
+pub mod sink;
+mod span;
+pub mod time;
+
+pub use desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
+pub use session::{
+    init, init_from_env, level_enabled, process_id, set_max_level, stats, Config, InitError,
+    Stats, TelemetryGuard,
+};
+pub use span::{InstrumentFuture, InstrumentedFuture, SpanGuard};
+
+/// Everything a game needs: `use frameline_instrument::prelude::*;`.
+pub mod prelude {
+    pub use crate::span::InstrumentFuture;
+    pub use crate::{
+        debug, error, fmetric, frame, imetric, info, span_scope, span_scope_named, trace, warn,
+    };
+    pub use frameline_macros::span_fn;
+}
+
+/// Used by the macros; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::local::LogWriter;
+    pub use crate::log::{record_log, write_display, Arg, Capture, CaptureDisplay, CaptureFast};
+    pub use frameline_macros::__log;
+
+    #[inline(always)]
+    pub fn record_metric(desc: &'static crate::MetricDesc, value: u64) {
+        crate::local::record_metric(desc as *const crate::MetricDesc as u64, value);
+    }
+}
+
+/// Records a span from here to the end of the enclosing scope.
+///
+/// `span_scope!("name")`, or `span_scope!("name", target: "subsystem")`.
+#[macro_export]
+macro_rules! span_scope {
+    ($name:literal) => {
+        $crate::span_scope!($name, target: ::core::module_path!())
+    };
+    ($name:literal, target: $target:expr) => {
+        let __frameline_span = {
+            static __FRAMELINE_SPAN: $crate::SpanDesc = $crate::SpanDesc {
+                name: $name,
+                target: $target,
+                file: ::core::file!(),
+                line: ::core::line!(),
+            };
+            $crate::SpanGuard::new(&__FRAMELINE_SPAN)
+        };
+    };
+}
+
+/// Records a span whose name is computed at run time (a `&str`), to the end of the scope.
+/// The name is copied into the queue (cut at 16 KiB).
+#[macro_export]
+macro_rules! span_scope_named {
+    ($name:expr) => {
+        let __frameline_span = {
+            static __FRAMELINE_SPAN: $crate::SpanDesc = $crate::SpanDesc {
+                name: "",
+                target: ::core::module_path!(),
+                file: ::core::file!(),
+                line: ::core::line!(),
+            };
+            $crate::SpanGuard::named(&__FRAMELINE_SPAN, $name)
+        };
+    };
+}
+
+/// Records an integer sample: `imetric!("name", "unit", value)`.
+#[macro_export]
+macro_rules! imetric {
+    ($name:literal, $unit:literal, $value:expr) => {{
+        static __FRAMELINE_METRIC: $crate::MetricDesc = $crate::MetricDesc {
+            name: $name,
+            unit: $unit,
+            kind: $crate::MetricKind::Integer,
+            target: ::core::module_path!(),
+            file: ::core::file!(),
+            line: ::core::line!(),
+        };
+        $crate::__private::record_metric(&__FRAMELINE_METRIC, ($value) as u64);
+    }};
+}
+
+/// Records a floating-point sample: `fmetric!("name", "unit", value)`.
+#[macro_export]
+macro_rules! fmetric {
+    ($name:literal, $unit:literal, $value:expr) => {{
+        static __FRAMELINE_METRIC: $crate::MetricDesc = $crate::MetricDesc {
+            name: $name,
+            unit: $unit,
+            kind: $crate::MetricKind::Float,
+            target: ::core::module_path!(),
+            file: ::core::file!(),
+            line: ::core::line!(),
+        };
+        $crate::__private::record_metric(&__FRAMELINE_METRIC, (($value) as f64).to_bits());
+    }};
+}
+
+/// Marks a frame boundary: consecutive markers of the same name give the frame times.
+/// `frame!()` for the main frame, `frame!("name")` for another frame set (e.g. "render").
+#[macro_export]
+macro_rules! frame {
+    () => {
+        $crate::frame!("frame")
+    };
+    ($name:literal) => {{
+        static __FRAMELINE_FRAME: $crate::MetricDesc = $crate::MetricDesc {
+            name: $name,
+            unit: "ticks",
+            kind: $crate::MetricKind::Frame,
+            target: ::core::module_path!(),
+            file: ::core::file!(),
+            line: ::core::line!(),
+        };
+        $crate::__private::record_metric(&__FRAMELINE_FRAME, 0);
+    }};
+}
+
+/// Logs at `error` level: `error!("x = {}", x)`, `error!(target: "net", "...")`.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => { $crate::__private::__log!($crate, Error, $($arg)+) };
+}
+
+/// Logs at `warn` level.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)+) => { $crate::__private::__log!($crate, Warn, $($arg)+) };
+}
+
+/// Logs at `info` level.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)+) => { $crate::__private::__log!($crate, Info, $($arg)+) };
+}
+
+/// Logs at `debug` level.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => { $crate::__private::__log!($crate, Debug, $($arg)+) };
+}
+
+/// Logs at `trace` level.
+#[macro_export]
+macro_rules! trace {
+    ($($arg:tt)+) => { $crate::__private::__log!($crate, Trace, $($arg)+) };
+}

@@ -1,0 +1,525 @@
+//! The hot path: per-thread queues of raw events (layout in `crate::raw`).
+//!
+//! Each thread owns three queues (cpu, log, metrics). Only the owning thread writes events, with
+//! no lock and no atomic read-modify-write: it writes the bytes past `len`, then publishes the new
+//! `len` with a release store (a plain store on x86_64). Hand-off is rare (a full buffer, a flush
+//! interval, thread exit, shutdown) and takes the thread's `lock`:
+//! - the owner, when its buffer is full, moves the buffer to the flush thread and starts a new
+//!   one (or, when too many bytes wait for the sink, drops the block and counts it);
+//! - the flush thread, on its interval and at shutdown, copies the published bytes not yet sent
+//!   (`sent..len`) and advances `sent`; the owner never rewrites bytes below `len`, so the copy
+//!   does not race with the owner's next writes.
+
+use crate::format::StreamKind;
+use crate::raw;
+use crate::session::{self, RawBlock, Session, StreamInfo};
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+pub(crate) const CPU_QUEUE_BYTES: usize = 1024 * 1024;
+pub(crate) const LOG_QUEUE_BYTES: usize = 256 * 1024;
+pub(crate) const METRICS_QUEUE_BYTES: usize = 128 * 1024;
+/// Largest log record kept; string arguments are cut to stay within it.
+pub(crate) const MAX_LOG_RECORD_BYTES: usize = 64 * 1024;
+
+pub(crate) struct Queue {
+    pub(crate) info: Arc<StreamInfo>,
+    capacity: usize,
+    /// Owned by the writing thread; replaced only under the thread's lock, by that thread.
+    /// Its `len` stays 0: the written length is `len` below.
+    buf: UnsafeCell<Vec<u8>>,
+    /// Bytes written and published by the owner.
+    len: AtomicUsize,
+    /// Guarded by the thread's lock.
+    sent: UnsafeCell<usize>,
+    /// Guarded by the thread's lock: sequence number of the next block, and the session it
+    /// belongs to (a new session restarts the stream's numbering).
+    next_seq: UnsafeCell<(u64, u64)>,
+}
+
+impl Queue {
+    fn new(kind: StreamKind, capacity: usize, thread_name: &str, thread_index: u64) -> Self {
+        Self {
+            info: Arc::new(StreamInfo::new(kind, thread_name, thread_index)),
+            capacity,
+            buf: UnsafeCell::new(Vec::with_capacity(capacity)),
+            len: AtomicUsize::new(0),
+            sent: UnsafeCell::new(0),
+            next_seq: UnsafeCell::new((0, 0)),
+        }
+    }
+
+    /// Free bytes after the published length, and where they start. Owner only.
+    #[inline(always)]
+    fn spare(&self) -> (*mut u8, usize, usize) {
+        let len = self.len.load(Ordering::Relaxed);
+        // SAFETY: only the owner thread calls this, and only the owner replaces `buf` (under the
+        // lock, on this same thread), so no write to `buf` can happen concurrently with this read.
+        let buf = unsafe { &mut *self.buf.get() };
+        (buf.as_mut_ptr(), len, buf.capacity())
+    }
+
+    /// Appends two words. Owner only.
+    #[inline(always)]
+    fn push2(&self, thread: &ThreadState, a: u64, b: u64) {
+        let (ptr, len, cap) = self.spare();
+        if len + 16 <= cap {
+            // SAFETY: `len + 16 <= cap`, so the 16 bytes are inside the buffer's allocation, past
+            // the published length, where nothing else reads (see the module comment).
+            unsafe {
+                std::ptr::write_unaligned(ptr.add(len).cast::<[u64; 2]>(), [a.to_le(), b.to_le()]);
+            }
+            self.len.store(len + 16, Ordering::Release);
+        } else {
+            let mut record = [0u8; 16];
+            record[..8].copy_from_slice(&a.to_le_bytes());
+            record[8..].copy_from_slice(&b.to_le_bytes());
+            self.push_slow(thread, &record);
+        }
+    }
+
+    /// Appends three words. Owner only.
+    #[inline(always)]
+    fn push3(&self, thread: &ThreadState, a: u64, b: u64, c: u64) {
+        let (ptr, len, cap) = self.spare();
+        if len + 24 <= cap {
+            // SAFETY: as in `push2`, with 24 bytes.
+            unsafe {
+                std::ptr::write_unaligned(
+                    ptr.add(len).cast::<[u64; 3]>(),
+                    [a.to_le(), b.to_le(), c.to_le()],
+                );
+            }
+            self.len.store(len + 24, Ordering::Release);
+        } else {
+            let mut record = [0u8; 24];
+            record[..8].copy_from_slice(&a.to_le_bytes());
+            record[8..16].copy_from_slice(&b.to_le_bytes());
+            record[16..].copy_from_slice(&c.to_le_bytes());
+            self.push_slow(thread, &record);
+        }
+    }
+
+    /// Appends an arbitrary record. Owner only.
+    fn push_bytes(&self, thread: &ThreadState, record: &[u8]) {
+        let (ptr, len, cap) = self.spare();
+        if len + record.len() <= cap {
+            // SAFETY: as in `push2`, with `record.len()` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(record.as_ptr(), ptr.add(len), record.len()) };
+            self.len.store(len + record.len(), Ordering::Release);
+        } else {
+            self.push_slow(thread, record);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&self, thread: &ThreadState, record: &[u8]) {
+        thread.ship_queue(self);
+        let (ptr, len, cap) = self.spare();
+        if len + record.len() <= cap {
+            // SAFETY: as in `push2`, with `record.len()` bytes.
+            unsafe { std::ptr::copy_nonoverlapping(record.as_ptr(), ptr.add(len), record.len()) };
+            self.len.store(len + record.len(), Ordering::Release);
+        }
+        // A record larger than a whole buffer cannot be recorded; writers keep records far
+        // below that (MAX_INLINE_STR_BYTES, MAX_LOG_RECORD_BYTES).
+    }
+}
+
+/// One thread's queues. Shared (through `Arc`) with the registry so the flush thread can take
+/// what a thread has published without waiting for it.
+pub(crate) struct ThreadState {
+    lock: Mutex<()>,
+    pub(crate) cpu: Queue,
+    pub(crate) log: Queue,
+    pub(crate) metrics: Queue,
+}
+
+// SAFETY: the `UnsafeCell`s of the queues follow the protocol of the module comment: `buf` is
+// replaced only by the owner while holding `lock`, and read by others only while holding `lock`;
+// `sent` and `next_seq` are only touched while holding `lock`; bytes are read by others only
+// below the `len` they acquired. Exercised by the multi-threaded tests in tests/round_trip.rs.
+unsafe impl Sync for ThreadState {}
+// SAFETY: all fields are owned data; the raw buffers are plain bytes.
+unsafe impl Send for ThreadState {}
+
+fn registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
+    static THREADS: OnceLock<Mutex<Vec<Arc<ThreadState>>>> = OnceLock::new();
+    THREADS
+        .get_or_init(|| Mutex::new(Vec::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every live thread that has recorded something.
+pub(crate) fn registered_threads() -> Vec<Arc<ThreadState>> {
+    registry().clone()
+}
+
+impl ThreadState {
+    fn new() -> Self {
+        static NEXT_THREAD_INDEX: AtomicU64 = AtomicU64::new(0);
+        let thread_index = NEXT_THREAD_INDEX.fetch_add(1, Ordering::Relaxed);
+        let current = std::thread::current();
+        let name = current
+            .name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("thread-{thread_index}"));
+        Self {
+            lock: Mutex::new(()),
+            cpu: Queue::new(StreamKind::Cpu, CPU_QUEUE_BYTES, &name, thread_index),
+            log: Queue::new(StreamKind::Log, LOG_QUEUE_BYTES, &name, thread_index),
+            metrics: Queue::new(StreamKind::Metrics, METRICS_QUEUE_BYTES, &name, thread_index),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn next_seq(queue: &Queue, session: &Session) -> u64 {
+        // SAFETY: called with the thread's lock held (see `unsafe impl Sync`).
+        let slot = unsafe { &mut *queue.next_seq.get() };
+        if slot.0 != session.generation {
+            *slot = (session.generation, 0);
+        }
+        let seq = slot.1;
+        slot.1 += 1;
+        seq
+    }
+
+    /// Owner: hands the queue's unsent bytes to the flush thread and starts an empty buffer.
+    fn ship_queue(&self, queue: &Queue) {
+        let _guard = self.lock();
+        let len = queue.len.load(Ordering::Relaxed);
+        // SAFETY: lock held; the owner is the caller.
+        let sent = unsafe { &mut *queue.sent.get() };
+        let buf = unsafe { &mut *queue.buf.get() };
+        if len > *sent {
+            match session::current() {
+                Some(session) => {
+                    let seq = Self::next_seq(queue, &session);
+                    if session.reserve_inflight(queue.capacity) {
+                        let mut full = std::mem::replace(buf, Vec::with_capacity(queue.capacity));
+                        // SAFETY: the first `len` bytes were written by `push*` before being
+                        // published; capacity ≥ len.
+                        unsafe { full.set_len(len) };
+                        session.send(RawBlock {
+                            stream: queue.info.clone(),
+                            bytes: full,
+                            start: *sent,
+                            seq,
+                            reserved_bytes: queue.capacity,
+                        });
+                    } else {
+                        queue.info.count_dropped();
+                        session.count_dropped();
+                    }
+                }
+                None => {}
+            }
+        }
+        *sent = 0;
+        queue.len.store(0, Ordering::Release);
+    }
+
+    /// Flush thread: copies what each queue published since the last hand-off.
+    pub(crate) fn steal(&self, session: &Session) {
+        let _guard = self.lock();
+        for queue in [&self.cpu, &self.log, &self.metrics] {
+            let len = queue.len.load(Ordering::Acquire);
+            // SAFETY: lock held, so `buf` is not being replaced and `sent` is ours to update.
+            let sent = unsafe { &mut *queue.sent.get() };
+            if len <= *sent {
+                continue;
+            }
+            if !session.reserve_inflight(len - *sent) {
+                // The sink is behind: leave the bytes with their owner, who drops them only if
+                // its buffer fills before the sink catches up.
+                continue;
+            }
+            let buf = unsafe { &*queue.buf.get() };
+            // SAFETY: bytes `sent..len` were written and published (release) by the owner
+            // before we acquired `len`; the owner never writes below `len` again until it
+            // replaces the buffer, which needs the lock we hold.
+            let published = unsafe { std::slice::from_raw_parts(buf.as_ptr(), len) };
+            let bytes = published[*sent..].to_vec();
+            let seq = Self::next_seq(queue, session);
+            let reserved_bytes = bytes.len();
+            session.send(RawBlock {
+                stream: queue.info.clone(),
+                bytes,
+                start: 0,
+                seq,
+                reserved_bytes,
+            });
+            *sent = len;
+        }
+    }
+
+    /// Owner: hands every queue's unsent bytes to the flush thread.
+    pub(crate) fn flush_own(&self) {
+        self.ship_queue(&self.cpu);
+        self.ship_queue(&self.log);
+        self.ship_queue(&self.metrics);
+    }
+}
+
+/// The thread-local handle. Its destructor (thread exit) flushes the thread's queues.
+struct Local {
+    state: Cell<*const ThreadState>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let ptr = self.state.replace(std::ptr::null());
+        if ptr.is_null() {
+            return;
+        }
+        // SAFETY: `ptr` came from `Arc::into_raw` in `init_local` and is released only here.
+        let state = unsafe { Arc::from_raw(ptr) };
+        state.flush_own();
+        registry().retain(|other| !Arc::ptr_eq(other, &state));
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = const { Local { state: Cell::new(std::ptr::null()) } };
+    static CURRENT_ASYNC_SPAN: Cell<u64> = const { Cell::new(0) };
+}
+
+#[cold]
+#[inline(never)]
+fn init_local(local: &Local) -> *const ThreadState {
+    let state = Arc::new(ThreadState::new());
+    registry().push(state.clone());
+    let ptr = Arc::into_raw(state);
+    local.state.set(ptr);
+    ptr
+}
+
+/// Runs `f` with this thread's queues; does nothing while the thread is being torn down.
+#[inline(always)]
+fn with_thread<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|local| {
+            let mut ptr = local.state.get();
+            if ptr.is_null() {
+                ptr = init_local(local);
+            }
+            // SAFETY: `ptr` is a live `Arc<ThreadState>` owned by `local` until its destructor.
+            f(unsafe { &*ptr })
+        })
+        .ok()
+}
+
+/// Flushes the calling thread's queues (used at shutdown by the thread that owns the guard).
+pub(crate) fn flush_current_thread() {
+    with_thread(|state| state.flush_own());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording entry points (called by the macros and guards in `crate::span`, `crate::log`, ...).
+
+#[inline(always)]
+pub(crate) fn record_span_begin(addr: u64) {
+    let ticks = crate::time::now();
+    with_thread(|t| t.cpu.push2(t, ticks, addr | raw::CPU_BEGIN));
+}
+
+#[inline(always)]
+pub(crate) fn record_span_end() {
+    let ticks = crate::time::now();
+    with_thread(|t| t.cpu.push2(t, ticks, raw::CPU_END));
+}
+
+pub(crate) fn record_named_span_begin(addr: u64, name: &str) {
+    let ticks = crate::time::now();
+    let name = raw::truncate_str(name, raw::MAX_INLINE_STR_BYTES);
+    let words = raw::padded_words(name.len());
+    with_thread(|t| {
+        let mut record = [0u8; 24 + raw::MAX_INLINE_STR_BYTES + 8];
+        record[..8].copy_from_slice(&ticks.to_le_bytes());
+        record[8..16].copy_from_slice(&(addr | raw::CPU_BEGIN_NAMED).to_le_bytes());
+        record[16..24].copy_from_slice(&(name.len() as u64).to_le_bytes());
+        record[24..24 + name.len()].copy_from_slice(name.as_bytes());
+        t.cpu.push_bytes(t, &record[..24 + words * 8]);
+    });
+}
+
+pub(crate) fn record_async_begin(addr: u64, id: u64, parent: u64) {
+    let ticks = crate::time::now();
+    with_thread(|t| {
+        let mut record = [0u8; 32];
+        record[..8].copy_from_slice(&ticks.to_le_bytes());
+        record[8..16].copy_from_slice(&(addr | raw::CPU_ASYNC_BEGIN).to_le_bytes());
+        record[16..24].copy_from_slice(&id.to_le_bytes());
+        record[24..].copy_from_slice(&parent.to_le_bytes());
+        t.cpu.push_bytes(t, &record);
+    });
+}
+
+pub(crate) fn record_async_end(id: u64) {
+    let ticks = crate::time::now();
+    with_thread(|t| t.cpu.push3(t, ticks, raw::CPU_ASYNC_END, id));
+}
+
+#[inline(always)]
+pub(crate) fn record_metric(addr: u64, value: u64) {
+    let ticks = crate::time::now();
+    with_thread(|t| t.metrics.push3(t, ticks, addr, value));
+}
+
+/// The async span being polled on this thread (0 if none).
+pub(crate) fn current_async_span() -> u64 {
+    CURRENT_ASYNC_SPAN.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Makes `id` the current async span; returns the previous one.
+pub(crate) fn swap_current_async_span(id: u64) -> u64 {
+    CURRENT_ASYNC_SPAN.try_with(|c| c.replace(id)).unwrap_or(0)
+}
+
+/// Writes one log record in place in the log queue; arguments are appended by the closure.
+#[inline(always)]
+pub(crate) fn record_log(addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>)) {
+    let ticks = crate::time::now();
+    with_thread(|t| {
+        let queue = &t.log;
+        let (ptr, len, cap) = queue.spare();
+        let mut writer = LogWriter {
+            ptr,
+            start: len,
+            pos: len + raw::LOG_HEADER_BYTES,
+            cap,
+            spill: None,
+            _marker: std::marker::PhantomData,
+        };
+        if writer.pos > cap {
+            writer.spill_from_start();
+        } else {
+            // SAFETY: `start + LOG_HEADER_BYTES <= cap`: inside the allocation, past `len`.
+            unsafe {
+                std::ptr::write_unaligned(ptr.add(len).cast::<[u64; 2]>(), [ticks.to_le(), addr.to_le()]);
+            }
+        }
+        write_args(&mut writer);
+        writer.finish(t, ticks, addr);
+    });
+}
+
+/// Appends log arguments in place in the log queue, or into a spill buffer when the queue's
+/// buffer is full (the record is then copied into the next buffer).
+pub struct LogWriter<'a> {
+    ptr: *mut u8,
+    start: usize,
+    pos: usize,
+    cap: usize,
+    spill: Option<Vec<u8>>,
+    // Ties the writer to the thread it was created on.
+    _marker: std::marker::PhantomData<&'a Cell<()>>,
+}
+
+impl LogWriter<'_> {
+    fn spill_from_start(&mut self) {
+        let mut spill = Vec::with_capacity(256);
+        if self.pos <= self.cap || self.pos > self.start + raw::LOG_HEADER_BYTES {
+            let written = self.pos.min(self.cap) - self.start;
+            // SAFETY: bytes `start..pos` (≤ cap) were written by this writer.
+            spill.extend_from_slice(unsafe {
+                std::slice::from_raw_parts(self.ptr.add(self.start), written)
+            });
+        }
+        spill.resize(spill.len().max(raw::LOG_HEADER_BYTES), 0);
+        self.spill = Some(spill);
+    }
+
+    fn record_len(&self) -> usize {
+        match &self.spill {
+            Some(spill) => spill.len(),
+            None => self.pos - self.start,
+        }
+    }
+
+    /// Appends raw bytes to the record (nothing past `MAX_LOG_RECORD_BYTES`).
+    #[inline(always)]
+    pub fn put(&mut self, bytes: &[u8]) {
+        if self.spill.is_none() && self.pos + bytes.len() <= self.cap {
+            // SAFETY: `pos + len <= cap`: inside the allocation, past the published length.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
+            };
+            self.pos += bytes.len();
+            return;
+        }
+        if self.spill.is_none() {
+            self.spill_from_start();
+        }
+        if let Some(spill) = &mut self.spill {
+            spill.extend_from_slice(bytes);
+        }
+    }
+
+    /// Bytes a string argument may still take.
+    pub(crate) fn str_budget(&self) -> usize {
+        MAX_LOG_RECORD_BYTES
+            .saturating_sub(self.record_len())
+            .saturating_sub(8)
+            .min(raw::MAX_INLINE_STR_BYTES)
+    }
+
+    /// Overwrites 4 bytes at `offset` from the record's start.
+    pub(crate) fn patch_u32(&mut self, offset_in_record: usize, value: u32) {
+        let bytes = value.to_le_bytes();
+        match &mut self.spill {
+            Some(spill) => {
+                if let Some(slot) = spill.get_mut(offset_in_record..offset_in_record + 4) {
+                    slot.copy_from_slice(&bytes);
+                }
+            }
+            None => {
+                if self.start + offset_in_record + 4 <= self.pos {
+                    // SAFETY: inside the bytes this writer wrote.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            bytes.as_ptr(),
+                            self.ptr.add(self.start + offset_in_record),
+                            4,
+                        )
+                    };
+                }
+            }
+        }
+    }
+
+    /// Offset of the next byte from the record's start.
+    pub(crate) fn offset(&self) -> usize {
+        self.record_len()
+    }
+
+    fn finish(mut self, thread: &ThreadState, ticks: u64, addr: u64) {
+        let total = self.record_len();
+        let args_len = (total - raw::LOG_HEADER_BYTES) as u32;
+        match self.spill.take() {
+            None => {
+                // SAFETY: the header slot `start..start+20` is inside what this writer wrote.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        args_len.to_le_bytes().as_ptr(),
+                        self.ptr.add(self.start + 16),
+                        4,
+                    );
+                }
+                thread.log.len.store(self.pos, Ordering::Release);
+            }
+            Some(mut spill) => {
+                spill[..8].copy_from_slice(&ticks.to_le_bytes());
+                spill[8..16].copy_from_slice(&addr.to_le_bytes());
+                spill[16..20].copy_from_slice(&args_len.to_le_bytes());
+                thread.log.push_slow(thread, &spill);
+            }
+        }
+    }
+}

@@ -1,0 +1,671 @@
+//! A recording session (one process's telemetry): the flush thread, its sink, and the bounded
+//! hand-off between the game's threads and it.
+
+use crate::format::{BlockEncoder, BlockMeta, StreamKind};
+use crate::lake::{self, BlockKey, ProcessMeta, StreamMeta};
+use crate::local;
+use crate::sink::{NullSink, Sink, SinkError};
+use crate::time::{self, ClockPair};
+use crate::Level;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why telemetry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("telemetry is already initialized in this process")]
+    AlreadyInitialized,
+    #[error("FRAMELINE_LAKE is not set")]
+    NoLake,
+    #[error("{0}: s3:// lakes need frameline-instrument's `s3` feature")]
+    S3Disabled(String),
+    #[error("the lake at {lake} has layout version {found}; this build writes version {supported}")]
+    NewerLake {
+        lake: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("the lake at {lake} has an unreadable version marker: {reason}")]
+    BadLake { lake: String, reason: String },
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("starting the flush thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// How to record: where to, and the limits that keep the game safe.
+pub struct Config {
+    sink: Box<dyn Sink>,
+    lake: String,
+    exe: Option<String>,
+    properties: BTreeMap<String, String>,
+    parent_process_id: Option<String>,
+    flush_interval: Duration,
+    max_level: Level,
+    max_inflight_bytes: usize,
+}
+
+impl Config {
+    /// Records into `sink`.
+    pub fn with_sink(sink: impl Sink) -> Self {
+        let lake = sink.describe();
+        Self {
+            sink: Box::new(sink),
+            lake,
+            exe: None,
+            properties: BTreeMap::new(),
+            parent_process_id: None,
+            flush_interval: Duration::from_secs(1),
+            max_level: Level::Info,
+            max_inflight_bytes: 64 * 1024 * 1024,
+        }
+    }
+
+    /// Records into a capture folder or, with the `s3` feature, an `s3://bucket/prefix`.
+    pub fn lake(lake: &str) -> Result<Self, InitError> {
+        if lake.starts_with("s3://") {
+            #[cfg(feature = "s3")]
+            {
+                return Ok(Self::with_sink(crate::sink::S3Sink::from_url(lake)?));
+            }
+            #[cfg(not(feature = "s3"))]
+            {
+                return Err(InitError::S3Disabled(lake.to_owned()));
+            }
+        }
+        Ok(Self::with_sink(crate::sink::LocalSink::new(lake)?))
+    }
+
+    /// Records into the lake named by `FRAMELINE_LAKE` (a folder or `s3://bucket/prefix`);
+    /// `FRAMELINE_LEVEL` (error|warn|info|debug|trace) sets the maximum log level.
+    pub fn from_env() -> Result<Self, InitError> {
+        let lake = std::env::var("FRAMELINE_LAKE").map_err(|_| InitError::NoLake)?;
+        let mut config = Self::lake(&lake)?;
+        if let Some(level) = std::env::var("FRAMELINE_LEVEL")
+            .ok()
+            .and_then(|l| Level::parse(&l))
+        {
+            config.max_level = level;
+        }
+        Ok(config)
+    }
+
+    /// Encodes everything and throws it away: for measuring the cost of recording.
+    pub fn null() -> Self {
+        Self::with_sink(NullSink::default())
+    }
+
+    /// Name of the program (default: the executable's file name).
+    pub fn exe(mut self, exe: impl Into<String>) -> Self {
+        self.exe = Some(exe.into());
+        self
+    }
+
+    /// A free-form property of the process (build, map, GPU, ...).
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// The process that started this one, if it is recorded too.
+    pub fn parent_process(mut self, process_id: impl Into<String>) -> Self {
+        self.parent_process_id = Some(process_id.into());
+        self
+    }
+
+    /// How often the flush thread collects what threads recorded (default 1 s).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The most verbose log level recorded (default `Info`).
+    pub fn max_level(mut self, level: Level) -> Self {
+        self.max_level = level;
+        self
+    }
+
+    /// Raw bytes allowed to wait for the sink before whole blocks are dropped (default 64 MiB).
+    pub fn max_inflight_bytes(mut self, bytes: usize) -> Self {
+        self.max_inflight_bytes = bytes;
+        self
+    }
+}
+
+/// One stream's identity and counters, shared by its queue and the flush thread.
+pub(crate) struct StreamInfo {
+    pub(crate) kind: StreamKind,
+    pub(crate) stream_id: [u8; 16],
+    pub(crate) thread_name: String,
+    pub(crate) thread_index: u64,
+    /// Blocks dropped by the game thread because the sink was behind.
+    dropped_blocks: AtomicU32,
+}
+
+impl StreamInfo {
+    pub(crate) fn new(kind: StreamKind, thread_name: &str, thread_index: u64) -> Self {
+        Self {
+            kind,
+            stream_id: *uuid::Uuid::new_v4().as_bytes(),
+            thread_name: thread_name.to_owned(),
+            thread_index,
+            dropped_blocks: AtomicU32::new(0),
+        }
+    }
+
+    pub(crate) fn count_dropped(&self) {
+        self.dropped_blocks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Raw bytes of one stream on their way to the flush thread.
+pub(crate) struct RawBlock {
+    pub(crate) stream: Arc<StreamInfo>,
+    pub(crate) bytes: Vec<u8>,
+    /// Events start at this offset (bytes before it were sent earlier).
+    pub(crate) start: usize,
+    pub(crate) seq: u64,
+    /// Bytes counted against the in-flight budget for this block.
+    pub(crate) reserved_bytes: usize,
+}
+
+enum Msg {
+    Block(RawBlock),
+    Shutdown,
+}
+
+/// Counters of a session, readable while it runs ([`stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Blocks written to the sink.
+    pub blocks_written: u64,
+    /// Bytes written to the sink (blocks and metadata).
+    pub bytes_written: u64,
+    /// Events in the blocks written.
+    pub events_written: u64,
+    /// Blocks lost: dropped by a game thread because the sink was behind, or refused by the sink.
+    pub blocks_dropped: u64,
+    /// Sink errors (each also drops its block, or a metadata object).
+    pub sink_errors: u64,
+}
+
+pub(crate) struct Session {
+    pub(crate) generation: u64,
+    tx: mpsc::Sender<Msg>,
+    inflight_bytes: AtomicUsize,
+    max_inflight_bytes: usize,
+    blocks_dropped: AtomicU64,
+    shared_stats: Arc<SharedStats>,
+}
+
+#[derive(Default)]
+struct SharedStats {
+    blocks_written: AtomicU64,
+    bytes_written: AtomicU64,
+    events_written: AtomicU64,
+    sink_errors: AtomicU64,
+    sink_dropped: AtomicU64,
+}
+
+impl Session {
+    /// Counts `bytes` against the budget; `false` (nothing counted) if that would exceed it.
+    pub(crate) fn reserve_inflight(&self, bytes: usize) -> bool {
+        let mut current = self.inflight_bytes.load(Ordering::Relaxed);
+        loop {
+            if current + bytes > self.max_inflight_bytes {
+                return false;
+            }
+            match self.inflight_bytes.compare_exchange_weak(
+                current,
+                current + bytes,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    pub(crate) fn send(&self, block: RawBlock) {
+        let reserved = block.reserved_bytes;
+        if self.tx.send(Msg::Block(block)).is_err() {
+            // The flush thread is gone (shutdown raced with this thread): the block is lost.
+            self.inflight_bytes.fetch_sub(reserved, Ordering::Relaxed);
+            self.count_dropped();
+        }
+    }
+
+    pub(crate) fn count_dropped(&self) {
+        self.blocks_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> Stats {
+        let s = &self.shared_stats;
+        Stats {
+            blocks_written: s.blocks_written.load(Ordering::Relaxed),
+            bytes_written: s.bytes_written.load(Ordering::Relaxed),
+            events_written: s.events_written.load(Ordering::Relaxed),
+            blocks_dropped: self.blocks_dropped.load(Ordering::Relaxed)
+                + s.sink_dropped.load(Ordering::Relaxed),
+            sink_errors: s.sink_errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+static SESSION: RwLock<Option<Arc<Session>>> = RwLock::new(None);
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The running session, if any.
+pub(crate) fn current() -> Option<Arc<Session>> {
+    SESSION
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Whether entries at `level` are recorded.
+#[inline(always)]
+pub fn level_enabled(level: Level) -> bool {
+    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Changes the most verbose level recorded, at run time.
+pub fn set_max_level(level: Level) {
+    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// Counters of the running session (all zero if none runs).
+pub fn stats() -> Stats {
+    current().map(|s| s.stats()).unwrap_or_default()
+}
+
+/// The id of the process being recorded, if a session runs.
+pub fn process_id() -> Option<String> {
+    PROCESS_ID
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+static PROCESS_ID: RwLock<Option<String>> = RwLock::new(None);
+
+/// Ends the session when dropped: every thread's recorded events are flushed to the sink, then
+/// the process's metadata is written with its end time. Keep it alive in `main`.
+#[must_use = "telemetry stops when the guard is dropped"]
+pub struct TelemetryGuard {
+    flusher: Option<JoinHandle<()>>,
+    session: Arc<Session>,
+}
+
+impl TelemetryGuard {
+    /// Counters of this session.
+    pub fn stats(&self) -> Stats {
+        self.session.stats()
+    }
+
+    /// The id of the recorded process.
+    pub fn process_id(&self) -> String {
+        process_id().unwrap_or_default()
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        local::flush_current_thread();
+        let _ = self.session.tx.send(Msg::Shutdown);
+        if let Some(handle) = self.flusher.take() {
+            let _ = handle.join();
+        }
+        *SESSION.write().unwrap_or_else(PoisonError::into_inner) = None;
+        *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn cpu_brand() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned())
+}
+
+/// Starts recording. Returns a guard that flushes everything when dropped.
+pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
+    let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_some() {
+        return Err(InitError::AlreadyInitialized);
+    }
+    check_or_write_version(&*config.sink, &config.lake)?;
+
+    let start = ClockPair::now();
+    let frequency = time::calibrated_frequency(&start);
+    let process_id = uuid::Uuid::new_v4().to_string();
+    let exe = config.exe.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "unknown".to_owned())
+    });
+    let process = ProcessMeta {
+        process_id: process_id.clone(),
+        exe,
+        username: std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .unwrap_or_default(),
+        computer: host_name(),
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        cpu_brand: cpu_brand(),
+        tsc_frequency: frequency,
+        start_ticks: start.ticks,
+        start_unix_ns: start.unix_ns,
+        end_ticks: None,
+        end_unix_ns: None,
+        parent_process_id: config.parent_process_id,
+        properties: config.properties,
+        dropped_blocks: 0,
+    };
+    let process_key = lake::process_key(&process_id, start.unix_ns);
+    let process_json = serde_json::to_vec_pretty(&process).unwrap_or_default();
+    config.sink.put(&process_key, &process_json)?;
+
+    set_max_level(config.max_level);
+    let (tx, rx) = mpsc::channel();
+    let shared_stats = Arc::new(SharedStats::default());
+    let session = Arc::new(Session {
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        tx,
+        inflight_bytes: AtomicUsize::new(0),
+        max_inflight_bytes: config.max_inflight_bytes,
+        blocks_dropped: AtomicU64::new(0),
+        shared_stats: shared_stats.clone(),
+    });
+    let flusher = Flusher {
+        sink: config.sink,
+        session: session.clone(),
+        process,
+        process_key,
+        start,
+        process_id_bytes: *uuid::Uuid::parse_str(&process_id)
+            .unwrap_or_default()
+            .as_bytes(),
+        encoder: BlockEncoder::new(),
+        streams: HashMap::new(),
+        stats: shared_stats,
+        interval: config.flush_interval,
+    };
+    let handle = std::thread::Builder::new()
+        .name("frameline-flush".to_owned())
+        .spawn(move || flusher.run(rx))?;
+    *slot = Some(session.clone());
+    *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = Some(process_id);
+    Ok(TelemetryGuard {
+        flusher: Some(handle),
+        session,
+    })
+}
+
+/// Starts recording into the lake named by `FRAMELINE_LAKE`.
+pub fn init_from_env() -> Result<TelemetryGuard, InitError> {
+    init(Config::from_env()?)
+}
+
+fn check_or_write_version(sink: &dyn Sink, lake_name: &str) -> Result<(), InitError> {
+    match sink.get(lake::VERSION_KEY)? {
+        Some(bytes) => {
+            let version: lake::LakeVersion =
+                serde_json::from_slice(&bytes).map_err(|e| InitError::BadLake {
+                    lake: lake_name.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            if version.major > lake::LAKE_MAJOR_VERSION {
+                return Err(InitError::NewerLake {
+                    lake: lake_name.to_owned(),
+                    found: version.major,
+                    supported: lake::LAKE_MAJOR_VERSION,
+                });
+            }
+            Ok(())
+        }
+        None => {
+            let json = serde_json::to_vec_pretty(&lake::LakeVersion::current()).unwrap_or_default();
+            sink.put(lake::VERSION_KEY, &json)?;
+            Ok(())
+        }
+    }
+}
+
+struct StreamState {
+    meta: StreamMeta,
+    key: String,
+    /// Blocks the sink refused.
+    sink_dropped: u32,
+}
+
+struct Flusher {
+    sink: Box<dyn Sink>,
+    session: Arc<Session>,
+    process: ProcessMeta,
+    process_key: String,
+    start: ClockPair,
+    process_id_bytes: [u8; 16],
+    encoder: BlockEncoder,
+    streams: HashMap<[u8; 16], StreamState>,
+    stats: Arc<SharedStats>,
+    interval: Duration,
+}
+
+impl Flusher {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let mut next_steal = Instant::now() + self.interval;
+        loop {
+            let timeout = next_steal.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(timeout) {
+                Ok(Msg::Block(block)) => self.write_block(block),
+                Ok(Msg::Shutdown) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if Instant::now() >= next_steal {
+                self.steal_all();
+                next_steal = Instant::now() + self.interval;
+            }
+        }
+        // Shutdown: what threads still alive have published, then what is queued.
+        self.steal_all();
+        while let Ok(msg) = rx.try_recv() {
+            if let Msg::Block(block) = msg {
+                self.write_block(block);
+            }
+        }
+        self.write_final_metadata();
+    }
+
+    fn steal_all(&mut self) {
+        for thread in local::registered_threads() {
+            thread.steal(&self.session);
+        }
+    }
+
+    fn write_block(&mut self, block: RawBlock) {
+        self.session
+            .inflight_bytes
+            .fetch_sub(block.reserved_bytes, Ordering::Relaxed);
+        let stream = block.stream.clone();
+        let state_dropped = self
+            .streams
+            .get(&stream.stream_id)
+            .map_or(0, |s| s.sink_dropped);
+        let meta = BlockMeta {
+            process_id: self.process_id_bytes,
+            stream_id: stream.stream_id,
+            block_seq: block.seq,
+            dropped_blocks: stream.dropped_blocks.load(Ordering::Relaxed) + state_dropped,
+        };
+        let raw = block.bytes.get(block.start..).unwrap_or_default();
+        let encoded = match stream.kind {
+            StreamKind::Cpu => self.encoder.encode_cpu(raw, &meta),
+            StreamKind::Log => self.encoder.encode_log(raw, &meta),
+            StreamKind::Metrics => self.encoder.encode_metrics(raw, &meta),
+        };
+        let Some((bytes, info)) = encoded else {
+            return;
+        };
+        self.ensure_stream(&stream);
+        let to_ns = |ticks| {
+            time::ticks_to_unix_ns(
+                ticks,
+                self.process.start_ticks,
+                self.process.start_unix_ns,
+                self.process.tsc_frequency,
+            )
+        };
+        let key = BlockKey {
+            process_id: self.process.process_id.clone(),
+            kind: stream.kind,
+            stream_id: uuid::Uuid::from_bytes(stream.stream_id).to_string(),
+            block_seq: block.seq,
+            begin_unix_ns: to_ns(info.begin_ticks),
+            end_unix_ns: to_ns(info.end_ticks),
+            event_count: info.event_count,
+        }
+        .to_key();
+        match self.sink.put(&key, &bytes) {
+            Ok(()) => {
+                self.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_written
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                self.stats
+                    .events_written
+                    .fetch_add(info.event_count as u64, Ordering::Relaxed);
+                if let Some(state) = self.streams.get_mut(&stream.stream_id) {
+                    state.meta.written_blocks += 1;
+                }
+            }
+            Err(_) => {
+                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                self.stats.sink_dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(state) = self.streams.get_mut(&stream.stream_id) {
+                    state.sink_dropped += 1;
+                }
+            }
+        }
+    }
+
+    fn ensure_stream(&mut self, stream: &StreamInfo) {
+        if self.streams.contains_key(&stream.stream_id) {
+            return;
+        }
+        let stream_id = uuid::Uuid::from_bytes(stream.stream_id).to_string();
+        let meta = StreamMeta {
+            stream_id: stream_id.clone(),
+            process_id: self.process.process_id.clone(),
+            kind: stream.kind.as_str().to_owned(),
+            thread_name: stream.thread_name.clone(),
+            thread_index: stream.thread_index,
+            dropped_blocks: 0,
+            written_blocks: 0,
+        };
+        let key = lake::stream_key(&self.process.process_id, &stream_id);
+        self.put_json(&key, &meta);
+        self.streams.insert(
+            stream.stream_id,
+            StreamState {
+                meta,
+                key,
+                sink_dropped: 0,
+            },
+        );
+    }
+
+    fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) {
+        let Ok(json) = serde_json::to_vec_pretty(value) else {
+            return;
+        };
+        match self.sink.put(key, &json) {
+            Ok(()) => {
+                self.stats
+                    .bytes_written
+                    .fetch_add(json.len() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// At shutdown: streams with their final counts, the process with its end time and a
+    /// frequency measured over its whole life.
+    fn write_final_metadata(&mut self) {
+        let mut total_dropped = 0u64;
+        let mut updates = Vec::new();
+        for thread in local::registered_threads() {
+            for queue in [&thread.cpu, &thread.log, &thread.metrics] {
+                // Streams that lost blocks but never reached the sink still get described.
+                if queue.info.dropped_blocks.load(Ordering::Relaxed) > 0 {
+                    self.ensure_stream(&queue.info);
+                }
+            }
+        }
+        let dropped_by_stream: Vec<([u8; 16], u64)> = local::registered_threads()
+            .iter()
+            .flat_map(|t| [&t.cpu, &t.log, &t.metrics])
+            .map(|q| {
+                (
+                    q.info.stream_id,
+                    q.info.dropped_blocks.load(Ordering::Relaxed) as u64,
+                )
+            })
+            .collect();
+        for (id, state) in &mut self.streams {
+            let game_dropped = dropped_by_stream
+                .iter()
+                .find(|(sid, _)| sid == id)
+                .map_or(state.meta.dropped_blocks, |(_, d)| *d);
+            state.meta.dropped_blocks = game_dropped.max(state.meta.dropped_blocks)
+                + state.sink_dropped as u64;
+            total_dropped += state.meta.dropped_blocks;
+            updates.push((state.key.clone(), state.meta.clone()));
+        }
+        for (key, meta) in updates {
+            self.put_json(&key, &meta);
+        }
+        let end = ClockPair::now();
+        // Over seconds, a measured frequency beats the 10 ms calibration done at start.
+        let lifetime = end.instant.duration_since(self.start.instant);
+        if time::frequency_is_measured() && lifetime > Duration::from_secs(1) {
+            if let Some(freq) = time::frequency_between(&self.start, &end) {
+                self.process.tsc_frequency = freq;
+            }
+        }
+        self.process.end_ticks = Some(end.ticks);
+        self.process.end_unix_ns = Some(end.unix_ns);
+        self.process.dropped_blocks = total_dropped.max(self.session.stats().blocks_dropped);
+        let key = self.process_key.clone();
+        let process = self.process.clone();
+        self.put_json(&key, &process);
+    }
+}
