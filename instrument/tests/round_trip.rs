@@ -1,0 +1,289 @@
+//! Real macros → thread-local queues → flush thread → local sink → block decoder, event for event.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{read_capture, serial, Ev};
+use frameline_instrument::format::MetricValue;
+use frameline_instrument::prelude::*;
+use frameline_instrument::{Config, Level};
+use std::time::Duration;
+
+fn begin(name: &str) -> Ev {
+    Ev::Begin(name.to_owned())
+}
+
+fn log(level: &str, target: &str, message: &str) -> Ev {
+    Ev::Log {
+        level: level.into(),
+        target: target.into(),
+        message: message.into(),
+    }
+}
+
+#[span_fn]
+fn leaf(i: u32) -> u32 {
+    i * 2
+}
+
+#[span_fn("custom.name")]
+fn middle() -> u32 {
+    span_scope!("middle.inner");
+    leaf(1) + leaf(2)
+}
+
+struct NotCaptured(u32);
+
+impl std::fmt::Display for NotCaptured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{}>", self.0)
+    }
+}
+
+#[test]
+fn spans_logs_metrics_and_frames_round_trip() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(
+        Config::lake(dir.path().to_str().unwrap())
+            .unwrap()
+            .max_level(Level::Debug)
+            .property("map", "harbor"),
+    )
+    .unwrap();
+    let thread = std::thread::Builder::new()
+        .name("game-main".into())
+        .spawn(|| {
+            {
+                span_scope!("frame.update");
+                assert_eq!(middle(), 6);
+                span_scope_named!(&format!("entity.{}", 7));
+            }
+            let count = 42u64;
+            let name = String::from("orc");
+            let ratio = 0.25f64;
+            info!("spawned {count} entities");
+            warn!(target: "ai", "{} lost sight of {} ({:.1}%)", name, "player", ratio * 100.0);
+            debug!("flags {} {} {} {}", true, 'x', -5i32, 1.5f32);
+            error!("display fallback {}", NotCaptured(9));
+            trace!("filtered out by the max level");
+            info!("escaped {{braces}} and {0} {0}", 3u8);
+            imetric!("entities", "count", 128u64);
+            fmetric!("frame_time", "ms", 16.5);
+            frame!();
+            frame!();
+        })
+        .unwrap();
+    thread.join().unwrap();
+    drop(guard);
+
+    let capture = read_capture(dir.path());
+    assert_eq!(capture.processes.len(), 1);
+    let process = &capture.processes[0];
+    assert_eq!(process.properties.get("map").map(String::as_str), Some("harbor"));
+    assert!(process.end_unix_ns.is_some(), "clean shutdown records the end");
+    assert!(process.tsc_frequency > 0);
+
+    let cpu = capture.events("game-main", "cpu");
+    assert_eq!(
+        cpu,
+        vec![
+            begin("frame.update"),
+            begin("custom.name"),
+            begin("middle.inner"),
+            begin("leaf"),
+            Ev::End,
+            begin("leaf"),
+            Ev::End,
+            Ev::End,
+            Ev::End,
+            begin("entity.7"),
+            Ev::End,
+            Ev::End,
+        ]
+    );
+    let target = module_path!();
+    assert_eq!(
+        capture.events("game-main", "log"),
+        vec![
+            log("info", target, "spawned 42 entities"),
+            log("warn", "ai", "orc lost sight of player (25.0%)"),
+            log("debug", target, "flags true x -5 1.5"),
+            log("error", target, "display fallback <9>"),
+            log("info", target, "escaped {braces} and 3 3"),
+        ]
+    );
+    assert_eq!(
+        capture.events("game-main", "metrics"),
+        vec![
+            Ev::Metric { name: "entities".into(), unit: "count".into(), value: MetricValue::Integer(128) },
+            Ev::Metric { name: "frame_time".into(), unit: "ms".into(), value: MetricValue::Float(16.5) },
+            Ev::Metric { name: "frame".into(), unit: "ticks".into(), value: MetricValue::Frame },
+            Ev::Metric { name: "frame".into(), unit: "ticks".into(), value: MetricValue::Frame },
+        ]
+    );
+}
+
+/// Yields once, so the future it is in is suspended and can move to another thread.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+#[span_fn]
+async fn load_asset(id: u32) -> Result<u32, String> {
+    YieldOnce(false).await;
+    child_task().await;
+    if id == 0 { Err("no asset 0".into()) } else { Ok(id) }
+}
+
+#[span_fn]
+async fn child_task() {
+    YieldOnce(false).await;
+}
+
+#[test]
+fn async_span_survives_await_across_threads() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    let mut future = Box::pin(load_asset(5));
+    let waker = futures::task::noop_waker();
+    let first = std::thread::Builder::new()
+        .name("poll-a".into())
+        .spawn(move || {
+            let mut cx = std::task::Context::from_waker(&waker);
+            assert!(future.as_mut().poll(&mut cx).is_pending());
+            future
+        })
+        .unwrap();
+    let mut future = first.join().unwrap();
+    let second = std::thread::Builder::new()
+        .name("poll-b".into())
+        .spawn(move || futures::executor::block_on(future.as_mut()))
+        .unwrap();
+    assert_eq!(second.join().unwrap(), Ok(5));
+    drop(guard);
+
+    let capture = read_capture(dir.path());
+    let a = capture.events("poll-a", "cpu");
+    let b = capture.events("poll-b", "cpu");
+    let Ev::AsyncBegin { name, id, parent } = &a[0] else { panic!("{a:?}") };
+    assert_eq!((name.as_str(), *parent), ("load_asset", 0));
+    assert_eq!(a.len(), 1, "{a:?}");
+    // On the second thread: the child begins (parent = load_asset) and ends, then the parent ends.
+    let Ev::AsyncBegin { name: child, id: child_id, parent: child_parent } = &b[0] else { panic!("{b:?}") };
+    assert_eq!((child.as_str(), child_parent), ("child_task", id));
+    assert_eq!(&b[1..], &[Ev::AsyncEnd { id: *child_id }, Ev::AsyncEnd { id: *id }]);
+}
+
+#[test]
+fn many_threads_at_once_lose_nothing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(
+        Config::lake(dir.path().to_str().unwrap())
+            .unwrap()
+            .flush_interval(Duration::from_millis(5)),
+    )
+    .unwrap();
+    const THREADS: usize = 8;
+    const SPANS: usize = 100_000;
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::Builder::new()
+                .name(format!("worker-{t}"))
+                .spawn(move || {
+                    for i in 0..SPANS {
+                        span_scope!("work");
+                        if i % 1000 == 0 {
+                            info!("worker {t} at {i}");
+                        }
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    let stats = guard.stats();
+    drop(guard);
+    let capture = read_capture(dir.path());
+    for t in 0..THREADS {
+        let name = format!("worker-{t}");
+        let cpu = capture.events(&name, "cpu");
+        assert_eq!(cpu.len(), 2 * SPANS, "{name}");
+        assert!(cpu.chunks(2).all(|pair| pair == [begin("work"), Ev::End]), "{name}");
+        let logs = capture.events(&name, "log");
+        let expected: Vec<Ev> = (0..SPANS)
+            .step_by(1000)
+            .map(|i| log("info", module_path!(), &format!("worker {t} at {i}")))
+            .collect();
+        assert_eq!(logs, expected, "{name}");
+        // Several blocks per stream (1 MiB buffers hold 65 536 events), numbered without gaps.
+        for stream in capture.thread_streams(&name, "cpu") {
+            let expected: Vec<u64> = (0..stream.seqs.len() as u64).collect();
+            assert_eq!(stream.seqs, expected);
+            assert!(stream.seqs.len() >= 3, "{:?}", stream.seqs);
+        }
+    }
+    assert_eq!(stats.blocks_dropped, 0);
+}
+
+#[test]
+fn events_of_live_threads_are_flushed_at_shutdown_and_on_interval() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(
+        Config::lake(dir.path().to_str().unwrap())
+            .unwrap()
+            .flush_interval(Duration::from_millis(20)),
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    // A thread that records, then stays alive (parked) past the shutdown.
+    let parked = std::thread::Builder::new()
+        .name("parked".into())
+        .spawn(move || {
+            {
+                span_scope!("before.park");
+            }
+            info!("parked thread says hi");
+            ready_tx.send(()).unwrap();
+            let _ = rx.recv();
+        })
+        .unwrap();
+    ready_rx.recv().unwrap();
+    // The interval flush picks it up while the thread is alive.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while read_capture(dir.path()).events("parked", "log").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "interval flush never wrote the parked thread's log");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The guard's own thread (this one) is flushed at shutdown.
+    span_scope!("main.before.shutdown");
+    drop(guard);
+    tx.send(()).unwrap();
+    parked.join().unwrap();
+
+    let capture = read_capture(dir.path());
+    assert_eq!(capture.events("parked", "cpu"), vec![begin("before.park"), Ev::End]);
+    assert_eq!(
+        capture.events("parked", "log"),
+        vec![log("info", module_path!(), "parked thread says hi")]
+    );
+    let main_name = std::thread::current().name().unwrap().to_owned();
+    assert_eq!(capture.events(&main_name, "cpu").first(), Some(&begin("main.before.shutdown")));
+}
