@@ -315,15 +315,28 @@ impl TelemetryGuard {
     }
 }
 
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
+impl TelemetryGuard {
+    /// Flushes everything, stops the flush thread, and returns the session's final counters.
+    pub fn shutdown(mut self) -> Stats {
+        self.finish();
+        self.session.stats()
+    }
+
+    fn finish(&mut self) {
+        let Some(handle) = self.flusher.take() else {
+            return;
+        };
         local::flush_current_thread();
         let _ = self.session.tx.send(Msg::Shutdown);
-        if let Some(handle) = self.flusher.take() {
-            let _ = handle.join();
-        }
+        let _ = handle.join();
         *SESSION.write().unwrap_or_else(PoisonError::into_inner) = None;
         *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

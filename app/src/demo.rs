@@ -1,0 +1,391 @@
+//! `frameline demo`: a synthetic game instrumented with frameline-instrument (the real macros,
+//! not forged events). A main loop aiming at 60 fps, a job system on worker threads, nested work
+//! (update / physics / animation / ai / render / submit …), logs at every level, metrics, and a
+//! frame-time spike every few seconds caused by `streaming.load_chunk`.
+
+use anyhow::{Context, Result};
+use frameline_instrument::prelude::*;
+use frameline_instrument::{Config, Level};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// A capture folder or `s3://bucket/prefix`.
+    pub lake: String,
+    pub seconds: f64,
+    pub worker_threads: usize,
+    /// No sleeping and minimal work per span: as many spans as the machine can record.
+    pub fast: bool,
+}
+
+/// What was generated.
+#[derive(Clone, Debug)]
+pub struct DemoSummary {
+    pub process_id: String,
+    pub frames: u64,
+    pub spikes: u64,
+    pub events_written: u64,
+    pub blocks_written: u64,
+    pub bytes_written: u64,
+    pub blocks_dropped: u64,
+    pub elapsed: Duration,
+}
+
+/// Frames between two streaming spikes (≈ every 3 s at 60 fps).
+const SPIKE_EVERY_FRAMES: u64 = 180;
+const TARGET_FRAME: Duration = Duration::from_micros(16_667);
+const ENTITIES: u64 = 256;
+
+/// Burns CPU for `duration` (the streaming spike is a real stall of the main thread).
+fn stall(duration: Duration) {
+    let until = Instant::now() + duration;
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// Burns CPU for about `units` small steps, so spans have a realistic, non-zero duration.
+#[inline(never)]
+fn work(units: u64, fast: bool) -> u64 {
+    let units = if fast { units.min(1) } else { units * 200 };
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..units {
+        x = x.rotate_left(5) ^ i.wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    std::hint::black_box(x)
+}
+
+struct Job {
+    frame: u64,
+    entity: u64,
+    done: mpsc::Sender<()>,
+}
+
+fn worker_loop(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, fast: bool) {
+    loop {
+        let job = {
+            let Ok(receiver) = jobs.lock() else { return };
+            receiver.recv()
+        };
+        let Ok(job) = job else { return };
+        ai_think(job.entity, job.frame, fast);
+        let _ = job.done.send(());
+    }
+}
+
+#[span_fn("ai.think")]
+fn ai_think(entity: u64, frame: u64, fast: bool) {
+    {
+        span_scope!("ai.perception");
+        work(20 + entity % 7, fast);
+        {
+            span_scope!("ai.perception.raycast");
+            work(10, fast);
+        }
+    }
+    if (entity + frame) % 4 == 0 {
+        span_scope!("ai.pathfind");
+        for step in 0..3 {
+            span_scope!("ai.pathfind.expand");
+            work(8 + step, fast);
+            {
+                span_scope!("ai.pathfind.heuristic");
+                work(3, fast);
+            }
+        }
+    }
+    {
+        span_scope!("ai.decide");
+        work(15, fast);
+    }
+    if entity == 13 && frame % 600 == 0 {
+        debug!(target: "ai", "entity {entity} replanned at frame {frame}");
+    }
+}
+
+#[span_fn("physics.step")]
+fn physics(frame: u64, fast: bool) {
+    {
+        span_scope!("physics.broadphase");
+        for cell in 0..16u64 {
+            span_scope!("physics.broadphase.cell");
+            work(5 + cell % 3, fast);
+        }
+    }
+    {
+        span_scope!("physics.narrowphase");
+        for pair in 0..48u64 {
+            span_scope!("physics.narrowphase.pair");
+            work(4, fast);
+            if pair % 6 == 0 {
+                span_scope!("physics.narrowphase.gjk");
+                work(6, fast);
+                {
+                    span_scope!("physics.narrowphase.epa");
+                    work(3, fast);
+                }
+            }
+        }
+    }
+    {
+        span_scope!("physics.solve");
+        for iteration in 0..8u64 {
+            span_scope!("physics.solve.iteration");
+            for island in 0..4u64 {
+                span_scope!("physics.solve.island");
+                work(6 + island + iteration % 2, fast);
+            }
+        }
+    }
+    if frame % 300 == 0 {
+        trace!(target: "physics", "frame {frame}: 48 pairs, 8 iterations");
+    }
+}
+
+#[span_fn("animation.update")]
+fn animation(fast: bool) {
+    for entity in 0..ENTITIES {
+        span_scope!("animation.entity");
+        {
+            span_scope!("animation.sample");
+            work(4 + entity % 5, fast);
+        }
+        {
+            span_scope!("animation.blend");
+            work(3, fast);
+            {
+                span_scope!("animation.blend.ik");
+                work(2, fast);
+            }
+        }
+    }
+}
+
+#[span_fn("render.frame")]
+fn render(frame: u64, fast: bool) {
+    {
+        span_scope!("render.culling");
+        for chunk in 0..24u64 {
+            span_scope!("render.culling.chunk");
+            work(3 + chunk % 4, fast);
+        }
+    }
+    {
+        span_scope!("render.build_commands");
+        for pass in ["shadow", "gbuffer", "lighting", "transparent", "post"] {
+            span_scope_named!(pass);
+            for draw in 0..20u64 {
+                span_scope!("render.draw");
+                work(2 + draw % 3, fast);
+            }
+        }
+    }
+    {
+        span_scope!("render.submit");
+        work(30, fast);
+        {
+            span_scope!("render.submit.wait_gpu");
+            work(20 + frame % 10, fast);
+        }
+    }
+}
+
+#[span_fn("streaming.load_chunk")]
+fn load_chunk(chunk: u64, fast: bool) {
+    {
+        span_scope!("streaming.read_file");
+        if fast {
+            work(400, fast);
+        } else {
+            stall(Duration::from_millis(22));
+        }
+    }
+    {
+        span_scope!("streaming.decompress");
+        for _block in 0..20 {
+            span_scope!("streaming.decompress.block");
+            if fast {
+                work(8, fast);
+            } else {
+                stall(Duration::from_micros(600));
+            }
+        }
+    }
+    {
+        span_scope!("streaming.instantiate");
+        if fast {
+            work(100, fast);
+        } else {
+            stall(Duration::from_millis(9));
+        }
+    }
+    warn!(target: "streaming", "chunk {chunk} loaded on the main thread");
+}
+
+#[span_fn("frame.update")]
+fn update(frame: u64, jobs: &mpsc::Sender<Job>, fast: bool) {
+    {
+        span_scope!("input.poll");
+        work(10, fast);
+    }
+    // Fan AI out to the job system, simulate while it runs, then wait for it.
+    let (done_tx, done_rx) = mpsc::channel();
+    {
+        span_scope!("jobs.dispatch_ai");
+        for entity in 0..ENTITIES / 2 {
+            let _ = jobs.send(Job {
+                frame,
+                entity,
+                done: done_tx.clone(),
+            });
+        }
+    }
+    drop(done_tx);
+    physics(frame, fast);
+    animation(fast);
+    {
+        span_scope!("gameplay.scripts");
+        for script in 0..12u64 {
+            span_scope!("gameplay.script");
+            work(6 + script % 4, fast);
+        }
+    }
+    {
+        span_scope!("jobs.wait_ai");
+        for _ in done_rx.iter() {}
+    }
+    if frame > 0 && frame % SPIKE_EVERY_FRAMES == 0 {
+        load_chunk(frame / SPIKE_EVERY_FRAMES, fast);
+    }
+}
+
+/// Runs the demo game and records it into `options.lake`.
+pub fn run(options: &DemoOptions) -> Result<DemoSummary> {
+    let config = Config::lake(&options.lake)
+        .with_context(|| format!("opening {}", options.lake))?
+        .exe("frameline-demo")
+        .max_level(Level::Debug)
+        .property("map", "harbor_district")
+        .property("build", env!("CARGO_PKG_VERSION"))
+        .property("mode", if options.fast { "fast" } else { "realtime" });
+    let telemetry = frameline_instrument::init(config).context("starting telemetry")?;
+    let process_id = telemetry.process_id();
+    info!(
+        target: "demo",
+        "demo starting: {} s, {} workers, fast = {}",
+        options.seconds,
+        options.worker_threads,
+        options.fast
+    );
+
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let workers: Vec<_> = (0..options.worker_threads.max(1))
+        .map(|i| {
+            let rx = job_rx.clone();
+            let fast = options.fast;
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker_loop(rx, fast))
+        })
+        .collect::<std::io::Result<_>>()
+        .context("starting worker threads")?;
+
+    // A streaming thread that logs what it prefetches, like a real asset system.
+    let stop = Arc::new(AtomicBool::new(false));
+    let prefetched = Arc::new(AtomicU64::new(0));
+    let streamer = {
+        let stop = stop.clone();
+        let prefetched = prefetched.clone();
+        let fast = options.fast;
+        std::thread::Builder::new()
+            .name("streaming".into())
+            .spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    {
+                        span_scope!("streaming.prefetch");
+                        work(200, fast);
+                    }
+                    n += 1;
+                    prefetched.store(n, Ordering::Relaxed);
+                    if n % 50 == 0 {
+                        info!(target: "streaming", "prefetched {n} tiles");
+                    }
+                    std::thread::sleep(Duration::from_millis(if fast { 1 } else { 20 }));
+                }
+            })
+            .context("starting the streaming thread")?
+    };
+
+    let started = Instant::now();
+    let run_for = Duration::from_secs_f64(options.seconds.max(0.0));
+    let mut frame = 0u64;
+    let mut spikes = 0u64;
+    let mut last_frame = Instant::now();
+    let mut next_deadline = Instant::now() + TARGET_FRAME;
+    let mut memory_bytes: u64 = 512 * 1024 * 1024;
+    while started.elapsed() < run_for {
+        frame!();
+        {
+            span_scope!("frame");
+            update(frame, &job_tx, options.fast);
+            render(frame, options.fast);
+        }
+        if frame > 0 && frame % SPIKE_EVERY_FRAMES == 0 {
+            spikes += 1;
+        }
+        let frame_ms = last_frame.elapsed().as_secs_f64() * 1000.0;
+        last_frame = Instant::now();
+        fmetric!("frame_time", "ms", frame_ms);
+        memory_bytes = memory_bytes.wrapping_add(frame % 7 * 4096).min(2 << 30);
+        imetric!("memory.used", "bytes", memory_bytes);
+        imetric!("entities", "count", ENTITIES + frame % 5);
+        if frame_ms > 33.3 {
+            warn!(target: "demo", "frame {frame} took {frame_ms:.1} ms");
+        }
+        if frame % 60 == 0 {
+            info!(target: "demo", "frame {frame}: {} entities, {:.2} MiB", ENTITIES, memory_bytes as f64 / 1048576.0);
+        }
+        if frame % 97 == 0 {
+            debug!(target: "demo", "camera at ({}, {})", frame as f64 * 0.5, 12.25);
+        }
+        if frame % 1000 == 999 {
+            error!(target: "assets", "missing texture {} (using fallback)", "rock_03.dds");
+        }
+        frame += 1;
+        if !options.fast {
+            let now = Instant::now();
+            if next_deadline > now {
+                std::thread::sleep(next_deadline - now);
+            }
+            next_deadline = next_deadline.max(now) + TARGET_FRAME;
+            if next_deadline < Instant::now() {
+                next_deadline = Instant::now() + TARGET_FRAME;
+            }
+        }
+    }
+    info!(target: "demo", "demo done: {frame} frames, {spikes} spikes");
+    drop(job_tx);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = streamer.join();
+    let elapsed = started.elapsed();
+    let stats = telemetry.shutdown();
+    Ok(DemoSummary {
+        process_id,
+        frames: frame,
+        spikes,
+        events_written: stats.events_written,
+        blocks_written: stats.blocks_written,
+        bytes_written: stats.bytes_written,
+        blocks_dropped: stats.blocks_dropped,
+        elapsed,
+    })
+}
