@@ -45,6 +45,40 @@ fn default_demo_dir() -> Result<PathBuf> {
     Ok(cache.join("frameline").join(format!("demo-{stamp}")))
 }
 
+/// Blocks, events and bytes on disk per stream kind of a local capture (from block keys).
+fn capture_sizes(root: &std::path::Path) -> std::collections::BTreeMap<String, (u64, u64, u64)> {
+    let mut sizes = std::collections::BTreeMap::new();
+    let mut stack = vec![root.join(frameline_instrument::lake::BLOCKS_PREFIX)];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Some(key) = path
+                .strip_prefix(root)
+                .ok()
+                .map(|k| k.to_string_lossy().replace('\\', "/"))
+            else {
+                continue;
+            };
+            if let Some(block) = frameline_instrument::lake::BlockKey::parse(&key) {
+                let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                let slot: &mut (u64, u64, u64) =
+                    sizes.entry(block.kind.as_str().to_owned()).or_default();
+                slot.0 += 1;
+                slot.1 += block.event_count as u64;
+                slot.2 += size;
+            }
+        }
+    }
+    sizes
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -83,6 +117,14 @@ fn main() -> Result<()> {
                 summary.bytes_written,
                 summary.bytes_written as f64 / (summary.events_written.max(1)) as f64
             );
+            if !lake.starts_with("s3://") {
+                for (kind, (blocks, events, bytes)) in capture_sizes(std::path::Path::new(&lake)) {
+                    println!(
+                        "  {kind:<8} {events:>11} events {blocks:>6} blocks {bytes:>12} bytes  {:.3} bytes/event",
+                        bytes as f64 / events.max(1) as f64
+                    );
+                }
+            }
             if summary.blocks_dropped > 0 {
                 println!("lost:     {} blocks (sink too slow)", summary.blocks_dropped);
             }

@@ -185,3 +185,87 @@ macro_rules! debug {
 macro_rules! trace {
     ($($arg:tt)+) => { $crate::__private::__log!($crate, Trace, $($arg)+) };
 }
+
+/// Hooks for the crate's benchmarks (flush-thread throughput); not a public API.
+#[doc(hidden)]
+pub mod __bench {
+    use crate::format::{BlockEncoder, BlockMeta};
+    use crate::raw;
+    use crate::SpanDesc;
+
+    static DESCS: [SpanDesc; 8] = {
+        const fn desc(name: &'static str) -> SpanDesc {
+            SpanDesc {
+                name,
+                target: "bench",
+                file: "bench.rs",
+                line: 1,
+            }
+        }
+        [
+            desc("frame"),
+            desc("update"),
+            desc("physics"),
+            desc("physics.solve"),
+            desc("physics.solve.island"),
+            desc("animation"),
+            desc("render"),
+            desc("render.draw"),
+        ]
+    };
+
+    /// The raw CPU queue bytes of `events` span events: nested begin/end pairs (depth up to 8)
+    /// about 100–400 ticks apart, as a busy game thread produces them.
+    pub fn raw_cpu_events(events: usize) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(events * 16);
+        let mut ticks = 1_000_000u64;
+        let mut depth = 0usize;
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..events {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            ticks += 100 + rng % 300;
+            let begin = depth == 0 || (depth < 8 && rng % 2 == 0);
+            let word = if begin {
+                let desc = &DESCS[(depth + (rng as usize >> 8) % 2) % DESCS.len()];
+                depth += 1;
+                desc as *const SpanDesc as u64 | raw::CPU_BEGIN
+            } else {
+                depth -= 1;
+                raw::CPU_END
+            };
+            bytes.extend_from_slice(&ticks.to_le_bytes());
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// Encodes and compresses raw CPU bytes into a block, as the flush thread does; returns the
+    /// block's size.
+    pub fn encode_cpu(encoder: &mut BlockEncoder, raw_bytes: &[u8]) -> usize {
+        let meta = BlockMeta {
+            process_id: [1; 16],
+            stream_id: [2; 16],
+            block_seq: 0,
+            dropped_blocks: 0,
+        };
+        encoder
+            .encode_cpu(raw_bytes, &meta)
+            .map_or(0, |(block, _)| block.len())
+    }
+
+    /// The encoded block itself.
+    pub fn encoded_cpu_block(encoder: &mut BlockEncoder, raw_bytes: &[u8]) -> Vec<u8> {
+        let meta = BlockMeta {
+            process_id: [1; 16],
+            stream_id: [2; 16],
+            block_seq: 0,
+            dropped_blocks: 0,
+        };
+        encoder
+            .encode_cpu(raw_bytes, &meta)
+            .map(|(block, _)| block)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need, starts a real S3
+# server (moto) for the S3 tests, runs `cargo test --workspace`, stops the server.
+#
+#   scripts/test.sh            # everything
+#   scripts/test.sh round_trip # extra arguments go to `cargo test` (e.g. a test-name filter)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+
+# A target directory that survives between runs (and between CI clones) turns a cold build of
+# several minutes into seconds. Override with CARGO_TARGET_DIR.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/frameline-target}"
+
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v cc >/dev/null || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing ${need_apt[*]}" >&2
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >&2
+  fi
+fi
+
+# The moto S3 server: ../shared/s3/start-moto.sh when this checkout sits next to it, otherwise
+# our own copy of the same steps.
+moto_script="$here/../shared/s3/start-moto.sh"
+[ -x "$moto_script" ] || [ -f "$moto_script" ] || moto_script="$here/scripts/start-moto.sh"
+eval "$(bash "$moto_script")"
+trap 'kill "$FRAMELINE_TEST_S3_PID" 2>/dev/null || true' EXIT
+
+cargo test --workspace --exclude frameline-peers --all-features "$@"
