@@ -27,8 +27,9 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const MAX_LZ4_RATIO: usize = 255;
 /// Longest string a decoder accepts in a dependency table or argument.
 pub const MAX_STRING_BYTES: usize = 1024 * 1024;
-/// Most arguments one log entry may carry.
-pub const MAX_LOG_ARGS: usize = 255;
+/// Most arguments one log entry may carry (the log macros refuse more at compile time), so
+/// the count always fits one varint byte.
+pub const MAX_LOG_ARGS: usize = 127;
 
 const COMPRESSION_NONE: u8 = 0;
 const COMPRESSION_LZ4: u8 = 1;
@@ -1209,7 +1210,7 @@ impl BlockEncoder {
             let argc_at = events.len();
             events.push(0);
             let argc = reencode_args(args, &mut events);
-            // argc ≤ MAX_LOG_ARGS < 128: one varint byte.
+            // argc ≤ MAX_LOG_ARGS = 127: one varint byte.
             events[argc_at] = argc;
             count += 1;
         }

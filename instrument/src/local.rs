@@ -24,7 +24,7 @@ pub(crate) const METRICS_QUEUE_BYTES: usize = 128 * 1024;
 pub(crate) const MAX_LOG_RECORD_BYTES: usize = 64 * 1024;
 
 pub(crate) struct Queue {
-    pub(crate) info: Arc<StreamInfo>,
+    kind: StreamKind,
     capacity: usize,
     /// Owned by the writing thread; replaced only under the thread's lock, by that thread.
     /// Its `len` stays 0: the written length is `len` below.
@@ -33,20 +33,30 @@ pub(crate) struct Queue {
     len: AtomicUsize,
     /// Guarded by the thread's lock.
     sent: UnsafeCell<usize>,
-    /// Guarded by the thread's lock: sequence number of the next block, and the session it
-    /// belongs to (a new session restarts the stream's numbering).
-    next_seq: UnsafeCell<(u64, u64)>,
+    /// Guarded by the thread's lock: the stream this queue feeds in the current session (a new
+    /// session gets a new stream id and restarts the numbering).
+    stream: UnsafeCell<StreamSlot>,
+}
+
+struct StreamSlot {
+    generation: u64,
+    next_seq: u64,
+    info: Arc<StreamInfo>,
 }
 
 impl Queue {
     fn new(kind: StreamKind, capacity: usize, thread_name: &str, thread_index: u64) -> Self {
         Self {
-            info: Arc::new(StreamInfo::new(kind, thread_name, thread_index)),
+            kind,
             capacity,
             buf: UnsafeCell::new(Vec::with_capacity(capacity)),
             len: AtomicUsize::new(0),
             sent: UnsafeCell::new(0),
-            next_seq: UnsafeCell::new((0, 0)),
+            stream: UnsafeCell::new(StreamSlot {
+                generation: 0,
+                next_seq: 0,
+                info: Arc::new(StreamInfo::new(kind, thread_name, thread_index)),
+            }),
         }
     }
 
@@ -132,6 +142,10 @@ impl Queue {
 /// what a thread has published without waiting for it.
 pub(crate) struct ThreadState {
     lock: Mutex<()>,
+    /// Owner only: a log record that did not fit in the log queue's buffer.
+    spill: UnsafeCell<Vec<u8>>,
+    /// Owner only: a log record is being written (a log from inside an argument is dropped).
+    in_log: Cell<bool>,
     pub(crate) cpu: Queue,
     pub(crate) log: Queue,
     pub(crate) metrics: Queue,
@@ -169,6 +183,8 @@ impl ThreadState {
             .unwrap_or_else(|| format!("thread-{thread_index}"));
         Self {
             lock: Mutex::new(()),
+            spill: UnsafeCell::new(Vec::new()),
+            in_log: Cell::new(false),
             cpu: Queue::new(StreamKind::Cpu, CPU_QUEUE_BYTES, &name, thread_index),
             log: Queue::new(StreamKind::Log, LOG_QUEUE_BYTES, &name, thread_index),
             metrics: Queue::new(StreamKind::Metrics, METRICS_QUEUE_BYTES, &name, thread_index),
@@ -179,15 +195,33 @@ impl ThreadState {
         self.lock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn next_seq(queue: &Queue, session: &Session) -> u64 {
+    /// The queue's stream in `session`. Call with the thread's lock held.
+    fn stream_slot<'q>(queue: &'q Queue, session: &Session) -> &'q mut StreamSlot {
         // SAFETY: called with the thread's lock held (see `unsafe impl Sync`).
-        let slot = unsafe { &mut *queue.next_seq.get() };
-        if slot.0 != session.generation {
-            *slot = (session.generation, 0);
+        let slot = unsafe { &mut *queue.stream.get() };
+        if slot.generation != session.generation {
+            let old = &slot.info;
+            *slot = StreamSlot {
+                generation: session.generation,
+                next_seq: 0,
+                info: Arc::new(StreamInfo::new(queue.kind, &old.thread_name, old.thread_index)),
+            };
         }
-        let seq = slot.1;
-        slot.1 += 1;
-        seq
+        slot
+    }
+
+    /// The identity and next sequence number of the queue's stream in `session`. Lock held.
+    fn next_block(queue: &Queue, session: &Session) -> (Arc<StreamInfo>, u64) {
+        let slot = Self::stream_slot(queue, session);
+        let seq = slot.next_seq;
+        slot.next_seq += 1;
+        (slot.info.clone(), seq)
+    }
+
+    /// The streams of this thread in `session` (for the final metadata).
+    pub(crate) fn streams(&self, session: &Session) -> [Arc<StreamInfo>; 3] {
+        let _guard = self.lock();
+        [&self.cpu, &self.log, &self.metrics].map(|q| Self::stream_slot(q, session).info.clone())
     }
 
     /// Owner: hands the queue's unsent bytes to the flush thread and starts an empty buffer.
@@ -200,21 +234,21 @@ impl ThreadState {
         if len > *sent {
             match session::current() {
                 Some(session) => {
-                    let seq = Self::next_seq(queue, &session);
+                    let (stream, seq) = Self::next_block(queue, &session);
                     if session.reserve_inflight(queue.capacity) {
                         let mut full = std::mem::replace(buf, Vec::with_capacity(queue.capacity));
                         // SAFETY: the first `len` bytes were written by `push*` before being
                         // published; capacity ≥ len.
                         unsafe { full.set_len(len) };
                         session.send(RawBlock {
-                            stream: queue.info.clone(),
+                            stream,
                             bytes: full,
                             start: *sent,
                             seq,
                             reserved_bytes: queue.capacity,
                         });
                     } else {
-                        queue.info.count_dropped();
+                        stream.count_dropped();
                         session.count_dropped();
                     }
                 }
@@ -246,10 +280,10 @@ impl ThreadState {
             // replaces the buffer, which needs the lock we hold.
             let published = unsafe { std::slice::from_raw_parts(buf.as_ptr(), len) };
             let bytes = published[*sent..].to_vec();
-            let seq = Self::next_seq(queue, session);
+            let (stream, seq) = Self::next_block(queue, session);
             let reserved_bytes = bytes.len();
             session.send(RawBlock {
-                stream: queue.info.clone(),
+                stream,
                 bytes,
                 start: 0,
                 seq,
@@ -387,78 +421,112 @@ pub(crate) fn swap_current_async_span(id: u64) -> u64 {
 pub(crate) fn record_log(addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>)) {
     let ticks = crate::time::now();
     with_thread(|t| {
-        let queue = &t.log;
-        let (ptr, len, cap) = queue.spare();
+        if t.in_log.replace(true) {
+            // Logging while evaluating or formatting another log's arguments: the outer record
+            // owns the queue's tail.
+            return;
+        }
+        let (ptr, len, cap) = t.log.spare();
         let mut writer = LogWriter {
             ptr,
             start: len,
             pos: len + raw::LOG_HEADER_BYTES,
             cap,
-            spill: None,
-            _marker: std::marker::PhantomData,
+            thread: t,
         };
-        if writer.pos > cap {
-            writer.spill_from_start();
-        } else {
+        if writer.pos <= cap {
             // SAFETY: `start + LOG_HEADER_BYTES <= cap`: inside the allocation, past `len`.
             unsafe {
-                std::ptr::write_unaligned(ptr.add(len).cast::<[u64; 2]>(), [ticks.to_le(), addr.to_le()]);
+                std::ptr::write_unaligned(
+                    ptr.add(len).cast::<[u64; 2]>(),
+                    [ticks.to_le(), addr.to_le()],
+                );
             }
+        } else {
+            writer.spill();
         }
         write_args(&mut writer);
-        writer.finish(t, ticks, addr);
+        if writer.cap != 0 {
+            let args_len = (writer.pos - writer.start - raw::LOG_HEADER_BYTES) as u32;
+            // SAFETY: the header slot `start..start + 20` is inside what this writer wrote.
+            unsafe {
+                std::ptr::write_unaligned(
+                    writer.ptr.add(writer.start + 16).cast::<[u8; 4]>(),
+                    args_len.to_le_bytes(),
+                );
+            }
+            t.log.len.store(writer.pos, Ordering::Release);
+        } else {
+            writer.finish_spilled(ticks, addr);
+        }
+        t.in_log.set(false);
     });
 }
 
-/// Appends log arguments in place in the log queue, or into a spill buffer when the queue's
-/// buffer is full (the record is then copied into the next buffer).
+/// Appends log arguments in place in the log queue. When the queue's buffer is full, the record
+/// moves to the thread's spill buffer (`cap` becomes 0, so every later `put` takes the slow
+/// path) and is copied into the next buffer at the end.
 pub struct LogWriter<'a> {
     ptr: *mut u8,
     start: usize,
     pos: usize,
     cap: usize,
-    spill: Option<Vec<u8>>,
-    // Ties the writer to the thread it was created on.
-    _marker: std::marker::PhantomData<&'a Cell<()>>,
+    thread: &'a ThreadState,
 }
 
 impl LogWriter<'_> {
-    fn spill_from_start(&mut self) {
-        let mut spill = Vec::with_capacity(256);
-        if self.pos <= self.cap || self.pos > self.start + raw::LOG_HEADER_BYTES {
-            let written = self.pos.min(self.cap) - self.start;
-            // SAFETY: bytes `start..pos` (≤ cap) were written by this writer.
+    fn spill_buffer(&self) -> &mut Vec<u8> {
+        // SAFETY: only the owner thread writes logs, and a `LogWriter` exists only inside
+        // `record_log` on that thread, one at a time (`in_log` refuses nested records).
+        unsafe { &mut *self.thread.spill.get() }
+    }
+
+    #[cold]
+    fn spill(&mut self) {
+        let written = self.pos.min(self.cap).saturating_sub(self.start);
+        let spill = self.spill_buffer();
+        spill.clear();
+        if written > 0 && self.cap != 0 {
+            // SAFETY: bytes `start..start + written` (≤ cap) were written by this writer.
             spill.extend_from_slice(unsafe {
                 std::slice::from_raw_parts(self.ptr.add(self.start), written)
             });
         }
         spill.resize(spill.len().max(raw::LOG_HEADER_BYTES), 0);
-        self.spill = Some(spill);
+        self.cap = 0;
     }
 
-    fn record_len(&self) -> usize {
-        match &self.spill {
-            Some(spill) => spill.len(),
-            None => self.pos - self.start,
-        }
-    }
-
-    /// Appends raw bytes to the record (nothing past `MAX_LOG_RECORD_BYTES`).
+    /// Appends raw bytes to the record.
     #[inline(always)]
     pub fn put(&mut self, bytes: &[u8]) {
-        if self.spill.is_none() && self.pos + bytes.len() <= self.cap {
+        if self.pos + bytes.len() <= self.cap {
             // SAFETY: `pos + len <= cap`: inside the allocation, past the published length.
             unsafe {
                 std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(self.pos), bytes.len())
             };
             self.pos += bytes.len();
-            return;
+        } else {
+            self.put_slow(bytes);
         }
-        if self.spill.is_none() {
-            self.spill_from_start();
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn put_slow(&mut self, bytes: &[u8]) {
+        if self.cap != 0 {
+            self.spill();
         }
-        if let Some(spill) = &mut self.spill {
+        let spill = self.spill_buffer();
+        if spill.len() + bytes.len() <= MAX_LOG_RECORD_BYTES {
             spill.extend_from_slice(bytes);
+        }
+    }
+
+    fn record_len(&self) -> usize {
+        if self.cap == 0 {
+            self.spill_buffer().len()
+        } else {
+            self.pos - self.start
         }
     }
 
@@ -470,27 +538,23 @@ impl LogWriter<'_> {
             .min(raw::MAX_INLINE_STR_BYTES)
     }
 
-    /// Overwrites 4 bytes at `offset` from the record's start.
+    /// Overwrites 4 bytes at `offset_in_record` from the record's start.
     pub(crate) fn patch_u32(&mut self, offset_in_record: usize, value: u32) {
         let bytes = value.to_le_bytes();
-        match &mut self.spill {
-            Some(spill) => {
-                if let Some(slot) = spill.get_mut(offset_in_record..offset_in_record + 4) {
-                    slot.copy_from_slice(&bytes);
-                }
+        if self.cap == 0 {
+            let spill = self.spill_buffer();
+            if let Some(slot) = spill.get_mut(offset_in_record..offset_in_record + 4) {
+                slot.copy_from_slice(&bytes);
             }
-            None => {
-                if self.start + offset_in_record + 4 <= self.pos {
-                    // SAFETY: inside the bytes this writer wrote.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            bytes.as_ptr(),
-                            self.ptr.add(self.start + offset_in_record),
-                            4,
-                        )
-                    };
-                }
-            }
+        } else if self.start + offset_in_record + 4 <= self.pos {
+            // SAFETY: inside the bytes this writer wrote.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    bytes.as_ptr(),
+                    self.ptr.add(self.start + offset_in_record),
+                    4,
+                )
+            };
         }
     }
 
@@ -499,27 +563,16 @@ impl LogWriter<'_> {
         self.record_len()
     }
 
-    fn finish(mut self, thread: &ThreadState, ticks: u64, addr: u64) {
-        let total = self.record_len();
-        let args_len = (total - raw::LOG_HEADER_BYTES) as u32;
-        match self.spill.take() {
-            None => {
-                // SAFETY: the header slot `start..start+20` is inside what this writer wrote.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        args_len.to_le_bytes().as_ptr(),
-                        self.ptr.add(self.start + 16),
-                        4,
-                    );
-                }
-                thread.log.len.store(self.pos, Ordering::Release);
-            }
-            Some(mut spill) => {
-                spill[..8].copy_from_slice(&ticks.to_le_bytes());
-                spill[8..16].copy_from_slice(&addr.to_le_bytes());
-                spill[16..20].copy_from_slice(&args_len.to_le_bytes());
-                thread.log.push_slow(thread, &spill);
-            }
-        }
+    #[cold]
+    fn finish_spilled(self, ticks: u64, addr: u64) {
+        let record = std::mem::take(self.spill_buffer());
+        let mut record = record;
+        let args_len = (record.len() - raw::LOG_HEADER_BYTES) as u32;
+        record[..8].copy_from_slice(&ticks.to_le_bytes());
+        record[8..16].copy_from_slice(&addr.to_le_bytes());
+        record[16..20].copy_from_slice(&args_len.to_le_bytes());
+        self.thread.log.push_slow(self.thread, &record);
+        record.clear();
+        *self.spill_buffer() = record;
     }
 }

@@ -471,6 +471,7 @@ fn check_or_write_version(sink: &dyn Sink, lake_name: &str) -> Result<(), InitEr
 }
 
 struct StreamState {
+    info: Arc<StreamInfo>,
     meta: StreamMeta,
     key: String,
     /// Blocks the sink refused.
@@ -588,7 +589,7 @@ impl Flusher {
         }
     }
 
-    fn ensure_stream(&mut self, stream: &StreamInfo) {
+    fn ensure_stream(&mut self, stream: &Arc<StreamInfo>) {
         if self.streams.contains_key(&stream.stream_id) {
             return;
         }
@@ -607,6 +608,7 @@ impl Flusher {
         self.streams.insert(
             stream.stream_id,
             StreamState {
+                info: stream.clone(),
                 meta,
                 key,
                 sink_dropped: 0,
@@ -635,31 +637,17 @@ impl Flusher {
     fn write_final_metadata(&mut self) {
         let mut total_dropped = 0u64;
         let mut updates = Vec::new();
+        // Streams of live threads that lost blocks but never reached the sink get described too.
         for thread in local::registered_threads() {
-            for queue in [&thread.cpu, &thread.log, &thread.metrics] {
-                // Streams that lost blocks but never reached the sink still get described.
-                if queue.info.dropped_blocks.load(Ordering::Relaxed) > 0 {
-                    self.ensure_stream(&queue.info);
+            for info in thread.streams(&self.session) {
+                if info.dropped_blocks.load(Ordering::Relaxed) > 0 {
+                    self.ensure_stream(&info);
                 }
             }
         }
-        let dropped_by_stream: Vec<([u8; 16], u64)> = local::registered_threads()
-            .iter()
-            .flat_map(|t| [&t.cpu, &t.log, &t.metrics])
-            .map(|q| {
-                (
-                    q.info.stream_id,
-                    q.info.dropped_blocks.load(Ordering::Relaxed) as u64,
-                )
-            })
-            .collect();
-        for (id, state) in &mut self.streams {
-            let game_dropped = dropped_by_stream
-                .iter()
-                .find(|(sid, _)| sid == id)
-                .map_or(state.meta.dropped_blocks, |(_, d)| *d);
-            state.meta.dropped_blocks = game_dropped.max(state.meta.dropped_blocks)
-                + state.sink_dropped as u64;
+        for state in self.streams.values_mut() {
+            let game_dropped = state.info.dropped_blocks.load(Ordering::Relaxed) as u64;
+            state.meta.dropped_blocks = game_dropped + state.sink_dropped as u64;
             total_dropped += state.meta.dropped_blocks;
             updates.push((state.key.clone(), state.meta.clone()));
         }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{read_capture, serial, Ev};
+use common::{assert_no_temp_files, read_capture, serial, Ev};
 use frameline_instrument::format::MetricValue;
 use frameline_instrument::prelude::*;
 use frameline_instrument::{Config, Level};
@@ -77,6 +77,7 @@ fn spans_logs_metrics_and_frames_round_trip() {
     thread.join().unwrap();
     drop(guard);
 
+    assert_no_temp_files(dir.path());
     let capture = read_capture(dir.path());
     assert_eq!(capture.processes.len(), 1);
     let process = &capture.processes[0];
@@ -286,4 +287,108 @@ fn events_of_live_threads_are_flushed_at_shutdown_and_on_interval() {
     );
     let main_name = std::thread::current().name().unwrap().to_owned();
     assert_eq!(capture.events(&main_name, "cpu").first(), Some(&begin("main.before.shutdown")));
+}
+
+#[test]
+fn a_second_session_records_into_new_streams() {
+    let _serial = serial();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<&'static str>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    // One thread lives across two sessions and records in each.
+    let thread = std::thread::Builder::new()
+        .name("long-lived".into())
+        .spawn(move || {
+            while let Ok(phase) = go_rx.recv() {
+                if phase == "session-1" {
+                    span_scope!("in.session.1");
+                } else {
+                    span_scope!("in.session.2");
+                }
+                done_tx.send(()).unwrap();
+            }
+        })
+        .unwrap();
+    let mut captures = Vec::new();
+    for phase in ["session-1", "session-2"] {
+        let dir = tempfile::tempdir().unwrap();
+        let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+        go_tx.send(phase).unwrap();
+        done_rx.recv().unwrap();
+        drop(guard);
+        captures.push((read_capture(dir.path()), dir));
+    }
+    drop(go_tx);
+    thread.join().unwrap();
+    assert_eq!(captures[0].0.events("long-lived", "cpu"), vec![begin("in.session.1"), Ev::End]);
+    assert_eq!(captures[1].0.events("long-lived", "cpu"), vec![begin("in.session.2"), Ev::End]);
+    let ids = |c: &common::Capture| c.streams.keys().cloned().collect::<std::collections::BTreeSet<_>>();
+    assert!(ids(&captures[0].0).is_disjoint(&ids(&captures[1].0)), "stream ids reused across sessions");
+    // Each session numbers its blocks from 0.
+    for (capture, _) in &captures {
+        for stream in capture.thread_streams("long-lived", "cpu") {
+            assert_eq!(stream.seqs, vec![0]);
+        }
+    }
+}
+
+struct LogsWhileFormatting;
+
+impl std::fmt::Display for LogsWhileFormatting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        info!("nested log from inside Display");
+        f.write_str("outer arg")
+    }
+}
+
+#[test]
+fn a_log_inside_a_log_argument_does_not_corrupt_the_record() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    std::thread::Builder::new()
+        .name("nesting".into())
+        .spawn(|| {
+            info!("before");
+            info!("value: {}", LogsWhileFormatting);
+            info!("after {}", 1u8);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    drop(guard);
+    let capture = read_capture(dir.path());
+    assert_eq!(
+        capture.events("nesting", "log"),
+        vec![
+            log("info", module_path!(), "before"),
+            log("info", module_path!(), "value: outer arg"),
+            log("info", module_path!(), "after 1"),
+        ]
+    );
+}
+
+#[test]
+fn a_log_bigger_than_the_queue_space_left_moves_to_the_next_block() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    let long = "x".repeat(10_000);
+    let expected: Vec<Ev> = (0..100u32)
+        .map(|i| log("info", module_path!(), &format!("{i} {long} {}", NotCaptured(i))))
+        .collect();
+    std::thread::Builder::new()
+        .name("long-logs".into())
+        .spawn(move || {
+            // 100 records of ~10 KiB through a 256 KiB queue: several spill into the next buffer.
+            for i in 0..100u32 {
+                info!("{i} {long} {}", NotCaptured(i));
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    drop(guard);
+    let capture = read_capture(dir.path());
+    assert_eq!(capture.events("long-logs", "log"), expected);
+    assert!(capture.thread_streams("long-logs", "log")[0].seqs.len() >= 3);
 }

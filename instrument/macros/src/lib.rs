@@ -235,6 +235,12 @@ fn expand_log(input: LogInput) -> syn::Result<TokenStream2> {
         })
     };
     let parsed = parse_format(&format.value()).map_err(|msg| syn::Error::new(lit_span, msg))?;
+    if let Some((_, placeholders)) = &parsed {
+        // Must match frameline_instrument::format::MAX_LOG_ARGS.
+        if placeholders.len() > 127 {
+            return Err(syn::Error::new(lit_span, "a log entry takes at most 127 arguments"));
+        }
+    }
     let (template, writes) = match parsed {
         Some((template, placeholders)) => {
             let mut next = 0usize;
