@@ -510,6 +510,51 @@ impl LogWriter<'_> {
         }
     }
 
+    /// Appends a tag byte and a 64-bit value: two stores, no temporary (building a 9-byte array
+    /// first costs a store-forwarding stall).
+    #[inline(always)]
+    pub fn put_tagged_u64(&mut self, tag: u8, value: u64) {
+        if self.pos + 9 <= self.cap {
+            // SAFETY: `pos + 9 <= cap`: inside the allocation, past the published length.
+            unsafe {
+                *self.ptr.add(self.pos) = tag;
+                std::ptr::write_unaligned(self.ptr.add(self.pos + 1).cast::<u64>(), value.to_le());
+            }
+            self.pos += 9;
+        } else {
+            let v = value.to_le_bytes();
+            self.put_slow(&[tag, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
+        }
+    }
+
+    /// Appends a tag byte and a 32-bit value.
+    #[inline(always)]
+    pub fn put_tagged_u32(&mut self, tag: u8, value: u32) {
+        if self.pos + 5 <= self.cap {
+            // SAFETY: `pos + 5 <= cap`: inside the allocation, past the published length.
+            unsafe {
+                *self.ptr.add(self.pos) = tag;
+                std::ptr::write_unaligned(self.ptr.add(self.pos + 1).cast::<u32>(), value.to_le());
+            }
+            self.pos += 5;
+        } else {
+            let v = value.to_le_bytes();
+            self.put_slow(&[tag, v[0], v[1], v[2], v[3]]);
+        }
+    }
+
+    /// Appends a fixed-size value (one unaligned store when it fits).
+    #[inline(always)]
+    pub fn put_array<const N: usize>(&mut self, bytes: [u8; N]) {
+        if self.pos + N <= self.cap {
+            // SAFETY: `pos + N <= cap`: inside the allocation, past the published length.
+            unsafe { std::ptr::write_unaligned(self.ptr.add(self.pos).cast::<[u8; N]>(), bytes) };
+            self.pos += N;
+        } else {
+            self.put_slow(&bytes);
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn put_slow(&mut self, bytes: &[u8]) {

@@ -21,10 +21,7 @@ macro_rules! capture_as {
         impl Capture for $t {
             #[inline(always)]
             fn capture(&self, w: &mut LogWriter<'_>) {
-                let mut record = [0u8; 9];
-                record[0] = $tag;
-                record[1..].copy_from_slice(&(*self as $as).to_le_bytes());
-                w.put(&record);
+                w.put_tagged_u64($tag, u64::from_le_bytes((*self as $as).to_le_bytes()));
             }
         }
     )*};
@@ -37,27 +34,21 @@ capture_as!(raw::ARG_F64, f64, f64);
 impl Capture for f32 {
     #[inline(always)]
     fn capture(&self, w: &mut LogWriter<'_>) {
-        let mut record = [0u8; 5];
-        record[0] = raw::ARG_F32;
-        record[1..].copy_from_slice(&self.to_le_bytes());
-        w.put(&record);
+        w.put_tagged_u32(raw::ARG_F32, self.to_bits());
     }
 }
 
 impl Capture for bool {
     #[inline(always)]
     fn capture(&self, w: &mut LogWriter<'_>) {
-        w.put(&[raw::ARG_BOOL, *self as u8]);
+        w.put_array([raw::ARG_BOOL, *self as u8]);
     }
 }
 
 impl Capture for char {
     #[inline(always)]
     fn capture(&self, w: &mut LogWriter<'_>) {
-        let mut record = [0u8; 5];
-        record[0] = raw::ARG_CHAR;
-        record[1..].copy_from_slice(&(*self as u32).to_le_bytes());
-        w.put(&record);
+        w.put_tagged_u32(raw::ARG_CHAR, *self as u32);
     }
 }
 
@@ -65,10 +56,7 @@ impl Capture for str {
     #[inline(always)]
     fn capture(&self, w: &mut LogWriter<'_>) {
         let s = raw::truncate_str(self, w.str_budget());
-        let mut head = [0u8; 5];
-        head[0] = raw::ARG_STR;
-        head[1..].copy_from_slice(&(s.len() as u32).to_le_bytes());
-        w.put(&head);
+        w.put_tagged_u32(raw::ARG_STR, s.len() as u32);
         w.put(s.as_bytes());
     }
 }
