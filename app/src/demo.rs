@@ -87,7 +87,7 @@ fn ai_think(entity: u64, frame: u64, fast: bool) {
             work(10, fast);
         }
     }
-    if (entity + frame) % 4 == 0 {
+    if (entity + frame).is_multiple_of(4) {
         span_scope!("ai.pathfind");
         for step in 0..3 {
             span_scope!("ai.pathfind.expand");
@@ -102,7 +102,7 @@ fn ai_think(entity: u64, frame: u64, fast: bool) {
         span_scope!("ai.decide");
         work(15, fast);
     }
-    if entity == 13 && frame % 600 == 0 {
+    if entity == 13 && frame.is_multiple_of(600) {
         debug!(target: "ai", "entity {entity} replanned at frame {frame}");
     }
 }
@@ -141,7 +141,7 @@ fn physics(frame: u64, fast: bool) {
             }
         }
     }
-    if frame % 300 == 0 {
+    if frame.is_multiple_of(300) {
         trace!(target: "physics", "frame {frame}: 48 pairs, 8 iterations");
     }
 }
@@ -258,7 +258,7 @@ fn update(frame: u64, jobs: &mpsc::Sender<Job>, fast: bool) {
         span_scope!("jobs.wait_ai");
         for _ in done_rx.iter() {}
     }
-    if frame > 0 && frame % SPIKE_EVERY_FRAMES == 0 {
+    if frame > 0 && frame.is_multiple_of(SPIKE_EVERY_FRAMES) {
         load_chunk(frame / SPIKE_EVERY_FRAMES, fast);
     }
 }
@@ -313,7 +313,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary> {
                     }
                     n += 1;
                     prefetched.store(n, Ordering::Relaxed);
-                    if n % 50 == 0 {
+                    if n.is_multiple_of(50) {
                         info!(target: "streaming", "prefetched {n} tiles");
                     }
                     std::thread::sleep(Duration::from_millis(if fast { 1 } else { 20 }));
@@ -336,7 +336,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary> {
             update(frame, &job_tx, options.fast);
             render(frame, options.fast);
         }
-        if frame > 0 && frame % SPIKE_EVERY_FRAMES == 0 {
+        if frame > 0 && frame.is_multiple_of(SPIKE_EVERY_FRAMES) {
             spikes += 1;
         }
         let frame_ms = last_frame.elapsed().as_secs_f64() * 1000.0;
@@ -348,10 +348,10 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary> {
         if frame_ms > 33.3 {
             warn!(target: "demo", "frame {frame} took {frame_ms:.1} ms");
         }
-        if frame % 60 == 0 {
+        if frame.is_multiple_of(60) {
             info!(target: "demo", "frame {frame}: {} entities, {:.2} MiB", ENTITIES, memory_bytes as f64 / 1048576.0);
         }
-        if frame % 97 == 0 {
+        if frame.is_multiple_of(97) {
             debug!(target: "demo", "camera at ({}, {})", frame as f64 * 0.5, 12.25);
         }
         if frame % 1000 == 999 {

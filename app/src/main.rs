@@ -126,7 +126,10 @@ fn main() -> Result<()> {
                 }
             }
             if summary.blocks_dropped > 0 {
-                println!("lost:     {} blocks (sink too slow)", summary.blocks_dropped);
+                println!(
+                    "lost:     {} blocks (sink too slow)",
+                    summary.blocks_dropped
+                );
             }
             Ok(())
         }

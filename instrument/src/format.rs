@@ -155,9 +155,8 @@ impl BlockHeader {
                 available: bytes.len(),
             })?;
         let u16_at = |o: usize| u16::from_le_bytes([header[o], header[o + 1]]);
-        let u32_at = |o: usize| {
-            u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]])
-        };
+        let u32_at =
+            |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
         let u64_at = |o: usize| {
             let mut b = [0u8; 8];
             b.copy_from_slice(&header[o..o + 8]);
@@ -594,12 +593,25 @@ impl<'a> BlockView<'a> {
 /// One event of a CPU stream. `dep` indexes the block's dependency table (a [`Dep::Span`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuEvent {
-    Begin { ticks: u64, dep: u32 },
+    Begin {
+        ticks: u64,
+        dep: u32,
+    },
     /// Closes the innermost open synchronous span of the thread (possibly one begun in an
     /// earlier block).
-    End { ticks: u64 },
-    AsyncBegin { ticks: u64, dep: u32, id: u64, parent: u64 },
-    AsyncEnd { ticks: u64, id: u64 },
+    End {
+        ticks: u64,
+    },
+    AsyncBegin {
+        ticks: u64,
+        dep: u32,
+        id: u64,
+        parent: u64,
+    },
+    AsyncEnd {
+        ticks: u64,
+        id: u64,
+    },
 }
 
 impl CpuEvent {

@@ -188,9 +188,15 @@ mod tests {
     fn civil_dates() {
         assert_eq!(civil_from_unix_ns(0), (1970, 1, 1, 0));
         // 2026-11-25T17:19:39Z
-        assert_eq!(civil_from_unix_ns(1_795_627_179_000_000_000), (2026, 11, 25, 17));
+        assert_eq!(
+            civil_from_unix_ns(1_795_627_179_000_000_000),
+            (2026, 11, 25, 17)
+        );
         // 2000-02-29T23:59:59Z
-        assert_eq!(civil_from_unix_ns(951_868_799_000_000_000), (2000, 2, 29, 23));
+        assert_eq!(
+            civil_from_unix_ns(951_868_799_000_000_000),
+            (2000, 2, 29, 23)
+        );
     }
 
     #[test]

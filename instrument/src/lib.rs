@@ -39,8 +39,8 @@ pub mod time;
 
 pub use desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
 pub use session::{
-    init, init_from_env, level_enabled, process_id, set_max_level, stats, Config, InitError,
-    Stats, TelemetryGuard,
+    Config, InitError, Stats, TelemetryGuard, init, init_from_env, level_enabled, process_id,
+    set_max_level, stats,
 };
 pub use span::{InstrumentFuture, InstrumentedFuture, SpanGuard};
 
@@ -57,7 +57,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::local::LogWriter;
-    pub use crate::log::{record_log, write_display, Arg, Capture, CaptureDisplay, CaptureFast};
+    pub use crate::log::{Arg, Capture, CaptureDisplay, CaptureFast, record_log, write_display};
     pub use frameline_macros::__log;
 
     #[inline(always)]
@@ -189,9 +189,9 @@ macro_rules! trace {
 /// Hooks for the crate's benchmarks (flush-thread throughput); not a public API.
 #[doc(hidden)]
 pub mod __bench {
+    use crate::SpanDesc;
     use crate::format::{BlockEncoder, BlockMeta};
     use crate::raw;
-    use crate::SpanDesc;
 
     static DESCS: [SpanDesc; 8] = {
         const fn desc(name: &'static str) -> SpanDesc {
@@ -226,7 +226,7 @@ pub mod __bench {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             ticks += 100 + rng % 300;
-            let begin = depth == 0 || (depth < 8 && rng % 2 == 0);
+            let begin = depth == 0 || (depth < 8 && rng.is_multiple_of(2));
             let word = if begin {
                 let desc = &DESCS[(depth + (rng as usize >> 8) % 2) % DESCS.len()];
                 depth += 1;

@@ -187,7 +187,12 @@ impl ThreadState {
             in_log: Cell::new(false),
             cpu: Queue::new(StreamKind::Cpu, CPU_QUEUE_BYTES, &name, thread_index),
             log: Queue::new(StreamKind::Log, LOG_QUEUE_BYTES, &name, thread_index),
-            metrics: Queue::new(StreamKind::Metrics, METRICS_QUEUE_BYTES, &name, thread_index),
+            metrics: Queue::new(
+                StreamKind::Metrics,
+                METRICS_QUEUE_BYTES,
+                &name,
+                thread_index,
+            ),
         }
     }
 
@@ -195,33 +200,44 @@ impl ThreadState {
         self.lock.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The queue's stream in `session`. Call with the thread's lock held.
-    fn stream_slot<'q>(queue: &'q Queue, session: &Session) -> &'q mut StreamSlot {
-        // SAFETY: called with the thread's lock held (see `unsafe impl Sync`).
+    /// Runs `f` on the queue's stream in `session`. Call with the thread's lock held.
+    fn with_stream_slot<R>(
+        queue: &Queue,
+        session: &Session,
+        f: impl FnOnce(&mut StreamSlot) -> R,
+    ) -> R {
+        // SAFETY: called with the thread's lock held (see `unsafe impl Sync`), and the
+        // reference does not outlive this call.
         let slot = unsafe { &mut *queue.stream.get() };
         if slot.generation != session.generation {
             let old = &slot.info;
             *slot = StreamSlot {
                 generation: session.generation,
                 next_seq: 0,
-                info: Arc::new(StreamInfo::new(queue.kind, &old.thread_name, old.thread_index)),
+                info: Arc::new(StreamInfo::new(
+                    queue.kind,
+                    &old.thread_name,
+                    old.thread_index,
+                )),
             };
         }
-        slot
+        f(slot)
     }
 
     /// The identity and next sequence number of the queue's stream in `session`. Lock held.
     fn next_block(queue: &Queue, session: &Session) -> (Arc<StreamInfo>, u64) {
-        let slot = Self::stream_slot(queue, session);
-        let seq = slot.next_seq;
-        slot.next_seq += 1;
-        (slot.info.clone(), seq)
+        Self::with_stream_slot(queue, session, |slot| {
+            let seq = slot.next_seq;
+            slot.next_seq += 1;
+            (slot.info.clone(), seq)
+        })
     }
 
     /// The streams of this thread in `session` (for the final metadata).
     pub(crate) fn streams(&self, session: &Session) -> [Arc<StreamInfo>; 3] {
         let _guard = self.lock();
-        [&self.cpu, &self.log, &self.metrics].map(|q| Self::stream_slot(q, session).info.clone())
+        [&self.cpu, &self.log, &self.metrics]
+            .map(|q| Self::with_stream_slot(q, session, |slot| slot.info.clone()))
     }
 
     /// Owner: hands the queue's unsent bytes to the flush thread and starts an empty buffer.
@@ -231,28 +247,27 @@ impl ThreadState {
         // SAFETY: lock held; the owner is the caller.
         let sent = unsafe { &mut *queue.sent.get() };
         let buf = unsafe { &mut *queue.buf.get() };
-        if len > *sent {
-            match session::current() {
-                Some(session) => {
-                    let (stream, seq) = Self::next_block(queue, &session);
-                    if session.reserve_inflight(queue.capacity) {
-                        let mut full = std::mem::replace(buf, Vec::with_capacity(queue.capacity));
-                        // SAFETY: the first `len` bytes were written by `push*` before being
-                        // published; capacity ≥ len.
-                        unsafe { full.set_len(len) };
-                        session.send(RawBlock {
-                            stream,
-                            bytes: full,
-                            start: *sent,
-                            seq,
-                            reserved_bytes: queue.capacity,
-                        });
-                    } else {
-                        stream.count_dropped();
-                        session.count_dropped();
-                    }
+        if len > *sent
+            && let Some(session) = session::current()
+        {
+            {
+                let (stream, seq) = Self::next_block(queue, &session);
+                if session.reserve_inflight(queue.capacity) {
+                    let mut full = std::mem::replace(buf, Vec::with_capacity(queue.capacity));
+                    // SAFETY: the first `len` bytes were written by `push*` before being
+                    // published; capacity ≥ len.
+                    unsafe { full.set_len(len) };
+                    session.send(RawBlock {
+                        stream,
+                        bytes: full,
+                        start: *sent,
+                        seq,
+                        reserved_bytes: queue.capacity,
+                    });
+                } else {
+                    stream.count_dropped();
+                    session.count_dropped();
                 }
-                None => {}
             }
         }
         *sent = 0;
@@ -433,6 +448,10 @@ pub(crate) fn record_log(addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>))
             pos: len + raw::LOG_HEADER_BYTES,
             cap,
             thread: t,
+            // SAFETY: only the owner thread writes logs, and a `LogWriter` exists only inside
+            // `record_log` on that thread, one at a time (`in_log` refuses nested records), so
+            // this is the only reference to the spill buffer while it lives.
+            spill: unsafe { &mut *t.spill.get() },
         };
         if writer.pos <= cap {
             // SAFETY: `start + LOG_HEADER_BYTES <= cap`: inside the allocation, past `len`.
@@ -472,19 +491,14 @@ pub struct LogWriter<'a> {
     pos: usize,
     cap: usize,
     thread: &'a ThreadState,
+    spill: &'a mut Vec<u8>,
 }
 
 impl LogWriter<'_> {
-    fn spill_buffer(&self) -> &mut Vec<u8> {
-        // SAFETY: only the owner thread writes logs, and a `LogWriter` exists only inside
-        // `record_log` on that thread, one at a time (`in_log` refuses nested records).
-        unsafe { &mut *self.thread.spill.get() }
-    }
-
     #[cold]
     fn spill(&mut self) {
         let written = self.pos.min(self.cap).saturating_sub(self.start);
-        let spill = self.spill_buffer();
+        let spill = &mut *self.spill;
         spill.clear();
         if written > 0 && self.cap != 0 {
             // SAFETY: bytes `start..start + written` (≤ cap) were written by this writer.
@@ -561,7 +575,7 @@ impl LogWriter<'_> {
         if self.cap != 0 {
             self.spill();
         }
-        let spill = self.spill_buffer();
+        let spill = &mut *self.spill;
         if spill.len() + bytes.len() <= MAX_LOG_RECORD_BYTES {
             spill.extend_from_slice(bytes);
         }
@@ -569,7 +583,7 @@ impl LogWriter<'_> {
 
     fn record_len(&self) -> usize {
         if self.cap == 0 {
-            self.spill_buffer().len()
+            self.spill.len()
         } else {
             self.pos - self.start
         }
@@ -587,7 +601,7 @@ impl LogWriter<'_> {
     pub(crate) fn patch_u32(&mut self, offset_in_record: usize, value: u32) {
         let bytes = value.to_le_bytes();
         if self.cap == 0 {
-            let spill = self.spill_buffer();
+            let spill = &mut *self.spill;
             if let Some(slot) = spill.get_mut(offset_in_record..offset_in_record + 4) {
                 slot.copy_from_slice(&bytes);
             }
@@ -610,14 +624,13 @@ impl LogWriter<'_> {
 
     #[cold]
     fn finish_spilled(self, ticks: u64, addr: u64) {
-        let record = std::mem::take(self.spill_buffer());
-        let mut record = record;
+        let mut record = std::mem::take(self.spill);
         let args_len = (record.len() - raw::LOG_HEADER_BYTES) as u32;
         record[..8].copy_from_slice(&ticks.to_le_bytes());
         record[8..16].copy_from_slice(&addr.to_le_bytes());
         record[16..20].copy_from_slice(&args_len.to_le_bytes());
         self.thread.log.push_slow(self.thread, &record);
         record.clear();
-        *self.spill_buffer() = record;
+        *self.spill = record;
     }
 }

@@ -1,14 +1,14 @@
 //! A recording session (one process's telemetry): the flush thread, its sink, and the bounded
 //! hand-off between the game's threads and it.
 
+use crate::Level;
 use crate::format::{BlockEncoder, BlockMeta, StreamKind};
 use crate::lake::{self, BlockKey, ProcessMeta, StreamMeta};
 use crate::local;
 use crate::sink::{NullSink, Sink, SinkError};
 use crate::time::{self, ClockPair};
-use crate::Level;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -657,10 +657,11 @@ impl Flusher {
         let end = ClockPair::now();
         // Over seconds, a measured frequency beats the 10 ms calibration done at start.
         let lifetime = end.instant.duration_since(self.start.instant);
-        if time::frequency_is_measured() && lifetime > Duration::from_secs(1) {
-            if let Some(freq) = time::frequency_between(&self.start, &end) {
-                self.process.tsc_frequency = freq;
-            }
+        if time::frequency_is_measured()
+            && lifetime > Duration::from_secs(1)
+            && let Some(freq) = time::frequency_between(&self.start, &end)
+        {
+            self.process.tsc_frequency = freq;
         }
         self.process.end_ticks = Some(end.ticks);
         self.process.end_unix_ns = Some(end.unix_ns);

@@ -50,7 +50,10 @@ impl LocalSink {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, SinkError> {
-        if key.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+        if key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+        {
             return Err(SinkError::Config(format!("invalid object key {key:?}")));
         }
         Ok(self.root.join(key))
