@@ -4,7 +4,7 @@
 //! `cargo bench -p frameline-instrument --bench instrument`
 //! (the recording cost, side by side with other libraries, is in `instrument/peers`).
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use frameline_instrument::__bench::{encode_cpu, raw_cpu_events};
 use frameline_instrument::format::{Block, BlockEncoder};
 use std::hint::black_box;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_no_temp_files, read_capture, serial, Ev};
+use common::{Ev, assert_no_temp_files, read_capture, serial};
 use frameline_instrument::format::MetricValue;
 use frameline_instrument::prelude::*;
 use frameline_instrument::{Config, Level};
@@ -81,8 +81,14 @@ fn spans_logs_metrics_and_frames_round_trip() {
     let capture = read_capture(dir.path());
     assert_eq!(capture.processes.len(), 1);
     let process = &capture.processes[0];
-    assert_eq!(process.properties.get("map").map(String::as_str), Some("harbor"));
-    assert!(process.end_unix_ns.is_some(), "clean shutdown records the end");
+    assert_eq!(
+        process.properties.get("map").map(String::as_str),
+        Some("harbor")
+    );
+    assert!(
+        process.end_unix_ns.is_some(),
+        "clean shutdown records the end"
+    );
     assert!(process.tsc_frequency > 0);
 
     let cpu = capture.events("game-main", "cpu");
@@ -117,10 +123,26 @@ fn spans_logs_metrics_and_frames_round_trip() {
     assert_eq!(
         capture.events("game-main", "metrics"),
         vec![
-            Ev::Metric { name: "entities".into(), unit: "count".into(), value: MetricValue::Integer(128) },
-            Ev::Metric { name: "frame_time".into(), unit: "ms".into(), value: MetricValue::Float(16.5) },
-            Ev::Metric { name: "frame".into(), unit: "ticks".into(), value: MetricValue::Frame },
-            Ev::Metric { name: "frame".into(), unit: "ticks".into(), value: MetricValue::Frame },
+            Ev::Metric {
+                name: "entities".into(),
+                unit: "count".into(),
+                value: MetricValue::Integer(128)
+            },
+            Ev::Metric {
+                name: "frame_time".into(),
+                unit: "ms".into(),
+                value: MetricValue::Float(16.5)
+            },
+            Ev::Metric {
+                name: "frame".into(),
+                unit: "ticks".into(),
+                value: MetricValue::Frame
+            },
+            Ev::Metric {
+                name: "frame".into(),
+                unit: "ticks".into(),
+                value: MetricValue::Frame
+            },
         ]
     );
 }
@@ -130,7 +152,10 @@ struct YieldOnce(bool);
 
 impl std::future::Future for YieldOnce {
     type Output = ();
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
         if self.0 {
             std::task::Poll::Ready(())
         } else {
@@ -145,7 +170,11 @@ impl std::future::Future for YieldOnce {
 async fn load_asset(id: u32) -> Result<u32, String> {
     YieldOnce(false).await;
     child_task().await;
-    if id == 0 { Err("no asset 0".into()) } else { Ok(id) }
+    if id == 0 {
+        Err("no asset 0".into())
+    } else {
+        Ok(id)
+    }
 }
 
 #[span_fn]
@@ -157,7 +186,8 @@ async fn child_task() {
 fn async_span_survives_await_across_threads() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    let guard =
+        frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
     let mut future = Box::pin(load_asset(5));
     let waker = futures::task::noop_waker();
     let first = std::thread::Builder::new()
@@ -179,13 +209,25 @@ fn async_span_survives_await_across_threads() {
     let capture = read_capture(dir.path());
     let a = capture.events("poll-a", "cpu");
     let b = capture.events("poll-b", "cpu");
-    let Ev::AsyncBegin { name, id, parent } = &a[0] else { panic!("{a:?}") };
+    let Ev::AsyncBegin { name, id, parent } = &a[0] else {
+        panic!("{a:?}")
+    };
     assert_eq!((name.as_str(), *parent), ("load_asset", 0));
     assert_eq!(a.len(), 1, "{a:?}");
     // On the second thread: the child begins (parent = load_asset) and ends, then the parent ends.
-    let Ev::AsyncBegin { name: child, id: child_id, parent: child_parent } = &b[0] else { panic!("{b:?}") };
+    let Ev::AsyncBegin {
+        name: child,
+        id: child_id,
+        parent: child_parent,
+    } = &b[0]
+    else {
+        panic!("{b:?}")
+    };
     assert_eq!((child.as_str(), child_parent), ("child_task", id));
-    assert_eq!(&b[1..], &[Ev::AsyncEnd { id: *child_id }, Ev::AsyncEnd { id: *id }]);
+    assert_eq!(
+        &b[1..],
+        &[Ev::AsyncEnd { id: *child_id }, Ev::AsyncEnd { id: *id }]
+    );
 }
 
 #[test]
@@ -225,7 +267,10 @@ fn many_threads_at_once_lose_nothing() {
         let name = format!("worker-{t}");
         let cpu = capture.events(&name, "cpu");
         assert_eq!(cpu.len(), 2 * SPANS, "{name}");
-        assert!(cpu.chunks(2).all(|pair| pair == [begin("work"), Ev::End]), "{name}");
+        assert!(
+            cpu.chunks(2).all(|pair| pair == [begin("work"), Ev::End]),
+            "{name}"
+        );
         let logs = capture.events(&name, "log");
         let expected: Vec<Ev> = (0..SPANS)
             .step_by(1000)
@@ -270,7 +315,10 @@ fn events_of_live_threads_are_flushed_at_shutdown_and_on_interval() {
     // The interval flush picks it up while the thread is alive.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while read_capture(dir.path()).events("parked", "log").is_empty() {
-        assert!(std::time::Instant::now() < deadline, "interval flush never wrote the parked thread's log");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "interval flush never wrote the parked thread's log"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // The guard's own thread (this one) is flushed at shutdown.
@@ -280,13 +328,19 @@ fn events_of_live_threads_are_flushed_at_shutdown_and_on_interval() {
     parked.join().unwrap();
 
     let capture = read_capture(dir.path());
-    assert_eq!(capture.events("parked", "cpu"), vec![begin("before.park"), Ev::End]);
+    assert_eq!(
+        capture.events("parked", "cpu"),
+        vec![begin("before.park"), Ev::End]
+    );
     assert_eq!(
         capture.events("parked", "log"),
         vec![log("info", module_path!(), "parked thread says hi")]
     );
     let main_name = std::thread::current().name().unwrap().to_owned();
-    assert_eq!(capture.events(&main_name, "cpu").first(), Some(&begin("main.before.shutdown")));
+    assert_eq!(
+        capture.events(&main_name, "cpu").first(),
+        Some(&begin("main.before.shutdown"))
+    );
 }
 
 #[test]
@@ -311,7 +365,8 @@ fn a_second_session_records_into_new_streams() {
     let mut captures = Vec::new();
     for phase in ["session-1", "session-2"] {
         let dir = tempfile::tempdir().unwrap();
-        let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+        let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap())
+            .unwrap();
         go_tx.send(phase).unwrap();
         done_rx.recv().unwrap();
         drop(guard);
@@ -319,10 +374,24 @@ fn a_second_session_records_into_new_streams() {
     }
     drop(go_tx);
     thread.join().unwrap();
-    assert_eq!(captures[0].0.events("long-lived", "cpu"), vec![begin("in.session.1"), Ev::End]);
-    assert_eq!(captures[1].0.events("long-lived", "cpu"), vec![begin("in.session.2"), Ev::End]);
-    let ids = |c: &common::Capture| c.streams.keys().cloned().collect::<std::collections::BTreeSet<_>>();
-    assert!(ids(&captures[0].0).is_disjoint(&ids(&captures[1].0)), "stream ids reused across sessions");
+    assert_eq!(
+        captures[0].0.events("long-lived", "cpu"),
+        vec![begin("in.session.1"), Ev::End]
+    );
+    assert_eq!(
+        captures[1].0.events("long-lived", "cpu"),
+        vec![begin("in.session.2"), Ev::End]
+    );
+    let ids = |c: &common::Capture| {
+        c.streams
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert!(
+        ids(&captures[0].0).is_disjoint(&ids(&captures[1].0)),
+        "stream ids reused across sessions"
+    );
     // Each session numbers its blocks from 0.
     for (capture, _) in &captures {
         for stream in capture.thread_streams("long-lived", "cpu") {
@@ -344,7 +413,8 @@ impl std::fmt::Display for LogsWhileFormatting {
 fn a_log_inside_a_log_argument_does_not_corrupt_the_record() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    let guard =
+        frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
     std::thread::Builder::new()
         .name("nesting".into())
         .spawn(|| {
@@ -371,10 +441,17 @@ fn a_log_inside_a_log_argument_does_not_corrupt_the_record() {
 fn a_log_bigger_than_the_queue_space_left_moves_to_the_next_block() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let guard = frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    let guard =
+        frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
     let long = "x".repeat(10_000);
     let expected: Vec<Ev> = (0..100u32)
-        .map(|i| log("info", module_path!(), &format!("{i} {long} {}", NotCaptured(i))))
+        .map(|i| {
+            log(
+                "info",
+                module_path!(),
+                &format!("{i} {long} {}", NotCaptured(i)),
+            )
+        })
         .collect();
     std::thread::Builder::new()
         .name("long-logs".into())

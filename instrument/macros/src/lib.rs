@@ -109,7 +109,10 @@ impl Parse for LogInput {
             input.parse::<Token![,]>()?;
         }
         let format: LitStr = input.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected a format string literal, as in `info!(\"x = {}\", x)`")
+            syn::Error::new(
+                e.span(),
+                "expected a format string literal, as in `info!(\"x = {}\", x)`",
+            )
         })?;
         let mut args = Vec::new();
         while !input.is_empty() {
@@ -238,7 +241,10 @@ fn expand_log(input: LogInput) -> syn::Result<TokenStream2> {
     if let Some((_, placeholders)) = &parsed {
         // Must match frameline_instrument::format::MAX_LOG_ARGS.
         if placeholders.len() > 127 {
-            return Err(syn::Error::new(lit_span, "a log entry takes at most 127 arguments"));
+            return Err(syn::Error::new(
+                lit_span,
+                "a log entry takes at most 127 arguments",
+            ));
         }
     }
     let (template, writes) = match parsed {
@@ -255,9 +261,9 @@ fn expand_log(input: LogInput) -> syn::Result<TokenStream2> {
                         quote!(#e)
                     }
                     PlaceholderArg::Index(i) => {
-                        let e = positional.get(*i).ok_or_else(|| {
-                            syn::Error::new(lit_span, format!("no argument {i}"))
-                        })?;
+                        let e = positional
+                            .get(*i)
+                            .ok_or_else(|| syn::Error::new(lit_span, format!("no argument {i}")))?;
                         quote!(#e)
                     }
                     PlaceholderArg::Name(name) => match named(name) {

@@ -407,8 +407,10 @@ mod tr {
     /// Installs `Registry` + `RecordingLayer` as the global default subscriber; it must happen
     /// before any tracing callsite is hit, so that callsite interest is computed against it.
     pub fn init() {
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(RecordingLayer))
-            .expect("set the global tracing subscriber");
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(RecordingLayer),
+        )
+        .expect("set the global tracing subscriber");
     }
 
     #[inline(always)]

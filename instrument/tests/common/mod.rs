@@ -1,7 +1,7 @@
 //! Reads a local capture back through the block format's decoder, for assertions.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use frameline_instrument::format::{format_message, Block, CpuEvent, MetricValue};
+use frameline_instrument::format::{Block, CpuEvent, MetricValue, format_message};
 use frameline_instrument::lake::{self, BlockKey, ProcessMeta, StreamMeta};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,10 +17,24 @@ pub fn serial() -> MutexGuard<'static, ()> {
 pub enum Ev {
     Begin(String),
     End,
-    AsyncBegin { name: String, id: u64, parent: u64 },
-    AsyncEnd { id: u64 },
-    Log { level: String, target: String, message: String },
-    Metric { name: String, unit: String, value: MetricValue },
+    AsyncBegin {
+        name: String,
+        id: u64,
+        parent: u64,
+    },
+    AsyncEnd {
+        id: u64,
+    },
+    Log {
+        level: String,
+        target: String,
+        message: String,
+    },
+    Metric {
+        name: String,
+        unit: String,
+        value: MetricValue,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -63,7 +77,9 @@ impl Capture {
 }
 
 fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -92,7 +108,11 @@ pub fn read_capture(root: &Path) -> Capture {
     walk(root, &mut files);
     let mut capture = Capture::default();
     for path in files {
-        let key = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let key = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if key.contains(".tmp-") {
             // A write in progress (the capture is being read while recording).
             continue;
@@ -103,7 +123,9 @@ pub fn read_capture(root: &Path) -> Capture {
             Err(e) => panic!("{key}: {e}"),
         };
         if key.starts_with(lake::PROCESSES_PREFIX) {
-            capture.processes.push(serde_json::from_slice(&bytes).unwrap());
+            capture
+                .processes
+                .push(serde_json::from_slice(&bytes).unwrap());
         } else if key.starts_with(lake::STREAMS_PREFIX) {
             let meta: StreamMeta = serde_json::from_slice(&bytes).unwrap();
             let id = meta.stream_id.clone();
@@ -123,9 +145,13 @@ pub fn read_capture(root: &Path) -> Capture {
                     for event in view.cpu_events().unwrap() {
                         let event = event.unwrap();
                         let ev = match event {
-                            CpuEvent::Begin { dep, .. } => Ev::Begin(view.span_dep(dep).unwrap().name.to_owned()),
+                            CpuEvent::Begin { dep, .. } => {
+                                Ev::Begin(view.span_dep(dep).unwrap().name.to_owned())
+                            }
                             CpuEvent::End { .. } => Ev::End,
-                            CpuEvent::AsyncBegin { dep, id, parent, .. } => Ev::AsyncBegin {
+                            CpuEvent::AsyncBegin {
+                                dep, id, parent, ..
+                            } => Ev::AsyncBegin {
                                 name: view.span_dep(dep).unwrap().name.to_owned(),
                                 id,
                                 parent,
