@@ -27,6 +27,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 const MAX_LZ4_RATIO: usize = 255;
 /// Longest string a decoder accepts in a dependency table or argument.
 pub const MAX_STRING_BYTES: usize = 1024 * 1024;
+/// Most dependencies one block may list (a writer's block holds at most 65 536 events).
+pub const MAX_DEPENDENCIES: u64 = 1 << 17;
 /// Most arguments one log entry may carry (the log macros refuse more at compile time), so
 /// the count always fits one varint byte.
 pub const MAX_LOG_ARGS: usize = 127;
@@ -487,14 +489,17 @@ impl Block {
         let mut r = Reader::new(&self.body, "dependency table");
         let count = r.varint()?;
         // Each dependency takes at least 5 bytes: no table can list more than that allows.
-        if count > (self.body.len() / 5) as u64 {
+        let limit = ((self.body.len() / 5) as u64).min(MAX_DEPENDENCIES);
+        if count > limit {
             return Err(FormatError::TooLarge {
                 what: "dependency count",
                 value: count,
-                limit: (self.body.len() / 5) as u64,
+                limit,
             });
         }
-        let mut deps = Vec::with_capacity(count as usize);
+        // A `Dep` is far larger in memory than its smallest encoding: grow as entries parse
+        // instead of trusting the count for the allocation.
+        let mut deps = Vec::with_capacity((count as usize).min(1024));
         for _ in 0..count {
             deps.push(parse_dep(&mut r)?);
         }

@@ -274,8 +274,9 @@ impl ThreadState {
         queue.len.store(0, Ordering::Release);
     }
 
-    /// Flush thread: copies what each queue published since the last hand-off.
-    pub(crate) fn steal(&self, session: &Session) {
+    /// Flush thread: copies what each queue published since the last hand-off. The final
+    /// steal at shutdown ignores the in-flight budget: nothing comes after it.
+    pub(crate) fn steal(&self, session: &Session, final_steal: bool) {
         let _guard = self.lock();
         for queue in [&self.cpu, &self.log, &self.metrics] {
             let len = queue.len.load(Ordering::Acquire);
@@ -284,7 +285,7 @@ impl ThreadState {
             if len <= *sent {
                 continue;
             }
-            if !session.reserve_inflight(len - *sent) {
+            if !final_steal && !session.reserve_inflight(len - *sent) {
                 // The sink is behind: leave the bytes with their owner, who drops them only if
                 // its buffer fills before the sink catches up.
                 continue;
@@ -296,7 +297,7 @@ impl ThreadState {
             let published = unsafe { std::slice::from_raw_parts(buf.as_ptr(), len) };
             let bytes = published[*sent..].to_vec();
             let (stream, seq) = Self::next_block(queue, session);
-            let reserved_bytes = bytes.len();
+            let reserved_bytes = if final_steal { 0 } else { bytes.len() };
             session.send(RawBlock {
                 stream,
                 bytes,

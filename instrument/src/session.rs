@@ -503,23 +503,29 @@ impl Flusher {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             if Instant::now() >= next_steal {
-                self.steal_all();
+                self.steal_all(false);
                 next_steal = Instant::now() + self.interval;
             }
         }
-        // Shutdown: what threads still alive have published, then what is queued.
-        self.steal_all();
+        // Shutdown: what is queued (oldest first, so streams stay in order), then what threads
+        // still alive have published since, then anything sent meanwhile.
+        self.drain(&rx);
+        self.steal_all(true);
+        self.drain(&rx);
+        self.write_final_metadata();
+    }
+
+    fn steal_all(&mut self, final_steal: bool) {
+        for thread in local::registered_threads() {
+            thread.steal(&self.session, final_steal);
+        }
+    }
+
+    fn drain(&mut self, rx: &mpsc::Receiver<Msg>) {
         while let Ok(msg) = rx.try_recv() {
             if let Msg::Block(block) = msg {
                 self.write_block(block);
             }
-        }
-        self.write_final_metadata();
-    }
-
-    fn steal_all(&mut self) {
-        for thread in local::registered_threads() {
-            thread.steal(&self.session);
         }
     }
 

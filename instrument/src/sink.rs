@@ -167,7 +167,19 @@ mod s3 {
             if bucket.is_empty() {
                 return Err(SinkError::Config(format!("no bucket in {url}")));
             }
+            // A game must not stall for minutes at start-up on an unreachable endpoint: few,
+            // short retries (blocks that still fail are dropped and counted).
+            let retry = object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(10),
+                ..Default::default()
+            };
+            let client = object_store::ClientOptions::new()
+                .with_connect_timeout(std::time::Duration::from_secs(5))
+                .with_timeout(std::time::Duration::from_secs(30));
             let store = AmazonS3Builder::from_env()
+                .with_retry(retry)
+                .with_client_options(client)
                 .with_bucket_name(bucket)
                 .build()
                 .map_err(|e| SinkError::Config(format!("{url}: {e}")))?;
