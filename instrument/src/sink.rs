@@ -174,12 +174,18 @@ mod s3 {
                 retry_timeout: std::time::Duration::from_secs(10),
                 ..Default::default()
             };
-            let client = object_store::ClientOptions::new()
-                .with_connect_timeout(std::time::Duration::from_secs(5))
-                .with_timeout(std::time::Duration::from_secs(30));
+            // Timeouts through config keys: `with_client_options` would replace the client
+            // settings `from_env` read (AWS_ALLOW_HTTP, proxies, CA bundle).
+            let client_key = |key: object_store::ClientConfigKey| {
+                object_store::aws::AmazonS3ConfigKey::Client(key)
+            };
             let store = AmazonS3Builder::from_env()
                 .with_retry(retry)
-                .with_client_options(client)
+                .with_config(
+                    client_key(object_store::ClientConfigKey::ConnectTimeout),
+                    "5s",
+                )
+                .with_config(client_key(object_store::ClientConfigKey::Timeout), "30s")
                 .with_bucket_name(bucket)
                 .build()
                 .map_err(|e| SinkError::Config(format!("{url}: {e}")))?;
