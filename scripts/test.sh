@@ -33,4 +33,13 @@ moto_script="$here/../shared/s3/start-moto.sh"
 eval "$(bash "$moto_script")"
 trap 'kill "$FRAMELINE_TEST_S3_PID" 2>/dev/null || true' EXIT
 
-cargo test --workspace --exclude frameline-peers --all-features "$@"
+log="$(mktemp -t frameline-test.XXXXXX.log)"
+set +e
+cargo test --workspace --exclude frameline-peers --all-features "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?/) p += $i; if ($(i+1) ~ /^failed;?/) f += $i; if ($(i+1) ~ /^ignored;?/) g += $i } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, g }' "$log"
+rm -f "$log"
+exit "$status"
