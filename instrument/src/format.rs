@@ -549,16 +549,53 @@ impl<'a> BlockView<'a> {
         }
     }
 
-    /// The span events of a CPU block, in recording order.
-    pub fn cpu_events(&self) -> Result<CpuEvents<'_, 'a>, FormatError> {
+    fn cpu_columns(&self) -> Result<[&'a [u8]; 4], FormatError> {
         self.expect_kind(StreamKind::Cpu)?;
         let mut r = Reader::new(self.events, "cpu columns");
         let tags = r.len_prefixed(MAX_BODY_BYTES)?;
         let deltas = r.len_prefixed(MAX_BODY_BYTES)?;
         let ids = r.len_prefixed(MAX_BODY_BYTES)?;
+        let open = r.len_prefixed(MAX_BODY_BYTES)?;
         if !r.is_empty() {
             return Err(FormatError::Invalid("trailing bytes after the cpu columns"));
         }
+        Ok([tags, deltas, ids, open])
+    }
+
+    /// The synchronous spans open when the block starts, outermost first: `(dep, begin_ticks)`.
+    /// Their ends are among this block's `End` events or a later block's.
+    pub fn open_spans(&self) -> Result<Vec<(u32, u64)>, FormatError> {
+        let [_, _, _, open] = self.cpu_columns()?;
+        let mut r = Reader::new(open, "open spans");
+        let count = r.varint()?;
+        if count > open.len() as u64 / 2 {
+            return Err(FormatError::TooLarge {
+                what: "open span count",
+                value: count,
+                limit: open.len() as u64 / 2,
+            });
+        }
+        let mut spans = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let dep = r.varint()?;
+            if self.span_dep(dep.min(u32::MAX as u64) as u32).is_none() {
+                return Err(FormatError::BadDependency {
+                    what: "open span",
+                    index: dep,
+                    problem: "not a span descriptor",
+                });
+            }
+            spans.push((dep as u32, r.varint()?));
+        }
+        if !r.is_empty() {
+            return Err(FormatError::Invalid("trailing bytes after the open spans"));
+        }
+        Ok(spans)
+    }
+
+    /// The span events of a CPU block, in recording order.
+    pub fn cpu_events(&self) -> Result<CpuEvents<'_, 'a>, FormatError> {
+        let [tags, deltas, ids, _] = self.cpu_columns()?;
         Ok(CpuEvents {
             view: self,
             tags: Reader::new(tags, "cpu tags"),
@@ -986,6 +1023,34 @@ impl Hasher for AddrHasher {
 
 type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
+/// A synchronous span open at a block boundary.
+#[derive(Clone, Debug)]
+struct OpenSpan {
+    addr: u64,
+    name: Option<Box<str>>,
+    begin_ticks: u64,
+}
+
+/// The synchronous spans open in a CPU stream between two blocks, innermost last. The flush
+/// thread keeps one per stream and writes it at the start of each block.
+#[derive(Clone, Debug, Default)]
+pub struct OpenSpans(Vec<OpenSpan>);
+
+impl OpenSpans {
+    /// Forgets the open spans (a block of the stream was lost: the nesting is unknown).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Identity of the block being encoded.
 #[derive(Clone, Debug)]
 pub struct BlockMeta {
@@ -1103,13 +1168,26 @@ impl BlockEncoder {
         (index, desc.kind)
     }
 
-    /// Encodes a CPU queue's bytes. `None` if they hold no event.
+    /// Encodes a CPU queue's bytes. `None` if they hold no event. `open` holds the stream's
+    /// synchronous spans open before these events; it is written into the block (so the block
+    /// decodes on its own) and updated with the block's begins and ends.
     pub(crate) fn encode_cpu(
         &mut self,
         raw_bytes: &[u8],
         meta: &BlockMeta,
+        open: &mut OpenSpans,
     ) -> Option<(Vec<u8>, EncodedInfo)> {
         self.reset();
+        let mut open_column = Vec::with_capacity(4 + 12 * open.0.len());
+        put_varint(&mut open_column, open.0.len() as u64);
+        for span in &open.0 {
+            let dep = match &span.name {
+                Some(name) => self.named_span_dep(span.addr, name),
+                None => self.span_dep(span.addr),
+            };
+            put_varint(&mut open_column, dep as u64);
+            put_varint(&mut open_column, span.begin_ticks);
+        }
         let mut offset = 0;
         let mut count: u32 = 0;
         let mut begin_ticks = None;
@@ -1124,8 +1202,18 @@ impl BlockEncoder {
             offset += 16;
             let addr = word & !raw::CPU_KIND_MASK;
             let tag = match word & raw::CPU_KIND_MASK {
-                raw::CPU_BEGIN => ((self.span_dep(addr) as u64) << TAG_BITS) | TAG_BEGIN,
-                raw::CPU_END => TAG_END,
+                raw::CPU_BEGIN => {
+                    open.0.push(OpenSpan {
+                        addr,
+                        name: None,
+                        begin_ticks: ticks,
+                    });
+                    ((self.span_dep(addr) as u64) << TAG_BITS) | TAG_BEGIN
+                }
+                raw::CPU_END => {
+                    open.0.pop();
+                    TAG_END
+                }
                 raw::CPU_BEGIN_NAMED => {
                     let Some(len) = raw::read_u64(raw_bytes, offset) else {
                         break;
@@ -1137,6 +1225,11 @@ impl BlockEncoder {
                         .get(start..end)
                         .and_then(|b| std::str::from_utf8(b).ok())
                         .unwrap_or("<invalid span name>");
+                    open.0.push(OpenSpan {
+                        addr,
+                        name: Some(name.into()),
+                        begin_ticks: ticks,
+                    });
                     ((self.named_span_dep(addr, name) as u64) << TAG_BITS) | TAG_BEGIN
                 }
                 raw::CPU_ASYNC_BEGIN => {
@@ -1174,7 +1267,7 @@ impl BlockEncoder {
             let mut body = std::mem::take(&mut self.body);
             put_varint(&mut body, self.dep_count);
             body.extend_from_slice(&self.deps);
-            for column in [&tags, &deltas, &ids] {
+            for column in [&tags, &deltas, &ids, &open_column] {
                 put_varint(&mut body, column.len() as u64);
                 body.extend_from_slice(column);
             }
@@ -1410,6 +1503,44 @@ mod tests {
         for value in [0i64, -1, 1, i64::MIN, i64::MAX] {
             assert_eq!(unzigzag(zigzag(value)), value);
         }
+    }
+
+    /// The worked example of FORMAT.md §5, byte for byte.
+    #[test]
+    fn format_md_test_vector() {
+        let hex = "464c424b010001000011223344556677 8899aabbccddeeff f0e1d2c3b4a54697 \
+                   88796a5b4c3d2e1f 0000000000000000 40420f0000000000 6c430f0000000000 \
+                   0200000000000000 2300000023000000 000000000000000000000000 35c15c9d \
+                   0101047469636b0467616d650b7372632f6d61696e2e72732a0200010300d8040001 00";
+        let digits: Vec<u8> = hex
+            .bytes()
+            .filter(u8::is_ascii_hexdigit)
+            .map(|c| (c as char).to_digit(16).map_or(0, |d| d as u8))
+            .collect();
+        let bytes: Vec<u8> = digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect();
+        assert_eq!(bytes.len(), 131);
+        let block = Block::parse(&bytes).expect("the FORMAT.md block parses");
+        let view = block.view().expect("view");
+        assert_eq!(
+            view.span_dep(0).map(|d| (d.name, d.target, d.file, d.line)),
+            Some(("tick", "game", "src/main.rs", 42))
+        );
+        assert_eq!(view.open_spans(), Ok(vec![]));
+        let events: Vec<CpuEvent> = view
+            .cpu_events()
+            .expect("events")
+            .map(|e| e.expect("event"))
+            .collect();
+        assert_eq!(
+            events,
+            vec![
+                CpuEvent::Begin {
+                    ticks: 1_000_000,
+                    dep: 0
+                },
+                CpuEvent::End { ticks: 1_000_300 }
+            ]
+        );
     }
 
     #[test]

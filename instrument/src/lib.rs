@@ -190,7 +190,7 @@ macro_rules! trace {
 #[doc(hidden)]
 pub mod __bench {
     use crate::SpanDesc;
-    use crate::format::{BlockEncoder, BlockMeta};
+    use crate::format::{BlockEncoder, BlockMeta, OpenSpans};
     use crate::raw;
 
     static DESCS: [SpanDesc; 8] = {
@@ -251,7 +251,7 @@ pub mod __bench {
             dropped_blocks: 0,
         };
         encoder
-            .encode_cpu(raw_bytes, &meta)
+            .encode_cpu(raw_bytes, &meta, &mut OpenSpans::default())
             .map_or(0, |(block, _)| block.len())
     }
 
@@ -264,7 +264,7 @@ pub mod __bench {
             dropped_blocks: 0,
         };
         encoder
-            .encode_cpu(raw_bytes, &meta)
+            .encode_cpu(raw_bytes, &meta, &mut OpenSpans::default())
             .map(|(block, _)| block)
             .unwrap_or_default()
     }

@@ -2,7 +2,7 @@
 //! hand-off between the game's threads and it.
 
 use crate::Level;
-use crate::format::{BlockEncoder, BlockMeta, StreamKind};
+use crate::format::{BlockEncoder, BlockMeta, OpenSpans, StreamKind};
 use crate::lake::{self, BlockKey, ProcessMeta, StreamMeta};
 use crate::local;
 use crate::sink::{NullSink, Sink, SinkError};
@@ -472,6 +472,10 @@ fn check_or_write_version(sink: &dyn Sink, lake_name: &str) -> Result<(), InitEr
 
 struct StreamState {
     info: Arc<StreamInfo>,
+    /// CPU streams: the spans open after the last block encoded.
+    open: OpenSpans,
+    /// Sequence number of the last block encoded.
+    last_seq: Option<u64>,
     meta: StreamMeta,
     key: String,
     /// Blocks the sink refused.
@@ -534,26 +538,30 @@ impl Flusher {
             .inflight_bytes
             .fetch_sub(block.reserved_bytes, Ordering::Relaxed);
         let stream = block.stream.clone();
-        let state_dropped = self
-            .streams
-            .get(&stream.stream_id)
-            .map_or(0, |s| s.sink_dropped);
+        self.ensure_stream(&stream);
+        let Some(state) = self.streams.get_mut(&stream.stream_id) else {
+            return;
+        };
+        // A block of this stream was lost: which spans are open is unknown from here.
+        if block.seq != state.last_seq.map_or(0, |last| last + 1) {
+            state.open.clear();
+        }
+        state.last_seq = Some(block.seq);
         let meta = BlockMeta {
             process_id: self.process_id_bytes,
             stream_id: stream.stream_id,
             block_seq: block.seq,
-            dropped_blocks: stream.dropped_blocks.load(Ordering::Relaxed) + state_dropped,
+            dropped_blocks: stream.dropped_blocks.load(Ordering::Relaxed) + state.sink_dropped,
         };
         let raw = block.bytes.get(block.start..).unwrap_or_default();
         let encoded = match stream.kind {
-            StreamKind::Cpu => self.encoder.encode_cpu(raw, &meta),
+            StreamKind::Cpu => self.encoder.encode_cpu(raw, &meta, &mut state.open),
             StreamKind::Log => self.encoder.encode_log(raw, &meta),
             StreamKind::Metrics => self.encoder.encode_metrics(raw, &meta),
         };
         let Some((bytes, info)) = encoded else {
             return;
         };
-        self.ensure_stream(&stream);
         let to_ns = |ticks| {
             time::ticks_to_unix_ns(
                 ticks,
@@ -615,6 +623,8 @@ impl Flusher {
             stream.stream_id,
             StreamState {
                 info: stream.clone(),
+                open: OpenSpans::default(),
+                last_seq: None,
                 meta,
                 key,
                 sink_dropped: 0,

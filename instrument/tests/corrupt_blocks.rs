@@ -279,7 +279,8 @@ fn cpu_body(dep_count: u64, deps: &[u8], tags: &[u8], deltas: &[u8], ids: &[u8])
     let mut body = Vec::new();
     varint(&mut body, dep_count);
     body.extend_from_slice(deps);
-    for column in [tags, deltas, ids] {
+    // No span open at the block's start: the open-spans column is a single 0 count.
+    for column in [tags, deltas, ids, &[0u8][..]] {
         varint(&mut body, column.len() as u64);
         body.extend_from_slice(column);
     }

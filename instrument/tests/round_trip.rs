@@ -469,3 +469,68 @@ fn a_log_bigger_than_the_queue_space_left_moves_to_the_next_block() {
     assert_eq!(capture.events("long-logs", "log"), expected);
     assert!(capture.thread_streams("long-logs", "log")[0].seqs.len() >= 3);
 }
+
+#[test]
+fn each_cpu_block_lists_the_spans_open_at_its_start() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let guard =
+        frameline_instrument::init(Config::lake(dir.path().to_str().unwrap()).unwrap()).unwrap();
+    std::thread::Builder::new()
+        .name("long-span".into())
+        .spawn(|| {
+            span_scope!("outer");
+            span_scope_named!("level.harbor");
+            // ~200 000 events: several 1 MiB blocks while `outer` and the named span stay open.
+            for _ in 0..100_000 {
+                span_scope!("inner");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    drop(guard);
+
+    let mut blocks = Vec::new();
+    let mut stack = vec![dir.path().join("blocks")];
+    while let Some(path) = stack.pop() {
+        for entry in std::fs::read_dir(&path).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains("/cpu-") {
+                let block = frameline_instrument::format::Block::parse(&std::fs::read(&p).unwrap())
+                    .unwrap();
+                blocks.push(block);
+            }
+        }
+    }
+    blocks.sort_by_key(|b| b.header.block_seq);
+    assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+    let mut outer_begin = None;
+    for (i, block) in blocks.iter().enumerate() {
+        let view = block.view().unwrap();
+        let open: Vec<(String, u64)> = view
+            .open_spans()
+            .unwrap()
+            .into_iter()
+            .map(|(dep, ticks)| (view.span_dep(dep).unwrap().name.to_owned(), ticks))
+            .collect();
+        if i == 0 {
+            assert!(open.is_empty(), "{open:?}");
+            let first = view.cpu_events().unwrap().next().unwrap().unwrap();
+            outer_begin = Some(first.ticks());
+        } else {
+            let names: Vec<&str> = open.iter().map(|(n, _)| n.as_str()).collect();
+            assert!(
+                names == ["outer", "level.harbor"] || names == ["outer", "level.harbor", "inner"],
+                "block {i}: {names:?}"
+            );
+            assert_eq!(
+                Some(open[0].1),
+                outer_begin,
+                "outer's begin carried exactly"
+            );
+        }
+    }
+}
