@@ -1,1 +1,2 @@
-
+//! Frameline's query engine over a lake.
+pub use datafusion;
