@@ -1037,6 +1037,11 @@ struct OpenSpan {
 pub struct OpenSpans(Vec<OpenSpan>);
 
 impl OpenSpans {
+    /// Begin tick of the outermost open span.
+    pub fn outermost_begin_ticks(&self) -> Option<u64> {
+        self.0.first().map(|span| span.begin_ticks)
+    }
+
     /// Forgets the open spans (a block of the stream was lost: the nesting is unknown).
     pub fn clear(&mut self) {
         self.0.clear();

@@ -6,11 +6,13 @@
 //! frameline-lake.json                                   version marker
 //! processes/{YYYY-MM-DD}/{process_id}.json              one per process (date of its start)
 //! streams/{process_id}/{stream_id}.json                 one per stream (thread × kind)
-//! blocks/{YYYY-MM-DD}/{HH}/{process_id}/{kind}-{stream_id}/{seq}_{begin_ns}_{end_ns}_{events}.blk
+//! blocks/{YYYY-MM-DD}/{HH}/{process_id}/{kind}-{stream_id}/{seq}_{begin_ns}_{end_ns}_{events}_{earliest_ns}.blk
 //! ```
 //! Block keys are partitioned by the UTC hour of their first event, so a time range lists only
 //! its own prefixes, and the key alone gives process, stream kind, sequence, time span and event
-//! count (the `blocks` table needs no object read).
+//! count (the `blocks` table needs no object read). `earliest_ns` is the begin of the outermost
+//! span still open when a CPU block starts (the block's own begin otherwise): no span that ends
+//! in the block began before it, so a query on span begin times can skip blocks by key.
 
 use crate::format::StreamKind;
 use serde::{Deserialize, Serialize};
@@ -112,12 +114,14 @@ pub struct BlockKey {
     pub begin_unix_ns: i64,
     pub end_unix_ns: i64,
     pub event_count: u32,
+    /// No span ending in this block began before this time (see the module comment).
+    pub earliest_unix_ns: i64,
 }
 
 impl BlockKey {
     pub fn to_key(&self) -> String {
         format!(
-            "{}{}/{}-{}/{:010}_{}_{}_{}.blk",
+            "{}{}/{}-{}/{:010}_{}_{}_{}_{}.blk",
             hour_prefix(self.begin_unix_ns),
             self.process_id,
             self.kind.as_str(),
@@ -125,7 +129,8 @@ impl BlockKey {
             self.block_seq,
             self.begin_unix_ns,
             self.end_unix_ns,
-            self.event_count
+            self.event_count,
+            self.earliest_unix_ns
         )
     }
 
@@ -147,6 +152,7 @@ impl BlockKey {
         let begin_unix_ns = fields.next()?.parse().ok()?;
         let end_unix_ns = fields.next()?.parse().ok()?;
         let event_count = fields.next()?.parse().ok()?;
+        let earliest_unix_ns = fields.next()?.parse().ok()?;
         if fields.next().is_some() {
             return None;
         }
@@ -158,6 +164,7 @@ impl BlockKey {
             begin_unix_ns,
             end_unix_ns,
             event_count,
+            earliest_unix_ns,
         })
     }
 }
@@ -209,11 +216,12 @@ mod tests {
             begin_unix_ns: 1_795_627_179_000_000_000,
             end_unix_ns: 1_795_627_180_000_000_000,
             event_count: 12,
+            earliest_unix_ns: 1_795_627_178_000_000_000,
         };
         let text = key.to_key();
         assert_eq!(
             text,
-            "blocks/2026-11-25/17/p1/log-s1/0000000007_1795627179000000000_1795627180000000000_12.blk"
+            "blocks/2026-11-25/17/p1/log-s1/0000000007_1795627179000000000_1795627180000000000_12_1795627178000000000.blk"
         );
         assert_eq!(BlockKey::parse(&text), Some(key));
         assert_eq!(BlockKey::parse("blocks/x/y/p/cpu-s/bad.blk"), None);

@@ -554,6 +554,7 @@ impl Flusher {
             dropped_blocks: stream.dropped_blocks.load(Ordering::Relaxed) + state.sink_dropped,
         };
         let raw = block.bytes.get(block.start..).unwrap_or_default();
+        let open_begin_ticks = state.open.outermost_begin_ticks();
         let encoded = match stream.kind {
             StreamKind::Cpu => self.encoder.encode_cpu(raw, &meta, &mut state.open),
             StreamKind::Log => self.encoder.encode_log(raw, &meta),
@@ -578,6 +579,11 @@ impl Flusher {
             begin_unix_ns: to_ns(info.begin_ticks),
             end_unix_ns: to_ns(info.end_ticks),
             event_count: info.event_count,
+            earliest_unix_ns: to_ns(
+                open_begin_ticks
+                    .unwrap_or(info.begin_ticks)
+                    .min(info.begin_ticks),
+            ),
         }
         .to_key();
         match self.sink.put(&key, &bytes) {
