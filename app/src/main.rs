@@ -13,8 +13,29 @@ struct Cli {
     command: Option<Command>,
 }
 
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Run SQL on a lake and print the result.
+    Query {
+        /// Capture folder or s3://bucket/prefix.
+        #[arg(long)]
+        lake: String,
+        /// One SQL statement (tables: processes, streams, blocks, log_entries, measures, frames,
+        /// thread_spans, views).
+        sql: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        /// Write the result to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run a synthetic game instrumented with frameline and record it into a capture.
     Demo {
         /// Capture folder or s3://bucket/prefix (default: a new folder in the user's cache).
@@ -79,9 +100,79 @@ fn capture_sizes(root: &std::path::Path) -> std::collections::BTreeMap<String, (
     sizes
 }
 
-fn main() -> Result<()> {
+fn render(
+    batches: &[frameline_engine::datafusion::arrow::record_batch::RecordBatch],
+    format: OutputFormat,
+) -> Result<Vec<u8>> {
+    use frameline_engine::datafusion::arrow;
+    Ok(match format {
+        OutputFormat::Table => {
+            let mut text = arrow::util::pretty::pretty_format_batches(batches)?.to_string();
+            text.push('\n');
+            text.into_bytes()
+        }
+        OutputFormat::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(Vec::new());
+            for batch in batches {
+                writer.write(batch)?;
+            }
+            writer.into_inner()
+        }
+        OutputFormat::Json => {
+            let mut writer = arrow::json::ArrayWriter::new(Vec::new());
+            writer.write_batches(&batches.iter().collect::<Vec<_>>())?;
+            writer.finish()?;
+            let mut bytes = writer.into_inner();
+            bytes.push(b'\n');
+            bytes
+        }
+    })
+}
+
+async fn query(lake: &str, sql: &str, format: OutputFormat, out: Option<PathBuf>) -> Result<()> {
+    let mut engine = frameline_engine::Engine::open(lake).await?;
+    let batches = engine.sql(sql).await?;
+    for notice in engine.notices() {
+        eprintln!("note: {notice}");
+    }
+    let bytes = render(&batches, format)?;
+    match out {
+        Some(path) => {
+            std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        // One line: what failed and why (the chain of causes, without a backtrace).
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Query {
+            lake,
+            sql,
+            format,
+            out,
+        }) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the query runtime")?;
+            runtime.block_on(query(&lake, &sql, format, out))
+        }
         Some(Command::Demo {
             out,
             seconds,

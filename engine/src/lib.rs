@@ -1,2 +1,19 @@
-//! Frameline's query engine over a lake.
+//! # frameline-engine
+//!
+//! SQL over a Frameline lake (a capture folder or an S3 prefix), with DataFusion. Metadata tables
+//! come from the lake's catalog; event tables (`log_entries`, `measures`, `frames`,
+//! `thread_spans`) decode only the blocks a query's filters on process, stream and time keep, just
+//! in time, in parallel, through `frameline_instrument::format`.
+
+mod decode;
+mod engine;
+mod error;
+mod lake;
+mod tables;
+
 pub use datafusion;
+pub use decode::{frames_schema, log_entries_schema, measures_schema, thread_spans_schema};
+pub use engine::{Engine, SavedView, VIEWS_PREFIX};
+pub use error::EngineError;
+pub use lake::{BlockEntry, Lake, LakeLocation};
+pub use tables::{EventTable, Pruning};

@@ -1,0 +1,374 @@
+//! Blocks → Arrow record batches, through the instrument's `format` module (the one owner of
+//! the block format). Each block decodes on its own: CPU blocks carry the spans open at their
+//! start, so spans that began in an earlier block get their true begin and depth here.
+
+use crate::error::EngineError;
+use crate::lake::BlockEntry;
+use datafusion::arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array,
+    Int64Builder, StringArray, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder,
+    UInt32Builder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use frameline_instrument::format::{Block, CpuEvent, MetricValue, format_message};
+use frameline_instrument::lake::ProcessMeta;
+use frameline_instrument::time::ticks_to_unix_ns;
+use std::sync::{Arc, OnceLock};
+
+fn dict() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
+
+fn ids_fields() -> Vec<Field> {
+    vec![
+        Field::new("process_id", dict(), false),
+        Field::new("stream_id", dict(), false),
+        Field::new("thread_name", dict(), false),
+    ]
+}
+
+pub fn log_entries_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields = ids_fields();
+            fields.extend([
+                Field::new("time", time_type(), false),
+                Field::new("level", dict(), false),
+                Field::new("level_num", DataType::UInt32, false),
+                Field::new("target", dict(), false),
+                Field::new("message", DataType::Utf8, false),
+                Field::new("file", dict(), false),
+                Field::new("line", DataType::UInt32, false),
+            ]);
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+pub fn measures_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields = ids_fields();
+            fields.extend([
+                Field::new("time", time_type(), false),
+                Field::new("name", dict(), false),
+                Field::new("unit", dict(), false),
+                Field::new("value", DataType::Float64, false),
+                Field::new("target", dict(), false),
+            ]);
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+pub fn frames_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields = ids_fields();
+            fields.extend([
+                Field::new("name", dict(), false),
+                Field::new("begin", time_type(), false),
+                Field::new("end", time_type(), false),
+                Field::new("duration_ns", DataType::Int64, false),
+            ]);
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+pub fn thread_spans_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields = ids_fields();
+            fields.extend([
+                Field::new("span_id", DataType::UInt64, false),
+                Field::new("parent_id", DataType::UInt64, false),
+                Field::new("depth", DataType::UInt32, false),
+                Field::new("name", dict(), false),
+                Field::new("target", dict(), false),
+                Field::new("file", dict(), false),
+                Field::new("line", DataType::UInt32, false),
+                Field::new("begin", time_type(), false),
+                Field::new("end", time_type(), false),
+                Field::new("duration_ns", DataType::Int64, false),
+                Field::new("unclosed", DataType::Boolean, false),
+            ]);
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+/// What a block needs to become rows: its process (for time) and thread.
+pub struct BlockContext<'a> {
+    pub entry: &'a BlockEntry,
+    pub process: &'a ProcessMeta,
+    pub thread_name: &'a str,
+    /// The stream's last block: spans still open at its end were never closed.
+    pub last_of_stream: bool,
+}
+
+impl BlockContext<'_> {
+    fn to_ns(&self, ticks: u64) -> i64 {
+        ticks_to_unix_ns(
+            ticks,
+            self.process.start_ticks,
+            self.process.start_unix_ns,
+            self.process.tsc_frequency,
+        )
+    }
+
+    fn constant(&self, value: &str, rows: usize) -> ArrayRef {
+        let keys = Int32Array::from(vec![0; rows]);
+        let values = Arc::new(StringArray::from(vec![value]));
+        // Keys are all 0 and there is one value: always valid.
+        Arc::new(
+            DictionaryArray::<Int32Type>::try_new(keys, values).unwrap_or_else(|_| {
+                DictionaryArray::<Int32Type>::from_iter(std::iter::empty::<&str>())
+            }),
+        )
+    }
+
+    fn id_columns(&self, rows: usize) -> Vec<ArrayRef> {
+        vec![
+            self.constant(&self.entry.info.process_id, rows),
+            self.constant(&self.entry.info.stream_id, rows),
+            self.constant(self.thread_name, rows),
+        ]
+    }
+
+    fn corrupt(&self, detail: impl std::fmt::Display) -> EngineError {
+        EngineError::Corrupt {
+            key: self.entry.key.clone(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+fn batch(
+    schema: SchemaRef,
+    columns: Vec<ArrayRef>,
+    ctx: &BlockContext<'_>,
+) -> Result<RecordBatch, EngineError> {
+    RecordBatch::try_new(schema, columns).map_err(|e| ctx.corrupt(e))
+}
+
+pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBatch, EngineError> {
+    let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
+    let view = block.view().map_err(|e| ctx.corrupt(e))?;
+    let rows = block.header.event_count as usize;
+    let mut time = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut level = StringDictionaryBuilder::<Int32Type>::new();
+    let mut level_num = UInt32Builder::with_capacity(rows);
+    let mut target = StringDictionaryBuilder::<Int32Type>::new();
+    let mut message = StringBuilder::with_capacity(rows, rows * 48);
+    let mut file = StringDictionaryBuilder::<Int32Type>::new();
+    let mut line = UInt32Builder::with_capacity(rows);
+    for event in view.log_events().map_err(|e| ctx.corrupt(e))? {
+        let event = event.map_err(|e| ctx.corrupt(e))?;
+        let dep = view
+            .log_dep(event.dep)
+            .ok_or_else(|| ctx.corrupt("log entry without descriptor"))?;
+        time.append_value(ctx.to_ns(event.ticks));
+        level.append_value(dep.level.as_str());
+        level_num.append_value(dep.level as u32);
+        target.append_value(dep.target);
+        message.append_value(format_message(dep.template, &event.args));
+        file.append_value(dep.file);
+        line.append_value(dep.line);
+    }
+    let n = time.len();
+    let mut columns = ctx.id_columns(n);
+    columns.extend([
+        Arc::new(time.finish()) as ArrayRef,
+        Arc::new(level.finish()),
+        Arc::new(level_num.finish()),
+        Arc::new(target.finish()),
+        Arc::new(message.finish()),
+        Arc::new(file.finish()),
+        Arc::new(line.finish()),
+    ]);
+    batch(log_entries_schema(), columns, ctx)
+}
+
+pub fn decode_measures_block(
+    bytes: &[u8],
+    ctx: &BlockContext<'_>,
+) -> Result<RecordBatch, EngineError> {
+    let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
+    let view = block.view().map_err(|e| ctx.corrupt(e))?;
+    let rows = block.header.event_count as usize;
+    let mut time = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut unit = StringDictionaryBuilder::<Int32Type>::new();
+    let mut value = Float64Builder::with_capacity(rows);
+    let mut target = StringDictionaryBuilder::<Int32Type>::new();
+    for event in view.metric_events().map_err(|e| ctx.corrupt(e))? {
+        let event = event.map_err(|e| ctx.corrupt(e))?;
+        let v = match event.value {
+            MetricValue::Integer(v) => v as f64,
+            MetricValue::Float(v) => v,
+            MetricValue::Frame => continue,
+        };
+        let dep = view
+            .metric_dep(event.dep)
+            .ok_or_else(|| ctx.corrupt("metric without descriptor"))?;
+        time.append_value(ctx.to_ns(event.ticks));
+        name.append_value(dep.name);
+        unit.append_value(dep.unit);
+        value.append_value(v);
+        target.append_value(dep.target);
+    }
+    let n = time.len();
+    let mut columns = ctx.id_columns(n);
+    columns.extend([
+        Arc::new(time.finish()) as ArrayRef,
+        Arc::new(name.finish()),
+        Arc::new(unit.finish()),
+        Arc::new(value.finish()),
+        Arc::new(target.finish()),
+    ]);
+    batch(measures_schema(), columns, ctx)
+}
+
+/// Frame markers of a metrics block: `(name, unix_ns)` in order.
+pub fn frame_markers(
+    bytes: &[u8],
+    ctx: &BlockContext<'_>,
+) -> Result<Vec<(String, i64)>, EngineError> {
+    let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
+    let view = block.view().map_err(|e| ctx.corrupt(e))?;
+    let mut markers = Vec::new();
+    for event in view.metric_events().map_err(|e| ctx.corrupt(e))? {
+        let event = event.map_err(|e| ctx.corrupt(e))?;
+        if event.value == MetricValue::Frame {
+            let dep = view
+                .metric_dep(event.dep)
+                .ok_or_else(|| ctx.corrupt("frame marker without descriptor"))?;
+            markers.push((dep.name.to_owned(), ctx.to_ns(event.ticks)));
+        }
+    }
+    Ok(markers)
+}
+
+/// Frames from consecutive markers of the same name (all markers of one stream, in order).
+pub fn frames_batch(
+    markers: &[(String, i64)],
+    ctx: &BlockContext<'_>,
+) -> Result<RecordBatch, EngineError> {
+    let mut name = StringDictionaryBuilder::<Int32Type>::new();
+    let mut begin = TimestampNanosecondBuilder::new().with_timezone("UTC");
+    let mut end = TimestampNanosecondBuilder::new().with_timezone("UTC");
+    let mut duration = Int64Builder::new();
+    let mut last: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (marker_name, ns) in markers {
+        if let Some(previous) = last.insert(marker_name.as_str(), *ns) {
+            name.append_value(marker_name);
+            begin.append_value(previous);
+            end.append_value(*ns);
+            duration.append_value(ns - previous);
+        }
+    }
+    let n = duration.len();
+    let mut columns = ctx.id_columns(n);
+    columns.extend([
+        Arc::new(name.finish()) as ArrayRef,
+        Arc::new(begin.finish()),
+        Arc::new(end.finish()),
+        Arc::new(duration.finish()),
+    ]);
+    batch(frames_schema(), columns, ctx)
+}
+
+/// Span id: unique within a thread (two spans at one depth cannot begin at the same tick).
+fn span_id(begin_ticks: u64, depth: u32) -> u64 {
+    (begin_ticks << 6) | u64::from(depth.min(63))
+}
+
+/// The synchronous spans that end in this block (and, in a stream's last block, those never
+/// closed). Returns the batch and the number of ends that had no begin (after lost blocks).
+pub fn decode_spans_block(
+    bytes: &[u8],
+    ctx: &BlockContext<'_>,
+) -> Result<(RecordBatch, u64), EngineError> {
+    let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
+    let view = block.view().map_err(|e| ctx.corrupt(e))?;
+    let rows = block.header.event_count as usize / 2 + 8;
+    let mut span_ids = UInt64Builder::with_capacity(rows);
+    let mut parent_ids = UInt64Builder::with_capacity(rows);
+    let mut depths = UInt32Builder::with_capacity(rows);
+    let mut names = StringDictionaryBuilder::<Int32Type>::new();
+    let mut targets = StringDictionaryBuilder::<Int32Type>::new();
+    let mut files = StringDictionaryBuilder::<Int32Type>::new();
+    let mut lines = UInt32Builder::with_capacity(rows);
+    let mut begins = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut ends = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut durations = Int64Builder::with_capacity(rows);
+    let mut unclosed = BooleanBuilder::with_capacity(rows);
+
+    let mut stack: Vec<(u32, u64)> = view.open_spans().map_err(|e| ctx.corrupt(e))?;
+    let mut orphan_ends = 0u64;
+    let mut emit =
+        |stack: &[(u32, u64)], dep: u32, begin_ticks: u64, end_ticks: u64, open: bool| {
+            let depth = stack.len() as u32;
+            let parent = stack.last().map_or(0, |(_, parent_begin)| {
+                span_id(*parent_begin, depth.saturating_sub(1))
+            });
+            let (name, target, file, line) = view
+                .span_dep(dep)
+                .map_or(("?", "", "", 0), |d| (d.name, d.target, d.file, d.line));
+            let begin_ns = ctx.to_ns(begin_ticks);
+            let end_ns = ctx.to_ns(end_ticks);
+            span_ids.append_value(span_id(begin_ticks, depth));
+            parent_ids.append_value(parent);
+            depths.append_value(depth);
+            names.append_value(name);
+            targets.append_value(target);
+            files.append_value(file);
+            lines.append_value(line);
+            begins.append_value(begin_ns);
+            ends.append_value(end_ns);
+            durations.append_value(end_ns - begin_ns);
+            unclosed.append_value(open);
+        };
+    for event in view.cpu_events().map_err(|e| ctx.corrupt(e))? {
+        match event.map_err(|e| ctx.corrupt(e))? {
+            CpuEvent::Begin { ticks, dep } => stack.push((dep, ticks)),
+            CpuEvent::End { ticks } => match stack.pop() {
+                Some((dep, begin)) => emit(&stack, dep, begin, ticks, false),
+                None => orphan_ends += 1,
+            },
+            CpuEvent::AsyncBegin { .. } | CpuEvent::AsyncEnd { .. } => {}
+        }
+    }
+    if ctx.last_of_stream {
+        let end_ticks = block.header.end_ticks;
+        while let Some((dep, begin)) = stack.pop() {
+            emit(&stack, dep, begin, end_ticks, true);
+        }
+    }
+    let n = span_ids.len();
+    let mut columns = ctx.id_columns(n);
+    columns.extend([
+        Arc::new(span_ids.finish()) as ArrayRef,
+        Arc::new(parent_ids.finish()),
+        Arc::new(depths.finish()),
+        Arc::new(names.finish()),
+        Arc::new(targets.finish()),
+        Arc::new(files.finish()),
+        Arc::new(lines.finish()),
+        Arc::new(begins.finish()),
+        Arc::new(ends.finish()),
+        Arc::new(durations.finish()),
+        Arc::new(unclosed.finish()),
+    ]);
+    Ok((batch(thread_spans_schema(), columns, ctx)?, orphan_ends))
+}

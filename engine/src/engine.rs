@@ -1,0 +1,276 @@
+//! The engine: a DataFusion session over one lake, with saved views.
+
+use crate::error::EngineError;
+use crate::lake::Lake;
+use crate::tables::{BlockTable, EventTable, catalog_batches};
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{CreateView, DdlStatement, DropView, LogicalPlan};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where saved views live in a lake.
+pub const VIEWS_PREFIX: &str = "views/";
+
+/// A saved view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedView {
+    pub name: String,
+    /// The full `CREATE VIEW … AS …` statement.
+    pub sql: String,
+    /// `lake` (shared with everyone who opens it) or `local` (this user's settings).
+    pub stored_in: &'static str,
+}
+
+/// SQL over one lake.
+pub struct Engine {
+    ctx: SessionContext,
+    lake: Arc<Lake>,
+    views: Vec<SavedView>,
+    notices: Vec<String>,
+}
+
+fn local_views_dir(lake: &Lake) -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .or_else(|| std::env::var_os("APPDATA").map(PathBuf::from))?;
+    let name: String = lake
+        .location()
+        .to_string()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Some(base.join("frameline").join("views").join(name))
+}
+
+fn view_key(name: &str) -> String {
+    format!("{VIEWS_PREFIX}{name}.sql")
+}
+
+impl Engine {
+    /// Opens a lake (a capture folder or `s3://bucket/prefix`) for SQL.
+    pub async fn open(lake: &str) -> Result<Engine, EngineError> {
+        let lake = Lake::open(lake).await?;
+        Self::with_lake(lake).await
+    }
+
+    pub async fn with_lake(lake: Lake) -> Result<Engine, EngineError> {
+        let lake = Arc::new(lake);
+        let config = SessionConfig::new().with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        for (name, batch) in catalog_batches(&lake)? {
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            ctx.register_table(name, Arc::new(table))?;
+        }
+        for (name, table) in [
+            ("log_entries", EventTable::LogEntries),
+            ("measures", EventTable::Measures),
+            ("frames", EventTable::Frames),
+            ("thread_spans", EventTable::ThreadSpans),
+        ] {
+            ctx.register_table(name, Arc::new(BlockTable::new(table, lake.clone())))?;
+        }
+        let mut engine = Engine {
+            ctx,
+            lake,
+            views: Vec::new(),
+            notices: Vec::new(),
+        };
+        engine.load_views().await?;
+        Ok(engine)
+    }
+
+    async fn load_views(&mut self) -> Result<(), EngineError> {
+        let mut views = Vec::new();
+        for key in self.lake.list(VIEWS_PREFIX).await? {
+            let Some(name) = key
+                .strip_prefix(VIEWS_PREFIX)
+                .and_then(|k| k.strip_suffix(".sql"))
+            else {
+                continue;
+            };
+            if let Some(bytes) = self.lake.get(&key).await? {
+                views.push(SavedView {
+                    name: name.to_owned(),
+                    sql: String::from_utf8_lossy(&bytes).into_owned(),
+                    stored_in: "lake",
+                });
+            }
+        }
+        if let Some(dir) = local_views_dir(&self.lake)
+            && let Ok(entries) = std::fs::read_dir(&dir)
+        {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                    continue;
+                };
+                if views.iter().any(|v| v.name == name) {
+                    continue;
+                }
+                if let Ok(sql) = std::fs::read_to_string(&path) {
+                    views.push(SavedView {
+                        name,
+                        sql,
+                        stored_in: "local",
+                    });
+                }
+            }
+        }
+        views.sort_by(|a, b| a.name.cmp(&b.name));
+        for view in &views {
+            // A view that no longer plans (e.g. written by a newer build) is reported, not fatal.
+            if let Err(e) = self.ctx.sql(&view.sql).await {
+                self.notices.push(format!(
+                    "view {} could not be loaded: {}",
+                    view.name,
+                    EngineError::from(e)
+                ));
+            }
+        }
+        self.views = views;
+        self.register_views_table()
+    }
+
+    fn register_views_table(&self) -> Result<(), EngineError> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("sql", DataType::Utf8, false),
+            Field::new("stored_in", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(
+                    self.views
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    self.views
+                        .iter()
+                        .map(|v| v.sql.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    self.views.iter().map(|v| v.stored_in).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .map_err(|e| EngineError::Query(e.to_string()))?;
+        let _ = self.ctx.deregister_table("views")?;
+        self.ctx.register_table(
+            "views",
+            Arc::new(MemTable::try_new(schema, vec![vec![batch]])?),
+        )?;
+        Ok(())
+    }
+
+    /// Runs one SQL statement. `CREATE VIEW` and `DROP VIEW` are saved in the lake (or, if it
+    /// is read-only, in the user's settings, with a notice).
+    pub async fn sql(&mut self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+        let plan = self.ctx.state().create_logical_plan(sql).await?;
+        let change = match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateView(CreateView {
+                name, definition, ..
+            })) => Some((name.table().to_owned(), definition.clone())),
+            LogicalPlan::Ddl(DdlStatement::DropView(DropView { name, .. })) => {
+                Some((name.table().to_owned(), None))
+            }
+            _ => None,
+        };
+        let frame = self.ctx.execute_logical_plan(plan).await?;
+        let batches = frame.collect().await?;
+        if let Some((name, definition)) = change {
+            self.save_view(&name, definition).await?;
+        }
+        Ok(batches)
+    }
+
+    async fn save_view(
+        &mut self,
+        name: &str,
+        definition: Option<String>,
+    ) -> Result<(), EngineError> {
+        let key = view_key(name);
+        let local = local_views_dir(&self.lake).map(|d| d.join(format!("{name}.sql")));
+        self.views.retain(|v| v.name != name);
+        match definition {
+            Some(sql) => {
+                let stored_in = match self.lake.put(&key, sql.clone().into_bytes()).await {
+                    Ok(()) => "lake",
+                    Err(e) => {
+                        let path = local.ok_or_else(|| {
+                            EngineError::Query(format!("cannot save view {name}: {e}"))
+                        })?;
+                        if let Some(dir) = path.parent() {
+                            std::fs::create_dir_all(dir).map_err(|io| {
+                                EngineError::Query(format!(
+                                    "saving view {name} in {}: {io}",
+                                    dir.display()
+                                ))
+                            })?;
+                        }
+                        std::fs::write(&path, &sql).map_err(|io| {
+                            EngineError::Query(format!(
+                                "saving view {name} in {}: {io}",
+                                path.display()
+                            ))
+                        })?;
+                        self.notices.push(format!(
+                            "the lake is read-only ({e}); view {name} was saved in your settings ({}) and only you will see it",
+                            path.display()
+                        ));
+                        "local"
+                    }
+                };
+                self.views.push(SavedView {
+                    name: name.to_owned(),
+                    sql,
+                    stored_in,
+                });
+                self.views.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            None => {
+                // Deleting a view that only existed locally must not fail on a read-only lake.
+                let lake_result = self.lake.delete(&key).await;
+                if let Some(path) = local {
+                    let _ = std::fs::remove_file(path);
+                }
+                lake_result?;
+            }
+        }
+        self.register_views_table()
+    }
+
+    /// The lake this engine reads.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// Saved views.
+    pub fn views(&self) -> &[SavedView] {
+        &self.views
+    }
+
+    /// Messages for the user (views saved locally, views that could not load).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// The DataFusion session (for registering more tables or functions).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+}

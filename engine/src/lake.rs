@@ -1,0 +1,404 @@
+//! Opening a lake (a capture folder or an S3 prefix) through `object_store`, and reading its
+//! catalog: processes, streams and blocks. Keys and metadata come from
+//! `frameline_instrument::lake`, the one owner of the layout.
+
+use crate::error::EngineError;
+use frameline_instrument::lake::{self as layout, BlockKey, LakeVersion, ProcessMeta, StreamMeta};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a lake is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LakeLocation {
+    Local(std::path::PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl LakeLocation {
+    pub fn parse(lake: &str) -> LakeLocation {
+        match lake.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                LakeLocation::S3 {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                }
+            }
+            None => LakeLocation::Local(std::path::PathBuf::from(lake)),
+        }
+    }
+}
+
+impl std::fmt::Display for LakeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LakeLocation::Local(path) => write!(f, "{}", path.display()),
+            LakeLocation::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            LakeLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// One block as the catalog knows it (from its key alone).
+#[derive(Clone, Debug)]
+pub struct BlockEntry {
+    pub key: String,
+    pub info: BlockKey,
+    pub size_bytes: u64,
+}
+
+/// An open lake: its store, its catalog, and counters of what was fetched.
+pub struct Lake {
+    location: LakeLocation,
+    store: Arc<dyn ObjectStore>,
+    pub(crate) processes: Vec<ProcessMeta>,
+    pub(crate) streams: HashMap<String, StreamMeta>,
+    pub(crate) blocks: Vec<BlockEntry>,
+    blocks_fetched: AtomicU64,
+    bytes_fetched: AtomicU64,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("location", &self.location)
+            .field("processes", &self.processes.len())
+            .field("blocks", &self.blocks.len())
+            .finish()
+    }
+}
+
+/// Walks an error's sources into one line.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Maps a store error met while reading `key` of `lake` to the engine's distinct cases.
+pub(crate) fn classify(lake: &LakeLocation, key: &str, error: object_store::Error) -> EngineError {
+    let detail = error_chain(&error);
+    let lower = detail.to_ascii_lowercase();
+    match &error {
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. } => EngineError::Credentials {
+            lake: lake.to_string(),
+            detail,
+        },
+        _ if lower.contains("nosuchbucket") || lower.contains("bucket does not exist") => {
+            EngineError::MissingBucket {
+                lake: lake.to_string(),
+                detail,
+            }
+        }
+        _ if lower.contains("invalidaccesskeyid")
+            || lower.contains("signaturedoesnotmatch")
+            || lower.contains("403 forbidden")
+            || lower.contains("accessdenied") =>
+        {
+            EngineError::Credentials {
+                lake: lake.to_string(),
+                detail,
+            }
+        }
+        _ if lower.contains("error sending request")
+            || lower.contains("connection refused")
+            || lower.contains("dns error")
+            || lower.contains("timed out")
+            || lower.contains("connect") =>
+        {
+            EngineError::Unreachable {
+                lake: lake.to_string(),
+                detail,
+            }
+        }
+        _ => EngineError::Store {
+            key: key.to_owned(),
+            detail,
+        },
+    }
+}
+
+fn s3_store(bucket: &str, prefix: &str) -> Result<Arc<dyn ObjectStore>, EngineError> {
+    use object_store::ClientConfigKey;
+    use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let retry = object_store::RetryConfig {
+        max_retries: 2,
+        retry_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .with_retry(retry)
+        .with_config(
+            AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+            "5s",
+        )
+        .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "60s")
+        .build()
+        .map_err(|e| EngineError::Config {
+            lake: format!("s3://{bucket}/{prefix}"),
+            detail: error_chain(&e),
+        })?;
+    if prefix.is_empty() {
+        Ok(Arc::new(store))
+    } else {
+        Ok(Arc::new(object_store::prefix::PrefixStore::new(
+            store, prefix,
+        )))
+    }
+}
+
+impl Lake {
+    /// Opens a capture folder or `s3://bucket/prefix` and reads its catalog.
+    pub async fn open(lake: &str) -> Result<Lake, EngineError> {
+        let location = LakeLocation::parse(lake);
+        let store: Arc<dyn ObjectStore> = match &location {
+            LakeLocation::Local(path) => {
+                if !path.exists() {
+                    return Err(EngineError::PathNotFound { path: path.clone() });
+                }
+                if !path.is_dir() {
+                    return Err(EngineError::NotALake {
+                        lake: location.to_string(),
+                        reason: "it is a file, not a folder".to_owned(),
+                    });
+                }
+                Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| {
+                        EngineError::Store {
+                            key: path.display().to_string(),
+                            detail: error_chain(&e),
+                        }
+                    })?,
+                )
+            }
+            LakeLocation::S3 { bucket, prefix } => s3_store(bucket, prefix)?,
+        };
+        Self::open_store(location, store).await
+    }
+
+    /// Opens a lake over any store (tests, embedding).
+    pub async fn open_store(
+        location: LakeLocation,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<Lake, EngineError> {
+        let version_bytes = match store.get(&ObjectPath::from(layout::VERSION_KEY)).await {
+            Ok(result) => result
+                .bytes()
+                .await
+                .map_err(|e| classify(&location, layout::VERSION_KEY, e))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(EngineError::NotALake {
+                    lake: location.to_string(),
+                    reason: format!("it has no {}", layout::VERSION_KEY),
+                });
+            }
+            Err(e) => return Err(classify(&location, layout::VERSION_KEY, e)),
+        };
+        let version: LakeVersion =
+            serde_json::from_slice(&version_bytes).map_err(|e| EngineError::NotALake {
+                lake: location.to_string(),
+                reason: format!("{} is not a lake version marker: {e}", layout::VERSION_KEY),
+            })?;
+        if version.format != "frameline-lake" {
+            return Err(EngineError::NotALake {
+                lake: location.to_string(),
+                reason: format!("its marker names the format {:?}", version.format),
+            });
+        }
+        if version.major > layout::LAKE_MAJOR_VERSION {
+            return Err(EngineError::NewerVersion {
+                lake: location.to_string(),
+                found: version.major,
+                supported: layout::LAKE_MAJOR_VERSION,
+            });
+        }
+        let mut lake = Lake {
+            location,
+            store,
+            processes: Vec::new(),
+            streams: HashMap::new(),
+            blocks: Vec::new(),
+            blocks_fetched: AtomicU64::new(0),
+            bytes_fetched: AtomicU64::new(0),
+        };
+        lake.refresh().await?;
+        Ok(lake)
+    }
+
+    /// Re-reads the catalog (new processes, streams and blocks since the lake was opened).
+    pub async fn refresh(&mut self) -> Result<(), EngineError> {
+        self.processes = self.read_json_objects(layout::PROCESSES_PREFIX).await?;
+        self.processes.sort_by_key(|p| p.start_unix_ns);
+        let streams: Vec<StreamMeta> = self.read_json_objects(layout::STREAMS_PREFIX).await?;
+        self.streams = streams
+            .into_iter()
+            .map(|s| (s.stream_id.clone(), s))
+            .collect();
+        let listing: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&ObjectPath::from(layout::BLOCKS_PREFIX)))
+            .try_collect()
+            .await
+            .map_err(|e| classify(&self.location, layout::BLOCKS_PREFIX, e))?;
+        self.blocks = listing
+            .into_iter()
+            .filter_map(|meta| {
+                let key = meta.location.to_string();
+                BlockKey::parse(&key).map(|info| BlockEntry {
+                    key,
+                    info,
+                    size_bytes: meta.size,
+                })
+            })
+            .collect();
+        self.blocks.sort_by(|a, b| {
+            (&a.info.stream_id, a.info.block_seq).cmp(&(&b.info.stream_id, b.info.block_seq))
+        });
+        Ok(())
+    }
+
+    async fn read_json_objects<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<T>, EngineError> {
+        let listing: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&ObjectPath::from(prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| classify(&self.location, prefix, e))?;
+        let keys: Vec<String> = listing
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .filter(|k| k.ends_with(".json"))
+            .collect();
+        let store = self.store.clone();
+        let location = self.location.clone();
+        futures::stream::iter(keys)
+            .map(|key| {
+                let store = store.clone();
+                let location = location.clone();
+                async move {
+                    let bytes = store
+                        .get(&ObjectPath::from(key.as_str()))
+                        .await
+                        .map_err(|e| classify(&location, &key, e))?
+                        .bytes()
+                        .await
+                        .map_err(|e| classify(&location, &key, e))?;
+                    serde_json::from_slice::<T>(&bytes).map_err(|e| EngineError::Corrupt {
+                        key: key.clone(),
+                        detail: e.to_string(),
+                    })
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await
+    }
+
+    /// Fetches one block object (counted: tests prove pruning by these counts).
+    pub async fn fetch_block(&self, key: &str) -> Result<bytes::Bytes, EngineError> {
+        let bytes = self
+            .store
+            .get(&ObjectPath::from(key))
+            .await
+            .map_err(|e| classify(&self.location, key, e))?
+            .bytes()
+            .await
+            .map_err(|e| classify(&self.location, key, e))?;
+        self.blocks_fetched.fetch_add(1, Ordering::Relaxed);
+        self.bytes_fetched
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    /// Writes a small object (saved views). Errors are returned to the caller to decide.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), EngineError> {
+        self.store
+            .put(&ObjectPath::from(key), PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&self.location, key, e))
+    }
+
+    /// Reads a small object, `None` if it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, EngineError> {
+        match self.store.get(&ObjectPath::from(key)).await {
+            Ok(result) => Ok(Some(
+                result
+                    .bytes()
+                    .await
+                    .map_err(|e| classify(&self.location, key, e))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(classify(&self.location, key, e)),
+        }
+    }
+
+    /// Deletes a small object (a dropped view).
+    pub async fn delete(&self, key: &str) -> Result<(), EngineError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(classify(&self.location, key, e)),
+        }
+    }
+
+    /// Keys under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
+        let listing: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&ObjectPath::from(prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| classify(&self.location, prefix, e))?;
+        Ok(listing
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect())
+    }
+
+    pub fn location(&self) -> &LakeLocation {
+        &self.location
+    }
+
+    pub fn processes(&self) -> &[ProcessMeta] {
+        &self.processes
+    }
+
+    pub fn streams(&self) -> &HashMap<String, StreamMeta> {
+        &self.streams
+    }
+
+    pub fn blocks(&self) -> &[BlockEntry] {
+        &self.blocks
+    }
+
+    pub fn process(&self, process_id: &str) -> Option<&ProcessMeta> {
+        self.processes.iter().find(|p| p.process_id == process_id)
+    }
+
+    /// Block objects fetched since the lake was opened.
+    pub fn blocks_fetched(&self) -> u64 {
+        self.blocks_fetched.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of block objects fetched since the lake was opened.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.bytes_fetched.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,543 @@
+//! DataFusion tables over a lake. Metadata tables (`processes`, `streams`, `blocks`) are built
+//! from the catalog; event tables (`log_entries`, `measures`, `frames`, `thread_spans`) decode
+//! blocks just in time, only those that the query's filters on process, stream and time leave.
+
+use crate::decode::{self, BlockContext};
+use crate::error::EngineError;
+use crate::lake::{BlockEntry, Lake};
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    ArrayRef, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::{
+    BinaryExpr, Cast, Expr, Operator, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use frameline_instrument::format::StreamKind;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Keys' times are computed with the frequency measured at start; the process object may hold
+/// a refined one. Widen time pruning by this much so no block is skipped wrongly.
+const TIME_SLACK_NS: i64 = 1_000_000_000;
+
+/// What the filters of a query allow us to skip.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pruning {
+    pub process_ids: Option<HashSet<String>>,
+    pub stream_ids: Option<HashSet<String>>,
+    /// Rows have `time` (or span `end`) ≥ this.
+    pub min_end_ns: Option<i64>,
+    /// Rows have `time` (or span `begin`) ≤ this.
+    pub max_begin_ns: Option<i64>,
+    /// Spans have `end` ≤ this.
+    pub max_end_ns: Option<i64>,
+}
+
+fn literal(expr: &Expr) -> Option<ScalarValue> {
+    match expr {
+        Expr::Literal(value, _) => Some(value.clone()),
+        Expr::Cast(Cast { expr, field }) => match expr.as_ref() {
+            Expr::Literal(value, _) => value.cast_to(field.data_type()).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn column(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Column(c) => Some(c.name.as_str()),
+        _ => None,
+    }
+}
+
+fn timestamp_ns(value: &ScalarValue) -> Option<i64> {
+    match value
+        .cast_to(&DataType::Timestamp(
+            TimeUnit::Nanosecond,
+            Some("UTC".into()),
+        ))
+        .ok()?
+    {
+        ScalarValue::TimestampNanosecond(Some(ns), _) => Some(ns),
+        _ => None,
+    }
+}
+
+/// `column op literal`, with the column moved to the left.
+fn column_op_literal(expr: &Expr) -> Option<(&str, Operator, ScalarValue)> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    if let (Some(c), Some(v)) = (column(left), literal(right)) {
+        return Some((c, *op, v));
+    }
+    if let (Some(c), Some(v)) = (column(right), literal(left)) {
+        return Some((c, op.swap()?, v));
+    }
+    None
+}
+
+/// Values of `name = 'x'`, `name = 'x' OR name = 'y'`, `name IN (...)`.
+fn string_set(expr: &Expr, name: &str) -> Option<HashSet<String>> {
+    match expr {
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) if column(expr) == Some(name) => list
+            .iter()
+            .map(|item| literal(item)?.try_as_str()?.map(str::to_owned))
+            .collect(),
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let mut set = string_set(left, name)?;
+            set.extend(string_set(right, name)?);
+            Some(set)
+        }
+        _ => match column_op_literal(expr)? {
+            (c, Operator::Eq, value) if c == name => {
+                Some(std::iter::once(value.try_as_str()??.to_owned()).collect())
+            }
+            _ => None,
+        },
+    }
+}
+
+impl Pruning {
+    /// Reads the filters a table can use; returns which filters it used.
+    fn absorb(&mut self, expr: &Expr, spans: bool) -> bool {
+        if let Some(set) = string_set(expr, "process_id") {
+            self.process_ids = Some(match self.process_ids.take() {
+                Some(old) => old.intersection(&set).cloned().collect(),
+                None => set,
+            });
+            return true;
+        }
+        if let Some(set) = string_set(expr, "stream_id") {
+            self.stream_ids = Some(match self.stream_ids.take() {
+                Some(old) => old.intersection(&set).cloned().collect(),
+                None => set,
+            });
+            return true;
+        }
+        let Some((name, op, value)) = column_op_literal(expr) else {
+            return false;
+        };
+        let Some(ns) = timestamp_ns(&value) else {
+            return false;
+        };
+        let lower = |slot: &mut Option<i64>| *slot = Some(slot.map_or(ns, |v: i64| v.max(ns)));
+        let upper = |slot: &mut Option<i64>| *slot = Some(slot.map_or(ns, |v: i64| v.min(ns)));
+        let (lower_col, upper_col) = if spans {
+            ("end", "begin")
+        } else {
+            ("time", "time")
+        };
+        match op {
+            Operator::Gt | Operator::GtEq if name == lower_col => lower(&mut self.min_end_ns),
+            Operator::Lt | Operator::LtEq if name == upper_col => upper(&mut self.max_begin_ns),
+            Operator::Lt | Operator::LtEq if spans && name == "end" => upper(&mut self.max_end_ns),
+            Operator::Eq if name == lower_col || name == upper_col => {
+                lower(&mut self.min_end_ns);
+                upper(&mut self.max_begin_ns);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn from_filters(filters: &[Expr], spans: bool) -> Pruning {
+        let mut pruning = Pruning::default();
+        for filter in filters {
+            pruning.absorb(filter, spans);
+        }
+        pruning
+    }
+
+    /// Whether a block can hold rows these filters keep.
+    pub fn keeps(&self, block: &BlockEntry) -> bool {
+        let info = &block.info;
+        if let Some(ids) = &self.process_ids
+            && !ids.contains(&info.process_id)
+        {
+            return false;
+        }
+        if let Some(ids) = &self.stream_ids
+            && !ids.contains(&info.stream_id)
+        {
+            return false;
+        }
+        if let Some(min) = self.min_end_ns
+            && info.end_unix_ns < min.saturating_sub(TIME_SLACK_NS)
+        {
+            return false;
+        }
+        if let Some(max) = self.max_begin_ns
+            && info.earliest_unix_ns.min(info.begin_unix_ns) > max.saturating_add(TIME_SLACK_NS)
+        {
+            return false;
+        }
+        if let Some(max) = self.max_end_ns
+            && info.begin_unix_ns > max.saturating_add(TIME_SLACK_NS)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// The event tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventTable {
+    LogEntries,
+    Measures,
+    Frames,
+    ThreadSpans,
+}
+
+impl EventTable {
+    fn schema(self) -> SchemaRef {
+        match self {
+            EventTable::LogEntries => decode::log_entries_schema(),
+            EventTable::Measures => decode::measures_schema(),
+            EventTable::Frames => decode::frames_schema(),
+            EventTable::ThreadSpans => decode::thread_spans_schema(),
+        }
+    }
+
+    fn stream_kind(self) -> StreamKind {
+        match self {
+            EventTable::LogEntries => StreamKind::Log,
+            EventTable::Measures | EventTable::Frames => StreamKind::Metrics,
+            EventTable::ThreadSpans => StreamKind::Cpu,
+        }
+    }
+}
+
+/// A table whose rows are decoded from blocks when a query scans it.
+#[derive(Debug)]
+pub struct BlockTable {
+    table: EventTable,
+    lake: Arc<Lake>,
+}
+
+impl BlockTable {
+    pub fn new(table: EventTable, lake: Arc<Lake>) -> Self {
+        Self { table, lake }
+    }
+
+    /// Decodes the blocks the pruning keeps, in parallel (one task per block), into batches.
+    pub async fn decode(&self, pruning: &Pruning) -> Result<Vec<RecordBatch>, EngineError> {
+        let lake = &self.lake;
+        let kind = self.table.stream_kind();
+        let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
+        for block in lake.blocks.iter().filter(|b| b.info.kind == kind) {
+            let slot = last_seq.entry(block.info.stream_id.as_str()).or_default();
+            *slot = (*slot).max(block.info.block_seq);
+        }
+        let selected: Vec<(BlockEntry, bool)> = lake
+            .blocks
+            .iter()
+            .filter(|b| b.info.kind == kind && pruning.keeps(b))
+            .map(|b| {
+                let last = last_seq.get(b.info.stream_id.as_str()) == Some(&b.info.block_seq);
+                (b.clone(), last)
+            })
+            .collect();
+        let table = self.table;
+        let lake_arc = self.lake.clone();
+        let tasks = selected.into_iter().map(move |(entry, last)| {
+            let lake = lake_arc.clone();
+            async move {
+                let bytes = lake.fetch_block(&entry.key).await?;
+                let stream_id = entry.info.stream_id.clone();
+                let seq = entry.info.block_seq;
+                tokio::task::spawn_blocking(move || decode_one(table, &lake, &entry, last, &bytes))
+                    .await
+                    .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))?
+                    .map(|decoded| (stream_id, seq, decoded))
+            }
+        });
+        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
+        let results: Vec<Result<(String, u64, Decoded), EngineError>> =
+            futures::stream::iter(tasks)
+                .buffered(parallelism)
+                .collect()
+                .await;
+        let mut batches = Vec::with_capacity(results.len());
+        // Frames pair consecutive markers of one stream, across its blocks.
+        let mut markers: BTreeMap<String, Vec<(u64, Vec<(String, i64)>)>> = BTreeMap::new();
+        for result in results {
+            match result? {
+                (_, _, Decoded::Batch(batch)) => {
+                    if batch.num_rows() > 0 {
+                        batches.push(batch);
+                    }
+                }
+                (stream, seq, Decoded::Markers(m)) => {
+                    markers.entry(stream).or_default().push((seq, m))
+                }
+            }
+        }
+        for (stream_id, mut blocks) in markers {
+            blocks.sort_by_key(|(seq, _)| *seq);
+            let all: Vec<(String, i64)> = blocks.into_iter().flat_map(|(_, m)| m).collect();
+            let Some(entry) = lake.blocks.iter().find(|b| b.info.stream_id == stream_id) else {
+                continue;
+            };
+            let Some(process) = lake.process(&entry.info.process_id) else {
+                continue;
+            };
+            let thread_name = lake
+                .streams
+                .get(&stream_id)
+                .map_or("?", |s| s.thread_name.as_str());
+            let ctx = BlockContext {
+                entry,
+                process,
+                thread_name,
+                last_of_stream: false,
+            };
+            let batch = decode::frames_batch(&all, &ctx)?;
+            if batch.num_rows() > 0 {
+                batches.push(batch);
+            }
+        }
+        Ok(batches)
+    }
+}
+
+enum Decoded {
+    Batch(RecordBatch),
+    Markers(Vec<(String, i64)>),
+}
+
+fn decode_one(
+    table: EventTable,
+    lake: &Lake,
+    entry: &BlockEntry,
+    last_of_stream: bool,
+    bytes: &[u8],
+) -> Result<Decoded, EngineError> {
+    let process = lake
+        .process(&entry.info.process_id)
+        .ok_or_else(|| EngineError::Corrupt {
+            key: entry.key.clone(),
+            detail: format!(
+                "its process {} has no metadata object",
+                entry.info.process_id
+            ),
+        })?;
+    let thread_name = lake
+        .streams
+        .get(&entry.info.stream_id)
+        .map_or("?", |s| s.thread_name.as_str());
+    let ctx = BlockContext {
+        entry,
+        process,
+        thread_name,
+        last_of_stream,
+    };
+    Ok(match table {
+        EventTable::LogEntries => Decoded::Batch(decode::decode_log_block(bytes, &ctx)?),
+        EventTable::Measures => Decoded::Batch(decode::decode_measures_block(bytes, &ctx)?),
+        EventTable::ThreadSpans => Decoded::Batch(decode::decode_spans_block(bytes, &ctx)?.0),
+        EventTable::Frames => Decoded::Markers(decode::frame_markers(bytes, &ctx)?),
+    })
+}
+
+#[async_trait]
+impl TableProvider for BlockTable {
+    fn schema(&self) -> SchemaRef {
+        self.table.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let spans = self.table == EventTable::ThreadSpans;
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if Pruning::default().absorb(f, spans) {
+                    // Blocks are skipped, rows are not: DataFusion still applies the filter.
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let pruning = Pruning::from_filters(filters, self.table == EventTable::ThreadSpans);
+        let batches = self.decode(&pruning).await?;
+        let partitions = spread(batches);
+        let source = MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
+            .with_limit(limit);
+        Ok(DataSourceExec::from_data_source(source))
+    }
+}
+
+/// Spreads batches over as many partitions as cores (DataFusion runs partitions in parallel).
+fn spread(batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
+    let n = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); n];
+    for (i, batch) in batches.into_iter().enumerate() {
+        partitions[i % n].push(batch);
+    }
+    partitions
+}
+
+/// `processes`, `streams` and `blocks` as in-memory batches from the catalog.
+pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, EngineError> {
+    let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let ts_array = |values: Vec<Option<i64>>| {
+        Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC")) as ArrayRef
+    };
+    let strings = |values: Vec<&str>| Arc::new(StringArray::from(values)) as ArrayRef;
+    let to_err = |e: datafusion::arrow::error::ArrowError| EngineError::Query(e.to_string());
+
+    let p = &lake.processes;
+    let processes_schema = Arc::new(Schema::new(vec![
+        Field::new("process_id", DataType::Utf8, false),
+        Field::new("exe", DataType::Utf8, false),
+        Field::new("username", DataType::Utf8, false),
+        Field::new("computer", DataType::Utf8, false),
+        Field::new("os", DataType::Utf8, false),
+        Field::new("cpu_brand", DataType::Utf8, false),
+        Field::new("tsc_frequency", DataType::UInt64, false),
+        Field::new("start_time", ts(), false),
+        Field::new("end_time", ts(), true),
+        Field::new("parent_process_id", DataType::Utf8, true),
+        Field::new("properties", DataType::Utf8, false),
+        Field::new("dropped_blocks", DataType::UInt64, false),
+    ]));
+    let processes = RecordBatch::try_new(
+        processes_schema,
+        vec![
+            strings(p.iter().map(|x| x.process_id.as_str()).collect()),
+            strings(p.iter().map(|x| x.exe.as_str()).collect()),
+            strings(p.iter().map(|x| x.username.as_str()).collect()),
+            strings(p.iter().map(|x| x.computer.as_str()).collect()),
+            strings(p.iter().map(|x| x.os.as_str()).collect()),
+            strings(p.iter().map(|x| x.cpu_brand.as_str()).collect()),
+            Arc::new(UInt64Array::from(
+                p.iter().map(|x| x.tsc_frequency).collect::<Vec<_>>(),
+            )),
+            ts_array(p.iter().map(|x| Some(x.start_unix_ns)).collect()),
+            ts_array(p.iter().map(|x| x.end_unix_ns).collect()),
+            Arc::new(StringArray::from(
+                p.iter()
+                    .map(|x| x.parent_process_id.as_deref())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                p.iter()
+                    .map(|x| serde_json::to_string(&x.properties).unwrap_or_default())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                p.iter().map(|x| x.dropped_blocks).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .map_err(to_err)?;
+
+    let mut s: Vec<_> = lake.streams.values().collect();
+    s.sort_by(|a, b| {
+        (&a.process_id, a.thread_index, &a.kind).cmp(&(&b.process_id, b.thread_index, &b.kind))
+    });
+    let streams_schema = Arc::new(Schema::new(vec![
+        Field::new("stream_id", DataType::Utf8, false),
+        Field::new("process_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("thread_name", DataType::Utf8, false),
+        Field::new("thread_index", DataType::UInt64, false),
+        Field::new("written_blocks", DataType::UInt64, false),
+        Field::new("dropped_blocks", DataType::UInt64, false),
+    ]));
+    let streams = RecordBatch::try_new(
+        streams_schema,
+        vec![
+            strings(s.iter().map(|x| x.stream_id.as_str()).collect()),
+            strings(s.iter().map(|x| x.process_id.as_str()).collect()),
+            strings(s.iter().map(|x| x.kind.as_str()).collect()),
+            strings(s.iter().map(|x| x.thread_name.as_str()).collect()),
+            Arc::new(UInt64Array::from(
+                s.iter().map(|x| x.thread_index).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                s.iter().map(|x| x.written_blocks).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                s.iter().map(|x| x.dropped_blocks).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .map_err(to_err)?;
+
+    let b = &lake.blocks;
+    let blocks_schema = Arc::new(Schema::new(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("process_id", DataType::Utf8, false),
+        Field::new("stream_id", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("block_seq", DataType::UInt64, false),
+        Field::new("begin_time", ts(), false),
+        Field::new("end_time", ts(), false),
+        Field::new("event_count", DataType::UInt32, false),
+        Field::new("size_bytes", DataType::UInt64, false),
+        Field::new("earliest_time", ts(), false),
+    ]));
+    let blocks = RecordBatch::try_new(
+        blocks_schema,
+        vec![
+            strings(b.iter().map(|x| x.key.as_str()).collect()),
+            strings(b.iter().map(|x| x.info.process_id.as_str()).collect()),
+            strings(b.iter().map(|x| x.info.stream_id.as_str()).collect()),
+            strings(b.iter().map(|x| x.info.kind.as_str()).collect()),
+            Arc::new(UInt64Array::from(
+                b.iter().map(|x| x.info.block_seq).collect::<Vec<_>>(),
+            )),
+            ts_array(b.iter().map(|x| Some(x.info.begin_unix_ns)).collect()),
+            ts_array(b.iter().map(|x| Some(x.info.end_unix_ns)).collect()),
+            Arc::new(UInt32Array::from(
+                b.iter().map(|x| x.info.event_count).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                b.iter().map(|x| x.size_bytes).collect::<Vec<_>>(),
+            )),
+            ts_array(b.iter().map(|x| Some(x.info.earliest_unix_ns)).collect()),
+        ],
+    )
+    .map_err(to_err)?;
+    Ok(vec![
+        ("processes", processes),
+        ("streams", streams),
+        ("blocks", blocks),
+    ])
+}
