@@ -33,6 +33,15 @@ pub struct Engine {
     notices: Vec<String>,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("lake", &self.lake)
+            .field("views", &self.views.len())
+            .finish()
+    }
+}
+
 fn local_views_dir(lake: &Lake) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)

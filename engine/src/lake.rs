@@ -265,6 +265,20 @@ impl Lake {
                 })
             })
             .collect();
+        // Key times were computed with the frequency measured at start; rescale them to the
+        // process's final frequency so they agree with decoded times to the nanosecond.
+        let processes: HashMap<&str, &ProcessMeta> = self
+            .processes
+            .iter()
+            .map(|p| (p.process_id.as_str(), p))
+            .collect();
+        for block in &mut self.blocks {
+            if let Some(process) = processes.get(block.info.process_id.as_str()) {
+                block.info.begin_unix_ns = process.rescale_key_ns(block.info.begin_unix_ns);
+                block.info.end_unix_ns = process.rescale_key_ns(block.info.end_unix_ns);
+                block.info.earliest_unix_ns = process.rescale_key_ns(block.info.earliest_unix_ns);
+            }
+        }
         self.blocks.sort_by(|a, b| {
             (&a.info.stream_id, a.info.block_seq).cmp(&(&b.info.stream_id, b.info.block_seq))
         });

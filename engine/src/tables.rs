@@ -24,9 +24,9 @@ use futures::StreamExt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-/// Keys' times are computed with the frequency measured at start; the process object may hold
-/// a refined one. Widen time pruning by this much so no block is skipped wrongly.
-const TIME_SLACK_NS: i64 = 1_000_000_000;
+/// Key times are rescaled to the process's frequency at catalog load (`Lake::refresh`); this
+/// margin only covers integer rounding.
+const TIME_SLACK_NS: i64 = 1_000;
 
 /// What the filters of a query allow us to skip.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -278,7 +278,7 @@ impl BlockTable {
                 .await;
         let mut batches = Vec::with_capacity(results.len());
         // Frames pair consecutive markers of one stream, across its blocks.
-        let mut markers: BTreeMap<String, Vec<(u64, Vec<(String, i64)>)>> = BTreeMap::new();
+        let mut markers: BTreeMap<String, Vec<(u64, FrameMarkers)>> = BTreeMap::new();
         for result in results {
             match result? {
                 (_, _, Decoded::Batch(batch)) => {
@@ -319,9 +319,12 @@ impl BlockTable {
     }
 }
 
+/// Frame markers of one block: `(frame set name, unix_ns)`.
+type FrameMarkers = Vec<(String, i64)>;
+
 enum Decoded {
     Batch(RecordBatch),
-    Markers(Vec<(String, i64)>),
+    Markers(FrameMarkers),
 }
 
 fn decode_one(

@@ -55,8 +55,13 @@ pub struct ProcessMeta {
     pub computer: String,
     pub os: String,
     pub cpu_brand: String,
-    /// Ticks per second of the counter the events were timed with.
+    /// Ticks per second of the counter the events were timed with (refined at a clean
+    /// shutdown).
     pub tsc_frequency: u64,
+    /// The frequency block keys' times were computed with (measured at start, never changed):
+    /// readers rescale key times by `key_tsc_frequency / tsc_frequency` around the start.
+    #[serde(default)]
+    pub key_tsc_frequency: Option<u64>,
     pub start_ticks: u64,
     pub start_unix_ns: i64,
     /// Set when the process shut down cleanly (the frequency is then refined over its lifetime).
@@ -116,6 +121,21 @@ pub struct BlockKey {
     pub event_count: u32,
     /// No span ending in this block began before this time (see the module comment).
     pub earliest_unix_ns: i64,
+}
+
+impl ProcessMeta {
+    /// A time computed with `key_tsc_frequency` (a block key's), rescaled to `tsc_frequency`.
+    pub fn rescale_key_ns(&self, key_ns: i64) -> i64 {
+        match self.key_tsc_frequency {
+            Some(key_freq) if key_freq != self.tsc_frequency && self.tsc_frequency > 0 => {
+                let since_start = key_ns as i128 - self.start_unix_ns as i128;
+                let rescaled = since_start * key_freq as i128 / self.tsc_frequency as i128;
+                (self.start_unix_ns as i128 + rescaled).clamp(i64::MIN as i128, i64::MAX as i128)
+                    as i64
+            }
+            _ => key_ns,
+        }
+    }
 }
 
 impl BlockKey {

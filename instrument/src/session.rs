@@ -392,6 +392,7 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
         cpu_brand: cpu_brand(),
         tsc_frequency: frequency,
+        key_tsc_frequency: Some(frequency),
         start_ticks: start.ticks,
         start_unix_ns: start.unix_ns,
         end_ticks: None,

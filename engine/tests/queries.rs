@@ -1,0 +1,492 @@
+//! The engine over a capture recorded by the real instrument: tables, stitching, unclosed spans,
+//! pruning proven by fetch counts, views across reopen, corrupt blocks, and the same results from
+//! an S3 copy of the capture on a real (moto) server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{INNER_SPANS, LOGS, capture, copy_capture};
+use frameline_engine::datafusion::arrow::array::{Array, AsArray};
+use frameline_engine::datafusion::arrow::datatypes::{Int64Type, UInt32Type, UInt64Type};
+use frameline_engine::datafusion::arrow::record_batch::RecordBatch;
+use frameline_engine::datafusion::arrow::util::pretty::pretty_format_batches;
+use frameline_engine::{Engine, EngineError};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn table(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).unwrap().to_string()
+}
+
+fn single_i64(batches: &[RecordBatch]) -> i64 {
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
+    let column = batch.column(0);
+    match column.data_type() {
+        frameline_engine::datafusion::arrow::datatypes::DataType::Int64 => {
+            column.as_primitive::<Int64Type>().value(0)
+        }
+        frameline_engine::datafusion::arrow::datatypes::DataType::UInt64 => {
+            column.as_primitive::<UInt64Type>().value(0) as i64
+        }
+        frameline_engine::datafusion::arrow::datatypes::DataType::UInt32 => {
+            column.as_primitive::<UInt32Type>().value(0) as i64
+        }
+        other => panic!("not an integer: {other}"),
+    }
+}
+
+async fn count(engine: &mut Engine, sql: &str) -> i64 {
+    single_i64(&engine.sql(sql).await.unwrap())
+}
+
+/// The suite, run against any copy of the capture (local folder or S3 prefix).
+async fn check_lake(lake: &str) -> Vec<String> {
+    let c = capture();
+    let mut engine = Engine::open(lake).await.unwrap();
+    let mut results = Vec::new();
+
+    let processes = engine
+        .sql("SELECT exe FROM processes ORDER BY exe")
+        .await
+        .unwrap();
+    assert_eq!(
+        table(&processes).matches("game").count() + table(&processes).matches("tool").count(),
+        2
+    );
+    results.push(table(&processes));
+
+    // Every inner span, decoded across all the CPU blocks it was spread over.
+    let inner = count(
+        &mut engine,
+        "SELECT count(*) FROM thread_spans WHERE name = 'chunk.inner'",
+    )
+    .await;
+    assert_eq!(inner as u64, INNER_SPANS);
+    // Stitching: the outer span began in the first block and ended many blocks later; it is one
+    // row, at depth 0, covering all its children, which are at depth 1 with it as parent.
+    let outer = engine
+        .sql("SELECT depth, duration_ns, span_id, unclosed FROM thread_spans WHERE name = 'level.load'")
+        .await
+        .unwrap();
+    assert_eq!(
+        outer.iter().map(|b| b.num_rows()).sum::<usize>(),
+        1,
+        "{}",
+        table(&outer)
+    );
+    results.push(table(
+        &engine
+            .sql("SELECT depth, unclosed FROM thread_spans WHERE name = 'level.load'")
+            .await
+            .unwrap(),
+    ));
+    let cpu_blocks = count(
+        &mut engine,
+        &format!(
+            "SELECT count(*) FROM blocks WHERE kind = 'cpu' AND process_id = '{}'",
+            c.game
+        ),
+    )
+    .await;
+    assert!(
+        cpu_blocks >= 4,
+        "the long span must cross blocks: {cpu_blocks}"
+    );
+    let wrong_nesting = count(
+        &mut engine,
+        "SELECT count(*) FROM thread_spans i JOIN thread_spans o ON i.parent_id = o.span_id AND i.stream_id = o.stream_id \
+         WHERE i.name = 'chunk.inner' AND (o.name <> 'level.load' OR i.depth <> 1 OR i.begin < o.begin OR i.end > o.end)",
+    )
+    .await;
+    assert_eq!(wrong_nesting, 0);
+    let parented = count(
+        &mut engine,
+        "SELECT count(*) FROM thread_spans i JOIN thread_spans o ON i.parent_id = o.span_id AND i.stream_id = o.stream_id WHERE i.name = 'chunk.inner'",
+    )
+    .await;
+    assert_eq!(parented as u64, INNER_SPANS);
+
+    // The span that never ended: flagged, ending at the stream's last known time.
+    let stuck = engine
+        .sql("SELECT name, depth, unclosed FROM thread_spans WHERE thread_name = 'stuck' ORDER BY depth, name")
+        .await
+        .unwrap();
+    let stuck_text = table(&stuck);
+    assert!(
+        stuck_text.contains("| stuck.child   | 1     | false"),
+        "{stuck_text}"
+    );
+    assert!(
+        stuck_text.contains("| stuck.forever | 0     | true"),
+        "{stuck_text}"
+    );
+    results.push(stuck_text);
+
+    // Logs with their formatted messages, levels and targets.
+    let logs = count(
+        &mut engine,
+        "SELECT count(*) FROM log_entries WHERE target = 'loader' AND level = 'info'",
+    )
+    .await;
+    assert_eq!(logs as u64, LOGS);
+    let messages = engine
+        .sql("SELECT level, target, message FROM log_entries WHERE level IN ('warn', 'error') ORDER BY message")
+        .await
+        .unwrap();
+    let text = table(&messages);
+    assert!(
+        text.contains("| error | tool   | tool failed with code 3 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| warn  | loader | done                    |"),
+        "{text}"
+    );
+    results.push(text);
+
+    // Metrics and frames.
+    let measures = engine
+        .sql("SELECT name, unit, count(*) n, max(value) m FROM measures GROUP BY name, unit ORDER BY name")
+        .await
+        .unwrap();
+    let text = table(&measures);
+    assert!(
+        text.contains("| entities   | count | 100 | 99.0 |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| frame_time | ms    | 100 | 18.0 |"),
+        "{text}"
+    );
+    results.push(text);
+    let frames = count(
+        &mut engine,
+        "SELECT count(*) FROM frames WHERE name = 'frame'",
+    )
+    .await;
+    assert_eq!(frames, 99, "100 markers make 99 frames");
+
+    // Times are UTC timestamps within the process's life.
+    let outside = count(
+        &mut engine,
+        "SELECT count(*) FROM thread_spans s JOIN processes p ON s.process_id = p.process_id \
+         WHERE s.begin < p.start_time OR s.end > p.end_time",
+    )
+    .await;
+    assert_eq!(outside, 0);
+    results
+}
+
+#[test]
+fn tables_over_a_local_capture() {
+    let c = capture();
+    runtime().block_on(check_lake(c.dir.to_str().unwrap()));
+}
+
+#[test]
+fn filters_on_process_and_time_fetch_only_matching_blocks() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let blocks_of = |engine: &Engine, process: &str, kind: &str| {
+            engine
+                .lake()
+                .blocks()
+                .iter()
+                .filter(|b| b.info.process_id == process && b.info.kind.as_str() == kind)
+                .count() as u64
+        };
+        let tool_cpu = blocks_of(&engine, &c.tool, "cpu");
+        let all_cpu = engine
+            .lake()
+            .blocks()
+            .iter()
+            .filter(|b| b.info.kind.as_str() == "cpu")
+            .count() as u64;
+        assert!(all_cpu > tool_cpu + 3);
+
+        let before = engine.lake().blocks_fetched();
+        let n = count(
+            &mut engine,
+            &format!(
+                "SELECT count(*) FROM thread_spans WHERE process_id = '{}'",
+                c.tool
+            ),
+        )
+        .await;
+        assert_eq!(n, 1000);
+        assert_eq!(
+            engine.lake().blocks_fetched() - before,
+            tool_cpu,
+            "only the tool's CPU blocks"
+        );
+
+        // IN lists and OR chains prune too.
+        let before = engine.lake().blocks_fetched();
+        let sql = format!(
+            "SELECT count(*) FROM log_entries WHERE process_id IN ('{}', 'no-such-process')",
+            c.tool
+        );
+        assert_eq!(count(&mut engine, &sql).await, 1);
+        assert_eq!(
+            engine.lake().blocks_fetched() - before,
+            blocks_of(&engine, &c.tool, "log")
+        );
+
+        // A time window: only blocks overlapping it (plus the slack) are fetched, and the long
+        // span that began before the window is still found, with its true begin.
+        let (begin, end): (i64, i64) = {
+            let frames = engine
+                .sql("SELECT CAST(min(begin) AS BIGINT), CAST(max(end) AS BIGINT) FROM thread_spans WHERE name = 'frame'")
+                .await
+                .unwrap();
+            let b = &frames[0];
+            (
+                b.column(0).as_primitive::<Int64Type>().value(0),
+                b.column(1).as_primitive::<Int64Type>().value(0),
+            )
+        };
+        let before = engine.lake().blocks_fetched();
+        let sql = format!(
+            "SELECT count(*) FROM thread_spans WHERE process_id = '{}' AND name = 'frame' \
+             AND end >= to_timestamp_nanos({begin}) AND begin <= to_timestamp_nanos({end})",
+            c.game
+        );
+        assert_eq!(count(&mut engine, &sql).await, 100);
+        let fetched = engine.lake().blocks_fetched() - before;
+        assert!(
+            fetched < blocks_of(&engine, &c.game, "cpu"),
+            "{fetched} blocks for a window"
+        );
+    });
+}
+
+#[test]
+fn errors_name_what_was_tried() {
+    runtime().block_on(async {
+        let missing = Engine::open("/definitely/not/here").await.unwrap_err();
+        assert!(
+            matches!(missing, EngineError::PathNotFound { .. }),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("/definitely/not/here"));
+
+        let empty = tempfile::tempdir().unwrap();
+        let not_lake = Engine::open(empty.path().to_str().unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(not_lake, EngineError::NotALake { .. }),
+            "{not_lake}"
+        );
+        assert!(
+            not_lake.to_string().contains("frameline-lake.json"),
+            "{not_lake}"
+        );
+
+        let file = empty.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let a_file = Engine::open(file.to_str().unwrap()).await.unwrap_err();
+        assert!(matches!(a_file, EngineError::NotALake { .. }), "{a_file}");
+
+        let newer = tempfile::tempdir().unwrap();
+        std::fs::write(
+            newer.path().join("frameline-lake.json"),
+            br#"{"format":"frameline-lake","major":99,"minor":0}"#,
+        )
+        .unwrap();
+        let too_new = Engine::open(newer.path().to_str().unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(too_new, EngineError::NewerVersion { found: 99, .. }),
+            "{too_new}"
+        );
+
+        let c = capture();
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let bad_sql = engine.sql("SELEC oops").await.unwrap_err();
+        assert!(matches!(bad_sql, EngineError::Query(_)), "{bad_sql}");
+        let no_table = engine.sql("SELECT * FROM nope").await.unwrap_err();
+        assert!(no_table.to_string().contains("nope"), "{no_table}");
+    });
+}
+
+#[test]
+fn a_corrupt_block_names_its_key_and_the_rest_stays_queryable() {
+    let c = capture();
+    let dir = tempfile::tempdir().unwrap();
+    copy_capture(dir.path());
+    runtime().block_on(async {
+        let engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
+        let victim = engine
+            .lake()
+            .blocks()
+            .iter()
+            .find(|b| {
+                b.info.process_id == c.game
+                    && b.info.kind.as_str() == "cpu"
+                    && b.info.block_seq == 1
+            })
+            .unwrap()
+            .key
+            .clone();
+        let path = dir.path().join(&victim);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+
+        let mut engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
+        let error = engine
+            .sql(&format!(
+                "SELECT count(*) FROM thread_spans WHERE process_id = '{}'",
+                c.game
+            ))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains(&victim), "{error}");
+        assert!(error.to_string().contains("checksum"), "{error}");
+        // Other tables and other processes still answer.
+        let tool = count(
+            &mut engine,
+            &format!(
+                "SELECT count(*) FROM thread_spans WHERE process_id = '{}'",
+                c.tool
+            ),
+        )
+        .await;
+        assert_eq!(tool, 1000);
+        let logs = count(&mut engine, "SELECT count(*) FROM log_entries").await;
+        assert!(logs as u64 > LOGS);
+    });
+}
+
+#[test]
+fn views_are_saved_in_the_lake_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_capture(dir.path());
+    let lake = dir.path().to_str().unwrap().to_owned();
+    runtime().block_on(async {
+        let mut engine = Engine::open(&lake).await.unwrap();
+        engine
+            .sql("CREATE VIEW slow_frames AS SELECT name, duration_ns FROM thread_spans WHERE name = 'frame'")
+            .await
+            .unwrap();
+        assert_eq!(count(&mut engine, "SELECT count(*) FROM slow_frames").await, 100);
+        assert!(dir.path().join("views/slow_frames.sql").exists());
+        drop(engine);
+
+        let mut reopened = Engine::open(&lake).await.unwrap();
+        assert_eq!(count(&mut reopened, "SELECT count(*) FROM slow_frames").await, 100);
+        let listed = reopened.sql("SELECT name, stored_in FROM views").await.unwrap();
+        assert!(table(&listed).contains("| slow_frames | lake      |"), "{}", table(&listed));
+        reopened.sql("DROP VIEW slow_frames").await.unwrap();
+        assert!(!dir.path().join("views/slow_frames.sql").exists());
+        drop(reopened);
+
+        let mut third = Engine::open(&lake).await.unwrap();
+        assert!(third.sql("SELECT count(*) FROM slow_frames").await.is_err());
+        assert_eq!(count(&mut third, "SELECT count(*) FROM views").await, 0);
+    });
+}
+
+#[test]
+fn copy_to_parquet_writes_a_file_other_tools_can_read() {
+    let c = capture();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("spans.parquet");
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        engine
+            .sql(&format!(
+                "COPY (SELECT name, duration_ns FROM thread_spans WHERE name = 'frame') TO '{}'",
+                file.display()
+            ))
+            .await
+            .unwrap();
+    });
+    let reader = frameline_engine::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&file).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 100);
+}
+
+#[test]
+fn an_s3_copy_of_the_capture_gives_identical_results() {
+    let Ok(bucket) = std::env::var("FRAMELINE_TEST_S3_BUCKET") else {
+        assert!(
+            std::env::var("FRAMELINE_SKIP_S3").is_ok(),
+            "FRAMELINE_TEST_S3_BUCKET is not set: run through scripts/test.sh (it starts moto), or set FRAMELINE_SKIP_S3=1"
+        );
+        return;
+    };
+    let c = capture();
+    let prefix = format!("engine-{}", std::process::id());
+    runtime().block_on(async {
+        use object_store::{ObjectStoreExt, PutPayload, aws::AmazonS3Builder, path::Path};
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(&bucket)
+            .build()
+            .unwrap();
+        for (key, bytes) in common::capture_objects(&c.dir) {
+            store
+                .put(
+                    &Path::from(format!("{prefix}/{key}")),
+                    PutPayload::from(bytes),
+                )
+                .await
+                .unwrap();
+        }
+        let local = check_lake(c.dir.to_str().unwrap()).await;
+        let s3 = check_lake(&format!("s3://{bucket}/{prefix}")).await;
+        assert_eq!(local, s3);
+
+        let mut engine = Engine::open(&format!("s3://{bucket}/{prefix}"))
+            .await
+            .unwrap();
+        engine
+            .sql("CREATE VIEW tools AS SELECT exe FROM processes WHERE exe = 'tool'")
+            .await
+            .unwrap();
+        let reopened_count = {
+            let mut again = Engine::open(&format!("s3://{bucket}/{prefix}"))
+                .await
+                .unwrap();
+            count(&mut again, "SELECT count(*) FROM tools").await
+        };
+        assert_eq!(reopened_count, 1);
+
+        let missing = Engine::open(&format!("s3://no-such-bucket-{}/x", std::process::id()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                EngineError::MissingBucket { .. } | EngineError::NotALake { .. }
+            ),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("no-such-bucket"), "{missing}");
+        let empty_prefix = Engine::open(&format!(
+            "s3://{bucket}/nothing-here-{}",
+            std::process::id()
+        ))
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(empty_prefix, EngineError::NotALake { .. }),
+            "{empty_prefix}"
+        );
+    });
+}
