@@ -372,3 +372,32 @@ pub fn decode_spans_block(
     ]);
     Ok((batch(thread_spans_schema(), columns, ctx)?, orphan_ends))
 }
+
+/// Decodes one CPU block of `lake` into span rows (the `thread_spans` work for one block).
+pub fn decode_cpu_entry(
+    lake: &crate::lake::Lake,
+    entry: &BlockEntry,
+    last_of_stream: bool,
+    bytes: &[u8],
+) -> Result<RecordBatch, EngineError> {
+    let process = lake
+        .process(&entry.info.process_id)
+        .ok_or_else(|| EngineError::Corrupt {
+            key: entry.key.clone(),
+            detail: format!(
+                "its process {} has no metadata object",
+                entry.info.process_id
+            ),
+        })?;
+    let thread_name = lake
+        .streams()
+        .get(&entry.info.stream_id)
+        .map_or("?", |s| s.thread_name.as_str());
+    let ctx = BlockContext {
+        entry,
+        process,
+        thread_name,
+        last_of_stream,
+    };
+    Ok(decode_spans_block(bytes, &ctx)?.0)
+}

@@ -263,6 +263,11 @@ impl Engine {
         self.register_views_table()
     }
 
+    /// Forgets every decoded block (memory and this lake's disk cache): the next query is cold.
+    pub fn clear_caches(&self) {
+        self.lake.cache().clear();
+    }
+
     /// The lake this engine reads.
     pub fn lake(&self) -> &Lake {
         &self.lake

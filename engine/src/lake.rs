@@ -2,6 +2,7 @@
 //! catalog: processes, streams and blocks. Keys and metadata come from
 //! `frameline_instrument::lake`, the one owner of the layout.
 
+use crate::cache::{self, BlockCache};
 use crate::error::EngineError;
 use frameline_instrument::lake::{self as layout, BlockKey, LakeVersion, ProcessMeta, StreamMeta};
 use futures::{StreamExt, TryStreamExt};
@@ -60,6 +61,7 @@ pub struct Lake {
     pub(crate) blocks: Vec<BlockEntry>,
     blocks_fetched: AtomicU64,
     bytes_fetched: AtomicU64,
+    cache: BlockCache,
 }
 
 impl std::fmt::Debug for Lake {
@@ -226,7 +228,12 @@ impl Lake {
                 supported: layout::LAKE_MAJOR_VERSION,
             });
         }
+        let cache = BlockCache::new(
+            cache::DEFAULT_MEMORY_BYTES,
+            cache::disk_dir_for(&location.to_string()),
+        );
         let mut lake = Lake {
+            cache,
             location,
             store,
             processes: Vec::new(),
@@ -404,6 +411,11 @@ impl Lake {
 
     pub fn process(&self, process_id: &str) -> Option<&ProcessMeta> {
         self.processes.iter().find(|p| p.process_id == process_id)
+    }
+
+    /// Decoded blocks kept for the next query and the next run.
+    pub fn cache(&self) -> &BlockCache {
+        &self.cache
     }
 
     /// Block objects fetched since the lake was opened.

@@ -5,7 +5,8 @@
 //! `thread_spans`) decode only the blocks a query's filters on process, stream and time keep, just
 //! in time, in parallel, through `frameline_instrument::format`.
 
-mod decode;
+pub mod cache;
+pub mod decode;
 mod engine;
 mod error;
 mod lake;

@@ -2,6 +2,7 @@
 //! from the catalog; event tables (`log_entries`, `measures`, `frames`, `thread_spans`) decode
 //! blocks just in time, only those that the query's filters on process, stream and time leave.
 
+use crate::cache::CacheKey;
 use crate::decode::{self, BlockContext};
 use crate::error::EngineError;
 use crate::lake::{BlockEntry, Lake};
@@ -208,6 +209,15 @@ pub enum EventTable {
 }
 
 impl EventTable {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventTable::LogEntries => "log_entries",
+            EventTable::Measures => "measures",
+            EventTable::Frames => "frames",
+            EventTable::ThreadSpans => "thread_spans",
+        }
+    }
+
     fn schema(self) -> SchemaRef {
         match self {
             EventTable::LogEntries => decode::log_entries_schema(),
@@ -261,13 +271,33 @@ impl BlockTable {
         let tasks = selected.into_iter().map(move |(entry, last)| {
             let lake = lake_arc.clone();
             async move {
-                let bytes = lake.fetch_block(&entry.key).await?;
                 let stream_id = entry.info.stream_id.clone();
                 let seq = entry.info.block_seq;
-                tokio::task::spawn_blocking(move || decode_one(table, &lake, &entry, last, &bytes))
-                    .await
-                    .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))?
-                    .map(|decoded| (stream_id, seq, decoded))
+                let cache_key = (table != EventTable::Frames).then(|| CacheKey {
+                    table: table.name(),
+                    block_key: entry.key.clone(),
+                    last_of_stream: last,
+                });
+                if let Some(key) = cache_key.clone() {
+                    let cached_lake = lake.clone();
+                    let cached = tokio::task::spawn_blocking(move || cached_lake.cache().get(&key))
+                        .await
+                        .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
+                    if let Some(batch) = cached {
+                        return Ok((stream_id, seq, Decoded::Batch(batch)));
+                    }
+                }
+                let bytes = lake.fetch_block(&entry.key).await?;
+                tokio::task::spawn_blocking(move || {
+                    let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
+                    if let (Some(key), Decoded::Batch(batch)) = (cache_key, &decoded) {
+                        lake.cache().put(key, batch);
+                    }
+                    Ok::<_, EngineError>(decoded)
+                })
+                .await
+                .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))?
+                .map(|decoded| (stream_id, seq, decoded))
             }
         });
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;

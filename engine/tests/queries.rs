@@ -192,8 +192,12 @@ fn tables_over_a_local_capture() {
 #[test]
 fn filters_on_process_and_time_fetch_only_matching_blocks() {
     let c = capture();
+    // Its own copy and no cache: every block a query needs is fetched, and counted.
+    let dir = tempfile::tempdir().unwrap();
+    copy_capture(dir.path());
     runtime().block_on(async {
-        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let mut engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
+        engine.clear_caches();
         let blocks_of = |engine: &Engine, process: &str, kind: &str| {
             engine
                 .lake()
@@ -252,6 +256,7 @@ fn filters_on_process_and_time_fetch_only_matching_blocks() {
                 b.column(1).as_primitive::<Int64Type>().value(0),
             )
         };
+        engine.clear_caches();
         let before = engine.lake().blocks_fetched();
         let sql = format!(
             "SELECT count(*) FROM thread_spans WHERE process_id = '{}' AND name = 'frame' \
@@ -488,5 +493,35 @@ fn an_s3_copy_of_the_capture_gives_identical_results() {
             matches!(empty_prefix, EngineError::NotALake { .. }),
             "{empty_prefix}"
         );
+    });
+}
+
+#[test]
+fn a_second_query_and_a_second_run_are_warm() {
+    let c = capture();
+    let dir = tempfile::tempdir().unwrap();
+    copy_capture(dir.path());
+    let lake = dir.path().to_str().unwrap().to_owned();
+    let sql = format!(
+        "SELECT count(*) FROM thread_spans WHERE process_id = '{}'",
+        c.game
+    );
+    runtime().block_on(async {
+        let mut first = Engine::open(&lake).await.unwrap();
+        first.clear_caches();
+        let n = count(&mut first, &sql).await;
+        let fetched = first.lake().blocks_fetched();
+        assert!(fetched > 0);
+        // Same engine: from memory, nothing fetched.
+        assert_eq!(count(&mut first, &sql).await, n);
+        assert_eq!(first.lake().blocks_fetched(), fetched);
+        assert!(first.lake().cache().stats().memory_hits >= fetched);
+        drop(first);
+        // A new engine (a second run): from the disk cache, nothing fetched.
+        let mut second = Engine::open(&lake).await.unwrap();
+        assert_eq!(count(&mut second, &sql).await, n);
+        assert_eq!(second.lake().blocks_fetched(), 0);
+        assert_eq!(second.lake().cache().stats().disk_hits, fetched);
+        second.clear_caches();
     });
 }

@@ -1,0 +1,136 @@
+//! Engine benchmarks (see BENCHMARKS.md for the commands and results).
+//!
+//! `decode`: just-in-time decoding of CPU blocks into span rows, one block at a time on one core
+//! (span events per second per core).
+//! `query`: the first query of one process's spans over a capture (cold: nothing cached; warm:
+//! the same query again), on `FRAMELINE_BENCH_LAKE` if set (e.g. a `frameline demo --fast`
+//! capture of 10^7 spans), otherwise on a capture recorded here.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use frameline_engine::{Engine, Lake};
+use std::hint::black_box;
+use std::sync::OnceLock;
+
+fn recorded_lake() -> String {
+    static LAKE: OnceLock<String> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        if let Ok(lake) = std::env::var("FRAMELINE_BENCH_LAKE") {
+            return lake;
+        }
+        use frameline_instrument::prelude::*;
+        let dir = std::env::temp_dir().join(format!("frameline-bench-{}", std::process::id()));
+        let guard = frameline_instrument::init(
+            frameline_instrument::Config::lake(dir.to_str().unwrap_or("frameline-bench"))
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        std::thread::Builder::new()
+            .name("bench-game".into())
+            .spawn(|| {
+                for frame in 0..2_000u32 {
+                    span_scope!("frame");
+                    for i in 0..500u32 {
+                        span_scope!("work");
+                        if i % 5 == 0 {
+                            span_scope!("work.inner");
+                        }
+                    }
+                    let _ = frame;
+                }
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+            .join()
+            .unwrap_or_else(|_| panic!("recording thread panicked"));
+        drop(guard);
+        dir.to_string_lossy().into_owned()
+    })
+    .clone()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn decode(c: &mut Criterion) {
+    let lake_path = recorded_lake();
+    let rt = runtime();
+    let lake = rt
+        .block_on(Lake::open(&lake_path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let blocks: Vec<(frameline_engine::BlockEntry, bytes::Bytes)> = lake
+        .blocks()
+        .iter()
+        .filter(|b| b.info.kind == frameline_instrument::format::StreamKind::Cpu)
+        .take(64)
+        .map(|b| {
+            let bytes = rt
+                .block_on(lake.fetch_block(&b.key))
+                .unwrap_or_else(|e| panic!("{e}"));
+            (b.clone(), bytes)
+        })
+        .collect();
+    let events: u64 = blocks.iter().map(|(b, _)| b.info.event_count as u64).sum();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(events));
+    group.sample_size(20);
+    group.bench_function("cpu_blocks_to_span_rows_one_core", |bench| {
+        bench.iter(|| {
+            for (entry, bytes) in &blocks {
+                black_box(
+                    frameline_engine::decode::decode_cpu_entry(&lake, entry, false, bytes)
+                        .map(|b| b.num_rows()),
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn query(c: &mut Criterion) {
+    let lake_path = recorded_lake();
+    let rt = runtime();
+    let process = rt
+        .block_on(Lake::open(&lake_path))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .processes()
+        .first()
+        .map(|p| p.process_id.clone())
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT name, count(*), sum(duration_ns) FROM thread_spans WHERE process_id = '{process}' GROUP BY name"
+    );
+    let mut group = c.benchmark_group("query");
+    group.sample_size(10);
+    group.bench_function("one_process_spans_cold", |bench| {
+        bench.iter(|| {
+            rt.block_on(async {
+                let mut engine = Engine::open(&lake_path)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"));
+                engine.clear_caches();
+                black_box(engine.sql(&sql).await.unwrap_or_else(|e| panic!("{e}")))
+            })
+        })
+    });
+    let mut engine = rt
+        .block_on(Engine::open(&lake_path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    rt.block_on(engine.sql(&sql))
+        .unwrap_or_else(|e| panic!("{e}"));
+    group.bench_function("one_process_spans_warm", |bench| {
+        bench.iter(|| {
+            black_box(
+                rt.block_on(engine.sql(&sql))
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, query);
+criterion_main!(benches);
