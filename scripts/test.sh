@@ -31,7 +31,8 @@ fi
 moto_script="$here/../shared/s3/start-moto.sh"
 [ -x "$moto_script" ] || [ -f "$moto_script" ] || moto_script="$here/scripts/start-moto.sh"
 eval "$(bash "$moto_script")"
-trap 'kill "$FRAMELINE_TEST_S3_PID" 2>/dev/null || true' EXIT
+eval "$(bash "$here/scripts/start-moto-auth.sh")"
+trap 'kill "$FRAMELINE_TEST_S3_PID" "$FRAMELINE_TEST_S3_AUTH_PID" 2>/dev/null || true' EXIT
 
 log="$(mktemp -t frameline-test.XXXXXX.log)"
 set +e

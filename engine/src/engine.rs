@@ -73,6 +73,12 @@ impl Engine {
         Self::with_lake(lake).await
     }
 
+    /// Like [`Engine::open`], with S3 settings that override the environment.
+    pub async fn open_with(lake: &str, s3: &crate::S3Options) -> Result<Engine, EngineError> {
+        let lake = Lake::open_with(lake, s3).await?;
+        Self::with_lake(lake).await
+    }
+
     pub async fn with_lake(lake: Lake) -> Result<Engine, EngineError> {
         let lake = Arc::new(lake);
         let config = SessionConfig::new().with_information_schema(true);

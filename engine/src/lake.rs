@@ -2,6 +2,7 @@
 //! catalog: processes, streams and blocks. Keys and metadata come from
 //! `frameline_instrument::lake`, the one owner of the layout.
 
+use crate::aws::S3Options;
 use crate::cache::{self, BlockCache};
 use crate::error::EngineError;
 use frameline_instrument::lake::{self as layout, BlockKey, LakeVersion, ProcessMeta, StreamMeta};
@@ -133,15 +134,42 @@ pub(crate) fn classify(lake: &LakeLocation, key: &str, error: object_store::Erro
     }
 }
 
-fn s3_store(bucket: &str, prefix: &str) -> Result<Arc<dyn ObjectStore>, EngineError> {
+fn s3_store(
+    bucket: &str,
+    prefix: &str,
+    options: &S3Options,
+) -> Result<Arc<dyn ObjectStore>, EngineError> {
     use object_store::ClientConfigKey;
     use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+    let options = options.clone().with_profile_files();
     let retry = object_store::RetryConfig {
         max_retries: 2,
         retry_timeout: std::time::Duration::from_secs(10),
         ..Default::default()
     };
-    let store = AmazonS3Builder::from_env()
+    let mut builder = AmazonS3Builder::from_env();
+    if let Some(region) = &options.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(endpoint) = &options.endpoint {
+        builder = builder.with_endpoint(endpoint);
+        if endpoint.starts_with("http://") && options.allow_http.is_none() {
+            builder = builder.with_allow_http(true);
+        }
+    }
+    if let Some(allow) = options.allow_http {
+        builder = builder.with_allow_http(allow);
+    }
+    if let Some(key) = &options.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &options.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &options.session_token {
+        builder = builder.with_token(token);
+    }
+    let store = builder
         .with_bucket_name(bucket)
         .with_retry(retry)
         .with_config(
@@ -166,6 +194,11 @@ fn s3_store(bucket: &str, prefix: &str) -> Result<Arc<dyn ObjectStore>, EngineEr
 impl Lake {
     /// Opens a capture folder or `s3://bucket/prefix` and reads its catalog.
     pub async fn open(lake: &str) -> Result<Lake, EngineError> {
+        Self::open_with(lake, &S3Options::default()).await
+    }
+
+    /// Like [`Lake::open`], with S3 settings that override the environment.
+    pub async fn open_with(lake: &str, s3: &S3Options) -> Result<Lake, EngineError> {
         let location = LakeLocation::parse(lake);
         let store: Arc<dyn ObjectStore> = match &location {
             LakeLocation::Local(path) => {
@@ -187,7 +220,7 @@ impl Lake {
                     })?,
                 )
             }
-            LakeLocation::S3 { bucket, prefix } => s3_store(bucket, prefix)?,
+            LakeLocation::S3 { bucket, prefix } => s3_store(bucket, prefix, s3)?,
         };
         Self::open_store(location, store).await
     }
@@ -202,6 +235,14 @@ impl Lake {
                 .bytes()
                 .await
                 .map_err(|e| classify(&location, layout::VERSION_KEY, e))?,
+            Err(e @ object_store::Error::NotFound { .. })
+                if error_chain(&e).to_ascii_lowercase().contains("nosuchbucket") =>
+            {
+                return Err(EngineError::MissingBucket {
+                    lake: location.to_string(),
+                    detail: error_chain(&e),
+                });
+            }
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(EngineError::NotALake {
                     lake: location.to_string(),

@@ -5,6 +5,7 @@
 //! `thread_spans`) decode only the blocks a query's filters on process, stream and time keep, just
 //! in time, in parallel, through `frameline_instrument::format`.
 
+mod aws;
 pub mod cache;
 pub mod decode;
 mod engine;
@@ -12,6 +13,7 @@ mod error;
 mod lake;
 mod tables;
 
+pub use aws::{S3Options, profile_settings};
 pub use datafusion;
 pub use decode::{frames_schema, log_entries_schema, measures_schema, thread_spans_schema};
 pub use engine::{Engine, SavedView, VIEWS_PREFIX};

@@ -525,3 +525,47 @@ fn a_second_query_and_a_second_run_are_warm() {
         second.clear_caches();
     });
 }
+
+#[test]
+fn wrong_credentials_and_unreachable_endpoints_are_told_apart() {
+    runtime().block_on(async {
+        // Nothing listens on port 1.
+        let unreachable = Engine::open_with(
+            "s3://any-bucket/lake",
+            &frameline_engine::S3Options {
+                endpoint: Some("http://127.0.0.1:1".into()),
+                access_key_id: Some("test".into()),
+                secret_access_key: Some("test".into()),
+                region: Some("us-east-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(unreachable, EngineError::Unreachable { .. }), "{unreachable}");
+        assert!(unreachable.to_string().contains("s3://any-bucket/lake"), "{unreachable}");
+
+        let Ok(auth_endpoint) = std::env::var("FRAMELINE_TEST_S3_AUTH_ENDPOINT") else {
+            assert!(
+                std::env::var("FRAMELINE_SKIP_S3").is_ok(),
+                "FRAMELINE_TEST_S3_AUTH_ENDPOINT is not set: run through scripts/test.sh, or set FRAMELINE_SKIP_S3=1"
+            );
+            return;
+        };
+        // A server that checks credentials, and keys it has never heard of.
+        let denied = Engine::open_with(
+            "s3://studio-lake/captures",
+            &frameline_engine::S3Options {
+                endpoint: Some(auth_endpoint),
+                access_key_id: Some("AKIAWRONGWRONGWRONG1".into()),
+                secret_access_key: Some("wrong".into()),
+                region: Some("us-east-1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(denied, EngineError::Credentials { .. }), "{denied}");
+        assert!(denied.to_string().contains("s3://studio-lake/captures"), "{denied}");
+    });
+}
