@@ -152,8 +152,11 @@ async fn query(lake: &str, sql: &str, format: OutputFormat, out: Option<PathBuf>
 
 fn main() {
     if let Err(e) = run() {
-        // One line: what failed and why (the chain of causes, without a backtrace).
-        eprintln!("error: {e:#}");
+        // One line: what failed and why (the chain of causes, without a backtrace; servers'
+        // multi-line answers are folded).
+        let message = format!("{e:#}");
+        let one_line: Vec<&str> = message.split_whitespace().collect();
+        eprintln!("error: {}", one_line.join(" "));
         std::process::exit(1);
     }
 }

@@ -75,8 +75,8 @@ pub fn frames_schema() -> SchemaRef {
             let mut fields = ids_fields();
             fields.extend([
                 Field::new("name", dict(), false),
-                Field::new("begin", time_type(), false),
-                Field::new("end", time_type(), false),
+                Field::new("begin_time", time_type(), false),
+                Field::new("end_time", time_type(), false),
                 Field::new("duration_ns", DataType::Int64, false),
             ]);
             Arc::new(Schema::new(fields))
@@ -97,8 +97,8 @@ pub fn thread_spans_schema() -> SchemaRef {
                 Field::new("target", dict(), false),
                 Field::new("file", dict(), false),
                 Field::new("line", DataType::UInt32, false),
-                Field::new("begin", time_type(), false),
-                Field::new("end", time_type(), false),
+                Field::new("begin_time", time_type(), false),
+                Field::new("end_time", time_type(), false),
                 Field::new("duration_ns", DataType::Int64, false),
                 Field::new("unclosed", DataType::Boolean, false),
             ]);

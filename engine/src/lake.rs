@@ -236,7 +236,9 @@ impl Lake {
                 .await
                 .map_err(|e| classify(&location, layout::VERSION_KEY, e))?,
             Err(e @ object_store::Error::NotFound { .. })
-                if error_chain(&e).to_ascii_lowercase().contains("nosuchbucket") =>
+                if error_chain(&e)
+                    .to_ascii_lowercase()
+                    .contains("nosuchbucket") =>
             {
                 return Err(EngineError::MissingBucket {
                     lake: location.to_string(),

@@ -34,11 +34,11 @@ const TIME_SLACK_NS: i64 = 1_000;
 pub struct Pruning {
     pub process_ids: Option<HashSet<String>>,
     pub stream_ids: Option<HashSet<String>>,
-    /// Rows have `time` (or span `end`) ≥ this.
+    /// Rows have `time` (or span `end_time`) ≥ this.
     pub min_end_ns: Option<i64>,
-    /// Rows have `time` (or span `begin`) ≤ this.
+    /// Rows have `time` (or span `begin_time`) ≤ this.
     pub max_begin_ns: Option<i64>,
-    /// Spans have `end` ≤ this.
+    /// Spans have `end_time` ≤ this.
     pub max_end_ns: Option<i64>,
 }
 
@@ -56,6 +56,19 @@ fn literal(expr: &Expr) -> Option<ScalarValue> {
 fn column(expr: &Expr) -> Option<&str> {
     match expr {
         Expr::Column(c) => Some(c.name.as_str()),
+        // `time >= to_timestamp(...)` compares against a timestamp without a time zone: the
+        // column is cast to drop its zone, which keeps its instants (and our pruning).
+        Expr::Cast(Cast { expr, field })
+            if matches!(
+                field.data_type(),
+                DataType::Timestamp(TimeUnit::Nanosecond, _)
+            ) =>
+        {
+            match expr.as_ref() {
+                Expr::Column(c) => Some(c.name.as_str()),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -142,14 +155,16 @@ impl Pruning {
         let lower = |slot: &mut Option<i64>| *slot = Some(slot.map_or(ns, |v: i64| v.max(ns)));
         let upper = |slot: &mut Option<i64>| *slot = Some(slot.map_or(ns, |v: i64| v.min(ns)));
         let (lower_col, upper_col) = if spans {
-            ("end", "begin")
+            ("end_time", "begin_time")
         } else {
             ("time", "time")
         };
         match op {
             Operator::Gt | Operator::GtEq if name == lower_col => lower(&mut self.min_end_ns),
             Operator::Lt | Operator::LtEq if name == upper_col => upper(&mut self.max_begin_ns),
-            Operator::Lt | Operator::LtEq if spans && name == "end" => upper(&mut self.max_end_ns),
+            Operator::Lt | Operator::LtEq if spans && name == "end_time" => {
+                upper(&mut self.max_end_ns)
+            }
             Operator::Eq if name == lower_col || name == upper_col => {
                 lower(&mut self.min_end_ns);
                 upper(&mut self.max_begin_ns);
@@ -573,4 +588,50 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
         ("streams", streams),
         ("blocks", blocks),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::logical_expr::{col, lit};
+
+    fn ts(ns: i64) -> Expr {
+        lit(ScalarValue::TimestampNanosecond(
+            Some(ns),
+            Some("UTC".into()),
+        ))
+    }
+
+    #[test]
+    fn span_time_filters_prune() {
+        let mut pruning = Pruning::default();
+        assert!(pruning.absorb(&col("end_time").gt_eq(ts(100)), true));
+        assert!(pruning.absorb(&col("begin_time").lt_eq(ts(200)), true));
+        assert!(pruning.absorb(&ts(300).gt_eq(col("end_time")), true));
+        assert_eq!(pruning.min_end_ns, Some(100));
+        assert_eq!(pruning.max_begin_ns, Some(200));
+        assert_eq!(pruning.max_end_ns, Some(300));
+        assert!(!Pruning::default().absorb(&col("name").eq(lit("x")), true));
+    }
+
+    #[test]
+    fn process_sets_from_eq_or_and_in() {
+        let mut pruning = Pruning::default();
+        let filter = col("process_id")
+            .eq(lit("a"))
+            .or(col("process_id").eq(lit("b")));
+        assert!(pruning.absorb(&filter, false));
+        assert_eq!(
+            pruning.process_ids,
+            Some(["a".to_owned(), "b".to_owned()].into_iter().collect())
+        );
+        assert!(pruning.absorb(
+            &col("process_id").in_list(vec![lit("b"), lit("c")], false),
+            false
+        ));
+        assert_eq!(
+            pruning.process_ids,
+            Some(["b".to_owned()].into_iter().collect())
+        );
+    }
 }

@@ -101,7 +101,7 @@ async fn check_lake(lake: &str) -> Vec<String> {
     let wrong_nesting = count(
         &mut engine,
         "SELECT count(*) FROM thread_spans i JOIN thread_spans o ON i.parent_id = o.span_id AND i.stream_id = o.stream_id \
-         WHERE i.name = 'chunk.inner' AND (o.name <> 'level.load' OR i.depth <> 1 OR i.begin < o.begin OR i.end > o.end)",
+         WHERE i.name = 'chunk.inner' AND (o.name <> 'level.load' OR i.depth <> 1 OR i.begin_time < o.begin_time OR i.end_time > o.end_time)",
     )
     .await;
     assert_eq!(wrong_nesting, 0);
@@ -176,7 +176,7 @@ async fn check_lake(lake: &str) -> Vec<String> {
     let outside = count(
         &mut engine,
         "SELECT count(*) FROM thread_spans s JOIN processes p ON s.process_id = p.process_id \
-         WHERE s.begin < p.start_time OR s.end > p.end_time",
+         WHERE s.begin_time < p.start_time OR s.end_time > p.end_time",
     )
     .await;
     assert_eq!(outside, 0);
@@ -247,7 +247,7 @@ fn filters_on_process_and_time_fetch_only_matching_blocks() {
         // span that began before the window is still found, with its true begin.
         let (begin, end): (i64, i64) = {
             let frames = engine
-                .sql("SELECT CAST(min(begin) AS BIGINT), CAST(max(end) AS BIGINT) FROM thread_spans WHERE name = 'frame'")
+                .sql("SELECT CAST(min(begin_time) AS BIGINT), CAST(max(end_time) AS BIGINT) FROM thread_spans WHERE name = 'frame'")
                 .await
                 .unwrap();
             let b = &frames[0];
@@ -260,7 +260,7 @@ fn filters_on_process_and_time_fetch_only_matching_blocks() {
         let before = engine.lake().blocks_fetched();
         let sql = format!(
             "SELECT count(*) FROM thread_spans WHERE process_id = '{}' AND name = 'frame' \
-             AND end >= to_timestamp_nanos({begin}) AND begin <= to_timestamp_nanos({end})",
+             AND end_time >= to_timestamp_nanos({begin}) AND begin_time <= to_timestamp_nanos({end})",
             c.game
         );
         assert_eq!(count(&mut engine, &sql).await, 100);
