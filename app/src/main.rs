@@ -35,6 +35,13 @@ enum Command {
         /// Write the result to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run the query this many times in one session and print each run's time to standard
+        /// error (the first run decodes, later ones hit the cache).
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Print how long opening the lake and each run took, to standard error.
+        #[arg(long)]
+        timing: bool,
     },
     /// Run a synthetic game instrumented with frameline and record it into a capture.
     Demo {
@@ -131,9 +138,48 @@ fn render(
     })
 }
 
-async fn query(lake: &str, sql: &str, format: OutputFormat, out: Option<PathBuf>) -> Result<()> {
+struct QueryArgs<'a> {
+    lake: &'a str,
+    sql: &'a str,
+    format: OutputFormat,
+    out: Option<PathBuf>,
+    repeat: u32,
+    timing: bool,
+}
+
+async fn query(args: QueryArgs<'_>) -> Result<()> {
+    let QueryArgs {
+        lake,
+        sql,
+        format,
+        out,
+        repeat,
+        timing,
+    } = args;
+    let started = std::time::Instant::now();
     let mut engine = frameline_engine::Engine::open(lake).await?;
-    let batches = engine.sql(sql).await?;
+    if timing {
+        eprintln!(
+            "open: {:.1} ms ({} processes, {} blocks)",
+            started.elapsed().as_secs_f64() * 1e3,
+            engine.lake().processes().len(),
+            engine.lake().blocks().len()
+        );
+    }
+    let mut batches = Vec::new();
+    for run in 1..=repeat.max(1) {
+        let run_started = std::time::Instant::now();
+        let fetched_before = engine.lake().blocks_fetched();
+        batches = engine.sql(sql).await?;
+        if timing || repeat > 1 {
+            eprintln!(
+                "run {run}: {:.1} ms, {} rows, {} blocks fetched",
+                run_started.elapsed().as_secs_f64() * 1e3,
+                batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                engine.lake().blocks_fetched() - fetched_before
+            );
+        }
+    }
     for notice in engine.notices() {
         eprintln!("note: {notice}");
     }
@@ -169,12 +215,21 @@ fn run() -> Result<()> {
             sql,
             format,
             out,
+            repeat,
+            timing,
         }) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the query runtime")?;
-            runtime.block_on(query(&lake, &sql, format, out))
+            runtime.block_on(query(QueryArgs {
+                lake: &lake,
+                sql: &sql,
+                format,
+                out,
+                repeat,
+                timing,
+            }))
         }
         Some(Command::Demo {
             out,
