@@ -149,3 +149,41 @@ fn failures_exit_non_zero_with_one_line() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn a_view_saved_from_the_cli_is_there_for_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // A copy of the capture: the view is saved in it.
+    let status = Command::new("cp")
+        .args(["-r", capture().to_str().unwrap(), lake.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lake = lake.to_str().unwrap();
+    let out = frameline(&[
+        "query",
+        "--lake",
+        lake,
+        "CREATE VIEW spikes AS SELECT * FROM frames WHERE duration_ns > 33000000",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = frameline(&[
+        "query",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+        "SELECT count(*) > 0 AS found FROM spikes",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "found\ntrue");
+}

@@ -220,6 +220,10 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let key = view_key(name);
         let local = local_views_dir(&self.lake).map(|d| d.join(format!("{name}.sql")));
+        let was_local = self
+            .views
+            .iter()
+            .any(|v| v.name == name && v.stored_in == "local");
         self.views.retain(|v| v.name != name);
         match definition {
             Some(sql) => {
@@ -257,14 +261,13 @@ impl Engine {
                 });
                 self.views.sort_by(|a, b| a.name.cmp(&b.name));
             }
-            None => {
-                // Deleting a view that only existed locally must not fail on a read-only lake.
-                let lake_result = self.lake.delete(&key).await;
+            None if was_local => {
+                // Only in this user's settings: the (maybe read-only) lake is not touched.
                 if let Some(path) = local {
                     let _ = std::fs::remove_file(path);
                 }
-                lake_result?;
             }
+            None => self.lake.delete(&key).await?,
         }
         self.register_views_table()
     }

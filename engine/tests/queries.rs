@@ -569,3 +569,45 @@ fn wrong_credentials_and_unreachable_endpoints_are_told_apart() {
         assert!(denied.to_string().contains("s3://studio-lake/captures"), "{denied}");
     });
 }
+
+#[test]
+fn a_lake_that_refuses_writes_keeps_views_in_the_user_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_capture(dir.path());
+    // `views` is a file here, so the lake cannot take `views/<name>.sql` (permissions would not
+    // stop root, who runs CI).
+    std::fs::write(dir.path().join("views"), b"not a folder").unwrap();
+    let lake = dir.path().to_str().unwrap().to_owned();
+    runtime().block_on(async {
+        let mut engine = Engine::open(&lake).await.unwrap();
+        engine
+            .sql("CREATE VIEW my_frames AS SELECT * FROM frames")
+            .await
+            .unwrap();
+        assert!(
+            engine
+                .notices()
+                .iter()
+                .any(|n| n.contains("read-only") && n.contains("my_frames")),
+            "{:?}",
+            engine.notices()
+        );
+        let listed = table(
+            &engine
+                .sql("SELECT name, stored_in FROM views")
+                .await
+                .unwrap(),
+        );
+        assert!(listed.contains("| my_frames | local     |"), "{listed}");
+        drop(engine);
+        let mut reopened = Engine::open(&lake).await.unwrap();
+        assert_eq!(
+            count(&mut reopened, "SELECT count(*) FROM my_frames").await,
+            99
+        );
+        reopened.sql("DROP VIEW my_frames").await.unwrap();
+        drop(reopened);
+        let mut third = Engine::open(&lake).await.unwrap();
+        assert_eq!(count(&mut third, "SELECT count(*) FROM views").await, 0);
+    });
+}
