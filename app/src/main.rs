@@ -23,26 +23,7 @@ enum OutputFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run SQL on a lake and print the result.
-    Query {
-        /// Capture folder or s3://bucket/prefix.
-        #[arg(long)]
-        lake: String,
-        /// One SQL statement (tables: processes, streams, blocks, log_entries, measures, frames,
-        /// thread_spans, views).
-        sql: String,
-        #[arg(long, value_enum, default_value = "table")]
-        format: OutputFormat,
-        /// Write the result to this file instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Run the query this many times in one session and print each run's time to standard
-        /// error (the first run decodes, later ones hit the cache).
-        #[arg(long, default_value_t = 1)]
-        repeat: u32,
-        /// Print how long opening the lake and each run took, to standard error.
-        #[arg(long)]
-        timing: bool,
-    },
+    Query(QueryArgs),
     /// Run a synthetic game instrumented with frameline and record it into a capture.
     Demo {
         /// Capture folder or s3://bucket/prefix (default: a new folder in the user's cache).
@@ -61,16 +42,12 @@ enum Command {
 }
 
 fn default_demo_dir() -> Result<PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))
-        .context("no cache folder: set --out")?;
+    let cache = frameline_engine::dirs::cache_dir().context("no cache folder: set --out")?;
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    Ok(cache.join("frameline").join(format!("demo-{stamp}")))
+    Ok(cache.join(format!("demo-{stamp}")))
 }
 
 /// Blocks, events and bytes on disk per stream kind of a local capture (from block keys).
@@ -138,16 +115,29 @@ fn render(
     })
 }
 
-struct QueryArgs<'a> {
-    lake: &'a str,
-    sql: &'a str,
+#[derive(clap::Args)]
+struct QueryArgs {
+    /// Capture folder or s3://bucket/prefix.
+    #[arg(long)]
+    lake: String,
+    /// One SQL statement (tables: processes, streams, blocks, log_entries, measures, frames,
+    /// thread_spans, views).
+    sql: String,
+    #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
+    /// Write the result to this file instead of standard output.
+    #[arg(long)]
     out: Option<PathBuf>,
+    /// Run the query this many times in one session and print each run's time to standard
+    /// error (the first run decodes, later ones hit the cache).
+    #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// Print how long opening the lake and each run took, to standard error.
+    #[arg(long)]
     timing: bool,
 }
 
-async fn query(args: QueryArgs<'_>) -> Result<()> {
+async fn query(args: QueryArgs) -> Result<()> {
     let QueryArgs {
         lake,
         sql,
@@ -156,6 +146,7 @@ async fn query(args: QueryArgs<'_>) -> Result<()> {
         repeat,
         timing,
     } = args;
+    let (lake, sql) = (lake.as_str(), sql.as_str());
     let started = std::time::Instant::now();
     let mut engine = frameline_engine::Engine::open(lake).await?;
     if timing {
@@ -210,26 +201,12 @@ fn main() {
 fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Query {
-            lake,
-            sql,
-            format,
-            out,
-            repeat,
-            timing,
-        }) => {
+        Some(Command::Query(args)) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the query runtime")?;
-            runtime.block_on(query(QueryArgs {
-                lake: &lake,
-                sql: &sql,
-                format,
-                out,
-                repeat,
-                timing,
-            }))
+            runtime.block_on(query(args))
         }
         Some(Command::Demo {
             out,

@@ -94,12 +94,7 @@ pub fn disk_dir_for(lake: &str) -> Option<PathBuf> {
     let base = match std::env::var_os("FRAMELINE_CACHE_DIR") {
         Some(dir) if dir == "off" => return None,
         Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))?
-            .join("frameline")
-            .join("decoded"),
+        None => crate::dirs::cache_dir()?.join("decoded"),
     };
     // FNV-1a of the lake's location: a short, stable folder name.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

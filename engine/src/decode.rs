@@ -373,13 +373,12 @@ pub fn decode_spans_block(
     Ok((batch(thread_spans_schema(), columns, ctx)?, orphan_ends))
 }
 
-/// Decodes one CPU block of `lake` into span rows (the `thread_spans` work for one block).
-pub fn decode_cpu_entry(
-    lake: &crate::lake::Lake,
-    entry: &BlockEntry,
+/// The context of a block of `lake`: its process and thread, from the catalog.
+pub fn context_for<'a>(
+    lake: &'a crate::lake::Lake,
+    entry: &'a BlockEntry,
     last_of_stream: bool,
-    bytes: &[u8],
-) -> Result<RecordBatch, EngineError> {
+) -> Result<BlockContext<'a>, EngineError> {
     let process = lake
         .process(&entry.info.process_id)
         .ok_or_else(|| EngineError::Corrupt {
@@ -393,11 +392,20 @@ pub fn decode_cpu_entry(
         .streams()
         .get(&entry.info.stream_id)
         .map_or("?", |s| s.thread_name.as_str());
-    let ctx = BlockContext {
+    Ok(BlockContext {
         entry,
         process,
         thread_name,
         last_of_stream,
-    };
-    Ok(decode_spans_block(bytes, &ctx)?.0)
+    })
+}
+
+/// Decodes one CPU block of `lake` into span rows (the `thread_spans` work for one block).
+pub fn decode_cpu_entry(
+    lake: &crate::lake::Lake,
+    entry: &BlockEntry,
+    last_of_stream: bool,
+    bytes: &[u8],
+) -> Result<RecordBatch, EngineError> {
+    Ok(decode_spans_block(bytes, &context_for(lake, entry, last_of_stream)?)?.0)
 }

@@ -43,10 +43,7 @@ impl std::fmt::Debug for Engine {
 }
 
 fn local_views_dir(lake: &Lake) -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .or_else(|| std::env::var_os("APPDATA").map(PathBuf::from))?;
+    let base = crate::dirs::config_dir()?;
     let name: String = lake
         .location()
         .to_string()
@@ -59,7 +56,7 @@ fn local_views_dir(lake: &Lake) -> Option<PathBuf> {
             }
         })
         .collect();
-    Some(base.join("frameline").join("views").join(name))
+    Some(base.join("views").join(name))
 }
 
 fn view_key(name: &str) -> String {

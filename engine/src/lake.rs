@@ -94,43 +94,33 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 pub(crate) fn classify(lake: &LakeLocation, key: &str, error: object_store::Error) -> EngineError {
     let detail = error_chain(&error);
     let lower = detail.to_ascii_lowercase();
-    match &error {
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => EngineError::Credentials {
-            lake: lake.to_string(),
-            detail,
-        },
-        _ if lower.contains("nosuchbucket") || lower.contains("bucket does not exist") => {
-            EngineError::MissingBucket {
-                lake: lake.to_string(),
-                detail,
-            }
-        }
-        _ if lower.contains("invalidaccesskeyid")
-            || lower.contains("signaturedoesnotmatch")
-            || lower.contains("403 forbidden")
-            || lower.contains("accessdenied") =>
-        {
-            EngineError::Credentials {
-                lake: lake.to_string(),
-                detail,
-            }
-        }
-        _ if lower.contains("error sending request")
-            || lower.contains("connection refused")
-            || lower.contains("dns error")
-            || lower.contains("timed out")
-            || lower.contains("connect") =>
-        {
-            EngineError::Unreachable {
-                lake: lake.to_string(),
-                detail,
-            }
-        }
-        _ => EngineError::Store {
+    let mentions = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    let lake = lake.to_string();
+    if mentions(&["nosuchbucket", "bucket does not exist"]) {
+        EngineError::MissingBucket { lake, detail }
+    } else if matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || mentions(&[
+        "invalidaccesskeyid",
+        "signaturedoesnotmatch",
+        "403 forbidden",
+        "accessdenied",
+    ]) {
+        EngineError::Credentials { lake, detail }
+    } else if mentions(&[
+        "error sending request",
+        "connection refused",
+        "dns error",
+        "timed out",
+        "connect",
+    ]) {
+        EngineError::Unreachable { lake, detail }
+    } else {
+        EngineError::Store {
             key: key.to_owned(),
             detail,
-        },
+        }
     }
 }
 

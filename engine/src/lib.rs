@@ -8,6 +8,7 @@
 mod aws;
 pub mod cache;
 pub mod decode;
+pub mod dirs;
 mod engine;
 mod error;
 mod lake;

@@ -3,7 +3,7 @@
 //! blocks just in time, only those that the query's filters on process, stream and time leave.
 
 use crate::cache::CacheKey;
-use crate::decode::{self, BlockContext};
+use crate::decode;
 use crate::error::EngineError;
 use crate::lake::{BlockEntry, Lake};
 use async_trait::async_trait;
@@ -342,20 +342,7 @@ impl BlockTable {
             let Some(entry) = lake.blocks.iter().find(|b| b.info.stream_id == stream_id) else {
                 continue;
             };
-            let Some(process) = lake.process(&entry.info.process_id) else {
-                continue;
-            };
-            let thread_name = lake
-                .streams
-                .get(&stream_id)
-                .map_or("?", |s| s.thread_name.as_str());
-            let ctx = BlockContext {
-                entry,
-                process,
-                thread_name,
-                last_of_stream: false,
-            };
-            let batch = decode::frames_batch(&all, &ctx)?;
+            let batch = decode::frames_batch(&all, &decode::context_for(lake, entry, false)?)?;
             if batch.num_rows() > 0 {
                 batches.push(batch);
             }
@@ -379,25 +366,7 @@ fn decode_one(
     last_of_stream: bool,
     bytes: &[u8],
 ) -> Result<Decoded, EngineError> {
-    let process = lake
-        .process(&entry.info.process_id)
-        .ok_or_else(|| EngineError::Corrupt {
-            key: entry.key.clone(),
-            detail: format!(
-                "its process {} has no metadata object",
-                entry.info.process_id
-            ),
-        })?;
-    let thread_name = lake
-        .streams
-        .get(&entry.info.stream_id)
-        .map_or("?", |s| s.thread_name.as_str());
-    let ctx = BlockContext {
-        entry,
-        process,
-        thread_name,
-        last_of_stream,
-    };
+    let ctx = decode::context_for(lake, entry, last_of_stream)?;
     Ok(match table {
         EventTable::LogEntries => Decoded::Batch(decode::decode_log_block(bytes, &ctx)?),
         EventTable::Measures => Decoded::Batch(decode::decode_measures_block(bytes, &ctx)?),

@@ -244,15 +244,7 @@ pub mod __bench {
     /// Encodes and compresses raw CPU bytes into a block, as the flush thread does; returns the
     /// block's size.
     pub fn encode_cpu(encoder: &mut BlockEncoder, raw_bytes: &[u8]) -> usize {
-        let meta = BlockMeta {
-            process_id: [1; 16],
-            stream_id: [2; 16],
-            block_seq: 0,
-            dropped_blocks: 0,
-        };
-        encoder
-            .encode_cpu(raw_bytes, &meta, &mut OpenSpans::default())
-            .map_or(0, |(block, _)| block.len())
+        encoded_cpu_block(encoder, raw_bytes).len()
     }
 
     /// The encoded block itself.
