@@ -269,6 +269,27 @@ impl Engine {
         self.register_views_table()
     }
 
+    /// Loads the spans of `process_ids` (all processes if empty) overlapping `range_ns` (all time
+    /// if `None`) into the timeline's model, decoding blocks in parallel.
+    pub async fn load_timeline(
+        &self,
+        process_ids: &[String],
+        range_ns: Option<(i64, i64)>,
+        progress: &crate::tables::Progress,
+    ) -> Result<crate::timeline::TimelineModel, EngineError> {
+        let pruning = crate::tables::Pruning {
+            process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
+            min_end_ns: range_ns.map(|r| r.0),
+            max_begin_ns: range_ns.map(|r| r.1),
+            ..Default::default()
+        };
+        let table = BlockTable::new(EventTable::ThreadSpans, self.lake.clone());
+        let batches = table.decode_with_progress(&pruning, progress).await?;
+        tokio::task::spawn_blocking(move || crate::timeline::TimelineModel::from_batches(&batches))
+            .await
+            .map_err(|e| EngineError::Query(format!("building the timeline failed: {e}")))?
+    }
+
     /// Forgets every decoded block (memory and this lake's disk cache): the next query is cold.
     pub fn clear_caches(&self) {
         self.lake.cache().clear();

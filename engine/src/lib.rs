@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod lake;
 mod tables;
+pub mod timeline;
 
 pub use aws::{S3Options, profile_settings};
 pub use datafusion;
@@ -20,4 +21,4 @@ pub use decode::{frames_schema, log_entries_schema, measures_schema, thread_span
 pub use engine::{Engine, SavedView, VIEWS_PREFIX};
 pub use error::EngineError;
 pub use lake::{BlockEntry, Lake, LakeLocation};
-pub use tables::{EventTable, Pruning};
+pub use tables::{EventTable, Progress, Pruning};

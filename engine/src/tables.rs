@@ -214,6 +214,13 @@ impl Pruning {
     }
 }
 
+/// Blocks selected and decoded so far, for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub total: std::sync::atomic::AtomicU64,
+    pub done: std::sync::atomic::AtomicU64,
+}
+
 /// The event tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventTable {
@@ -265,6 +272,16 @@ impl BlockTable {
 
     /// Decodes the blocks the pruning keeps, in parallel (one task per block), into batches.
     pub async fn decode(&self, pruning: &Pruning) -> Result<Vec<RecordBatch>, EngineError> {
+        self.decode_with_progress(pruning, &Progress::default())
+            .await
+    }
+
+    /// Like [`BlockTable::decode`], counting blocks done out of blocks selected in `progress`.
+    pub async fn decode_with_progress(
+        &self,
+        pruning: &Pruning,
+        progress: &Progress,
+    ) -> Result<Vec<RecordBatch>, EngineError> {
         let lake = &self.lake;
         let kind = self.table.stream_kind();
         let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
@@ -281,6 +298,9 @@ impl BlockTable {
                 (b.clone(), last)
             })
             .collect();
+        progress
+            .total
+            .fetch_add(selected.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let table = self.table;
         let lake_arc = self.lake.clone();
         let tasks = selected.into_iter().map(move |(entry, last)| {
@@ -321,6 +341,9 @@ impl BlockTable {
                 .buffered(parallelism)
                 .collect()
                 .await;
+        progress
+            .done
+            .fetch_add(results.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut batches = Vec::with_capacity(results.len());
         // Frames pair consecutive markers of one stream, across its blocks.
         let mut markers: BTreeMap<String, Vec<(u64, FrameMarkers)>> = BTreeMap::new();

@@ -611,3 +611,52 @@ fn a_lake_that_refuses_writes_keeps_views_in_the_user_settings() {
         assert_eq!(count(&mut third, "SELECT count(*) FROM views").await, 0);
     });
 }
+
+#[test]
+fn the_timeline_model_holds_every_span_by_thread_and_depth() {
+    let c = capture();
+    runtime().block_on(async {
+        let engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let progress = frameline_engine::Progress::default();
+        let model = engine
+            .load_timeline(&[c.game.clone()], None, &progress)
+            .await
+            .unwrap();
+        let done = progress.done.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(done > 0 && done == progress.total.load(std::sync::atomic::Ordering::Relaxed));
+        let game = model
+            .tracks
+            .iter()
+            .find(|t| t.thread_name == "game")
+            .unwrap();
+        assert_eq!(game.lanes.len(), 2);
+        assert_eq!(game.lanes[0].len(), 1 + 100, "level.load and the frames");
+        assert_eq!(game.lanes[1].len() as u64, INNER_SPANS);
+        assert!(model.tracks.iter().all(|t| t.process_id == c.game));
+        assert!(
+            model.span_bytes() <= model.span_count() * 24,
+            "{} bytes",
+            model.span_bytes()
+        );
+        // Zoomed fully out on 1000 px, the inner lane is a handful of folded marks.
+        let mut marks = Vec::new();
+        let ns_per_px = (model.end_ns - model.begin_ns) as f64 / 1000.0;
+        frameline_engine::timeline::visible_marks(
+            &game.lanes[1],
+            model.begin_ns,
+            model.end_ns,
+            ns_per_px,
+            3.0,
+            &mut marks,
+        );
+        assert!(marks.len() <= 1000 / 3 + 1, "{} marks", marks.len());
+        let counted: usize = marks
+            .iter()
+            .map(|m| match m {
+                frameline_engine::timeline::Mark::Fold { count, .. } => *count,
+                frameline_engine::timeline::Mark::Span { .. } => 1,
+            })
+            .sum();
+        assert_eq!(counted as u64, INNER_SPANS);
+    });
+}

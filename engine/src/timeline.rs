@@ -1,0 +1,316 @@
+//! The timeline's in-memory model: every loaded span of the selected processes, by thread and
+//! depth, and the one question a frame asks it — what is visible between two times at a given
+//! zoom. Spans narrower than a few pixels fold into one mark that counts them (Tracy's idea),
+//! found by binary search, so a frame costs what is on screen, not what is loaded.
+//!
+//! Memory: 20 bytes per span (begin, end, name index) plus the per-lane vectors' slack.
+
+use crate::error::EngineError;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type};
+use std::collections::HashMap;
+
+/// Spans of one depth of one thread: they never overlap, so sorted by begin they are also
+/// sorted by end.
+#[derive(Clone, Debug, Default)]
+pub struct Lane {
+    pub begin_ns: Vec<i64>,
+    pub end_ns: Vec<i64>,
+    pub name: Vec<u32>,
+}
+
+impl Lane {
+    pub fn len(&self) -> usize {
+        self.begin_ns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.begin_ns.is_empty()
+    }
+
+    fn sort(&mut self) {
+        if self.begin_ns.windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_by_key(|&i| self.begin_ns[i]);
+        self.begin_ns = order.iter().map(|&i| self.begin_ns[i]).collect();
+        self.end_ns = order.iter().map(|&i| self.end_ns[i]).collect();
+        self.name = order.iter().map(|&i| self.name[i]).collect();
+    }
+}
+
+/// One thread of one process.
+#[derive(Clone, Debug, Default)]
+pub struct Track {
+    pub process_id: String,
+    pub stream_id: String,
+    pub thread_name: String,
+    /// `lanes[d]` holds the spans at depth `d`.
+    pub lanes: Vec<Lane>,
+}
+
+impl Track {
+    pub fn span_count(&self) -> usize {
+        self.lanes.iter().map(Lane::len).sum()
+    }
+}
+
+/// What to draw for one lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mark {
+    /// One span wide enough to see: its index in the lane.
+    Span { index: usize },
+    /// `count` spans too narrow to draw one by one, between `begin_ns` and `end_ns`.
+    Fold {
+        begin_ns: i64,
+        end_ns: i64,
+        count: usize,
+    },
+}
+
+/// Every loaded span, by track.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineModel {
+    pub tracks: Vec<Track>,
+    pub names: Vec<String>,
+    pub begin_ns: i64,
+    pub end_ns: i64,
+}
+
+impl TimelineModel {
+    /// Builds the model from `thread_spans` batches (any order).
+    pub fn from_batches(batches: &[RecordBatch]) -> Result<TimelineModel, EngineError> {
+        let mut names: Vec<String> = Vec::new();
+        let mut name_ids: HashMap<String, u32> = HashMap::new();
+        let mut tracks: Vec<Track> = Vec::new();
+        let mut track_ids: HashMap<String, usize> = HashMap::new();
+        let mut begin_all = i64::MAX;
+        let mut end_all = i64::MIN;
+        let column = |batch: &RecordBatch, name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| EngineError::Query(format!("thread_spans has no {name} column")))
+        };
+        for batch in batches {
+            let stream = column(batch, "stream_id")?;
+            let stream = stream.as_dictionary::<Int32Type>();
+            let stream_values = stream.values().as_string::<i32>();
+            let process = column(batch, "process_id")?;
+            let process = process.as_dictionary::<Int32Type>();
+            let process_values = process.values().as_string::<i32>();
+            let thread = column(batch, "thread_name")?;
+            let thread = thread.as_dictionary::<Int32Type>();
+            let thread_values = thread.values().as_string::<i32>();
+            let name = column(batch, "name")?;
+            let name = name.as_dictionary::<Int32Type>();
+            let name_values = name.values().as_string::<i32>();
+            let depth = column(batch, "depth")?;
+            let depth = depth.as_primitive::<UInt32Type>();
+            let begin = column(batch, "begin_time")?;
+            let begin = begin.as_primitive::<TimestampNanosecondType>();
+            let end = column(batch, "end_time")?;
+            let end = end.as_primitive::<TimestampNanosecondType>();
+            // Map this batch's dictionary keys to model ids once.
+            let local_names: Vec<u32> = (0..name_values.len())
+                .map(|i| {
+                    let value = name_values.value(i);
+                    *name_ids.entry(value.to_owned()).or_insert_with(|| {
+                        names.push(value.to_owned());
+                        (names.len() - 1) as u32
+                    })
+                })
+                .collect();
+            for row in 0..batch.num_rows() {
+                let stream_key = stream.keys().value(row) as usize;
+                let stream_id = stream_values.value(stream_key);
+                let track = match track_ids.get(stream_id) {
+                    Some(&t) => t,
+                    None => {
+                        tracks.push(Track {
+                            process_id: process_values
+                                .value(process.keys().value(row) as usize)
+                                .to_owned(),
+                            stream_id: stream_id.to_owned(),
+                            thread_name: thread_values
+                                .value(thread.keys().value(row) as usize)
+                                .to_owned(),
+                            lanes: Vec::new(),
+                        });
+                        track_ids.insert(stream_id.to_owned(), tracks.len() - 1);
+                        tracks.len() - 1
+                    }
+                };
+                let d = depth.value(row) as usize;
+                let lanes = &mut tracks[track].lanes;
+                if lanes.len() <= d {
+                    lanes.resize_with(d + 1, Lane::default);
+                }
+                let (b, e) = (begin.value(row), end.value(row));
+                begin_all = begin_all.min(b);
+                end_all = end_all.max(e);
+                let lane = &mut lanes[d];
+                lane.begin_ns.push(b);
+                lane.end_ns.push(e);
+                lane.name.push(local_names[name.keys().value(row) as usize]);
+            }
+        }
+        for track in &mut tracks {
+            for lane in &mut track.lanes {
+                lane.sort();
+                lane.begin_ns.shrink_to_fit();
+                lane.end_ns.shrink_to_fit();
+                lane.name.shrink_to_fit();
+            }
+        }
+        tracks
+            .sort_by(|a, b| (&a.process_id, &a.thread_name).cmp(&(&b.process_id, &b.thread_name)));
+        Ok(TimelineModel {
+            tracks,
+            names,
+            begin_ns: if begin_all == i64::MAX { 0 } else { begin_all },
+            end_ns: if end_all == i64::MIN { 0 } else { end_all },
+        })
+    }
+
+    pub fn span_count(&self) -> usize {
+        self.tracks.iter().map(Track::span_count).sum()
+    }
+
+    /// Bytes held for spans (the vectors' capacities).
+    pub fn span_bytes(&self) -> usize {
+        self.tracks
+            .iter()
+            .flat_map(|t| &t.lanes)
+            .map(|l| l.begin_ns.capacity() * 8 + l.end_ns.capacity() * 8 + l.name.capacity() * 4)
+            .sum()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("?", String::as_str)
+    }
+}
+
+/// The marks of `lane` visible in `[t0, t1]` at `ns_per_px`, in time order: spans at least
+/// `min_px` wide one by one, runs of narrower ones folded. O(marks × log n).
+pub fn visible_marks(
+    lane: &Lane,
+    t0: i64,
+    t1: i64,
+    ns_per_px: f64,
+    min_px: f64,
+    out: &mut Vec<Mark>,
+) {
+    let n = lane.len();
+    let min_ns = (min_px * ns_per_px).max(1.0) as i64;
+    // Ends are sorted too: the first span that ends at or after t0.
+    let mut i = lane.end_ns.partition_point(|&e| e < t0);
+    while i < n && lane.begin_ns[i] <= t1 {
+        let (b, e) = (lane.begin_ns[i], lane.end_ns[i]);
+        if e - b >= min_ns {
+            out.push(Mark::Span { index: i });
+            i += 1;
+            continue;
+        }
+        // A run of narrow spans: every span that begins within `min_ns` of this one.
+        let limit = b.saturating_add(min_ns);
+        let mut j = i + 1 + lane.begin_ns[i + 1..].partition_point(|&x| x < limit);
+        // Only the run's last span can be wide (spans do not overlap): draw it by itself.
+        if j - 1 > i && lane.end_ns[j - 1] - lane.begin_ns[j - 1] >= min_ns {
+            j -= 1;
+        }
+        if j - i == 1 {
+            out.push(Mark::Span { index: i });
+        } else {
+            out.push(Mark::Fold {
+                begin_ns: b,
+                end_ns: lane.end_ns[j - 1],
+                count: j - i,
+            });
+        }
+        i = j;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lane(spans: &[(i64, i64)]) -> Lane {
+        Lane {
+            begin_ns: spans.iter().map(|s| s.0).collect(),
+            end_ns: spans.iter().map(|s| s.1).collect(),
+            name: vec![0; spans.len()],
+        }
+    }
+
+    #[test]
+    fn wide_spans_are_drawn_one_by_one() {
+        let l = lane(&[(0, 100), (100, 200), (300, 400)]);
+        let mut out = Vec::new();
+        visible_marks(&l, 0, 1000, 1.0, 3.0, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Mark::Span { index: 0 },
+                Mark::Span { index: 1 },
+                Mark::Span { index: 2 }
+            ]
+        );
+        out.clear();
+        visible_marks(&l, 150, 350, 1.0, 3.0, &mut out);
+        assert_eq!(out, vec![Mark::Span { index: 1 }, Mark::Span { index: 2 }]);
+    }
+
+    #[test]
+    fn narrow_spans_fold_and_count() {
+        // 1000 spans of 1 ns every 2 ns, then a wide one.
+        let mut spans: Vec<(i64, i64)> = (0..1000).map(|i| (i * 2, i * 2 + 1)).collect();
+        spans.push((5000, 9000));
+        let l = lane(&spans);
+        let mut out = Vec::new();
+        // 10 ns per pixel, 3 px minimum: runs of 30 ns = 15 spans each.
+        visible_marks(&l, 0, 10_000, 10.0, 3.0, &mut out);
+        let folded: usize = out
+            .iter()
+            .map(|m| match m {
+                Mark::Fold { count, .. } => *count,
+                Mark::Span { .. } => 1,
+            })
+            .sum();
+        assert_eq!(folded, 1001, "every span is drawn or counted once");
+        assert_eq!(out.last(), Some(&Mark::Span { index: 1000 }));
+        assert!(out.len() <= 1000 / 15 + 2, "{} marks", out.len());
+        // Fully zoomed out: one fold for all the small ones.
+        out.clear();
+        visible_marks(&l, 0, 10_000, 1_000.0, 3.0, &mut out);
+        assert_eq!(
+            out[0],
+            Mark::Fold {
+                begin_ns: 0,
+                end_ns: 1999,
+                count: 1000
+            }
+        );
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn a_wide_span_after_narrow_ones_is_not_hidden() {
+        let l = lane(&[(0, 1), (2, 3), (4, 500)]);
+        let mut out = Vec::new();
+        visible_marks(&l, 0, 1000, 1.0, 10.0, &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Mark::Fold {
+                    begin_ns: 0,
+                    end_ns: 3,
+                    count: 2
+                },
+                Mark::Span { index: 2 }
+            ]
+        );
+    }
+}
