@@ -619,7 +619,7 @@ fn the_timeline_model_holds_every_span_by_thread_and_depth() {
         let engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
         let progress = frameline_engine::Progress::default();
         let model = engine
-            .load_timeline(&[c.game.clone()], None, &progress)
+            .load_timeline(std::slice::from_ref(&c.game), None, &progress)
             .await
             .unwrap();
         let done = progress.done.load(std::sync::atomic::Ordering::Relaxed);
