@@ -132,5 +132,57 @@ fn query(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, query);
+/// CPU time to prepare one timeline frame (every track and depth of one process, 1920 px wide):
+/// zoomed fully out, on a 1-second window and on a single frame.
+fn timeline(c: &mut Criterion) {
+    let lake_path = recorded_lake();
+    let rt = runtime();
+    let engine = rt
+        .block_on(Engine::open(&lake_path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let progress = frameline_engine::Progress::default();
+    let loaded = std::time::Instant::now();
+    let model = rt
+        .block_on(engine.load_timeline(&[], None, &progress))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "timeline model: {} spans in {} tracks, loaded in {:.2} s, {:.1} bytes per span",
+        model.span_count(),
+        model.tracks.len(),
+        loaded.elapsed().as_secs_f64(),
+        model.span_bytes() as f64 / model.span_count().max(1) as f64
+    );
+    // A frame in the middle: the longest lane-0 span of the busiest track near the middle.
+    let middle = model.begin_ns + (model.end_ns - model.begin_ns) / 2;
+    let frame = model
+        .tracks
+        .iter()
+        .filter_map(|t| t.lanes.first())
+        .filter_map(|lane| {
+            let i = lane.begin_ns.partition_point(|&b| b < middle);
+            (i < lane.len()).then(|| (lane.begin_ns[i], lane.end_ns[i]))
+        })
+        .next()
+        .unwrap_or((middle, middle + 16_000_000));
+    let windows = [
+        ("fully_out", model.begin_ns, model.end_ns),
+        ("one_second", middle - 500_000_000, middle + 500_000_000),
+        ("one_frame", frame.0, frame.1),
+    ];
+    let mut out = Vec::new();
+    let mut group = c.benchmark_group("timeline_frame");
+    for (name, t0, t1) in windows {
+        frameline_engine::timeline::prepare_frame(&model, t0, t1, 1920.0, 3.0, &mut out);
+        println!("{name}: {} marks", out.len());
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                frameline_engine::timeline::prepare_frame(&model, t0, t1, 1920.0, 3.0, &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, query, timeline);
 criterion_main!(benches);

@@ -233,6 +233,39 @@ pub fn visible_marks(
     }
 }
 
+/// One mark to draw, with where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlacedMark {
+    pub track: u32,
+    pub depth: u32,
+    pub mark: Mark,
+}
+
+/// Everything visible in `[t0, t1]` on a timeline `width_px` wide: the work of one frame.
+pub fn prepare_frame(
+    model: &TimelineModel,
+    t0: i64,
+    t1: i64,
+    width_px: f64,
+    min_px: f64,
+    out: &mut Vec<PlacedMark>,
+) {
+    out.clear();
+    let ns_per_px = ((t1 - t0).max(1) as f64) / width_px.max(1.0);
+    let mut marks = Vec::new();
+    for (track_index, track) in model.tracks.iter().enumerate() {
+        for (depth, lane) in track.lanes.iter().enumerate() {
+            marks.clear();
+            visible_marks(lane, t0, t1, ns_per_px, min_px, &mut marks);
+            out.extend(marks.iter().map(|&mark| PlacedMark {
+                track: track_index as u32,
+                depth: depth as u32,
+                mark,
+            }));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
