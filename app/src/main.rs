@@ -1,6 +1,6 @@
-//! `frameline`: the viewer (coming with the viewer issue) and its headless subcommands.
+//! `frameline`: the viewer and its headless subcommands (demo, query).
 
-mod demo;
+use frameline::{demo, viewer};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -22,11 +22,17 @@ enum OutputFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the viewer on a capture folder or s3://bucket/prefix.
+    Open {
+        /// Capture folder or s3://bucket/prefix.
+        lake: String,
+    },
     /// Run SQL on a lake and print the result.
     Query(QueryArgs),
     /// Run a synthetic game instrumented with frameline and record it into a capture.
     Demo {
-        /// Capture folder or s3://bucket/prefix (default: a new folder in the user's cache).
+        /// Capture folder or s3://bucket/prefix; without it, the capture goes to a new folder in
+        /// the user's cache and the viewer opens on it.
         #[arg(long)]
         out: Option<String>,
         /// How long the game runs.
@@ -187,6 +193,30 @@ async fn query(args: QueryArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_viewer(startup: viewer::Startup) -> Result<()> {
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("Frameline")
+        .with_app_id("frameline")
+        .with_inner_size([1400.0, 900.0])
+        .with_min_inner_size([640.0, 400.0]);
+    if let Ok(icon) =
+        eframe::icon_data::from_png_bytes(include_bytes!("../../assets/frameline.png"))
+    {
+        viewport = viewport.with_icon(icon);
+    }
+    let options = eframe::NativeOptions {
+        viewport,
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "frameline",
+        options,
+        Box::new(move |cc| Ok(Box::new(viewer::ViewerApp::new(cc, startup)))),
+    )
+    .map_err(|e| anyhow::anyhow!("the viewer could not start: {e}"))
+}
+
 fn main() {
     if let Err(e) = run() {
         // One line: what failed and why (the chain of causes, without a backtrace; servers'
@@ -214,6 +244,7 @@ fn run() -> Result<()> {
             threads,
             fast,
         }) => {
+            let open_after = out.is_none();
             let lake = match out {
                 Some(out) => out,
                 None => default_demo_dir()?.to_string_lossy().into_owned(),
@@ -257,12 +288,12 @@ fn run() -> Result<()> {
                     summary.blocks_dropped
                 );
             }
+            if open_after {
+                run_viewer(viewer::Startup::Open(lake))?;
+            }
             Ok(())
         }
-        None => {
-            anyhow::bail!(
-                "the viewer is not built yet; record a capture with `frameline demo --out DIR`"
-            )
-        }
+        Some(Command::Open { lake }) => run_viewer(viewer::Startup::Open(lake)),
+        None => run_viewer(viewer::Startup::StartScreen),
     }
 }

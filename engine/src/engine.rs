@@ -269,6 +269,11 @@ impl Engine {
         self.register_views_table()
     }
 
+    /// Runs a read-only query (no view is saved): for panels that only read.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+        Ok(self.ctx.sql(sql).await?.collect().await?)
+    }
+
     /// Loads the spans of `process_ids` (all processes if empty) overlapping `range_ns` (all time
     /// if `None`) into the timeline's model, decoding blocks in parallel.
     pub async fn load_timeline(

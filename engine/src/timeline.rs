@@ -6,7 +6,7 @@
 //! Memory: 20 bytes per span (begin, end, name index) plus the per-lane vectors' slack.
 
 use crate::error::EngineError;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type};
 use std::collections::HashMap;
 
@@ -69,11 +69,20 @@ pub enum Mark {
     },
 }
 
+/// Where a span was recorded: what a lane's `name` index refers to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SpanSite {
+    pub name: String,
+    pub file: String,
+    pub line: u32,
+}
+
 /// Every loaded span, by track.
 #[derive(Clone, Debug, Default)]
 pub struct TimelineModel {
     pub tracks: Vec<Track>,
-    pub names: Vec<String>,
+    /// Call sites; lanes refer to them by index.
+    pub sites: Vec<SpanSite>,
     pub begin_ns: i64,
     pub end_ns: i64,
 }
@@ -81,8 +90,8 @@ pub struct TimelineModel {
 impl TimelineModel {
     /// Builds the model from `thread_spans` batches (any order).
     pub fn from_batches(batches: &[RecordBatch]) -> Result<TimelineModel, EngineError> {
-        let mut names: Vec<String> = Vec::new();
-        let mut name_ids: HashMap<String, u32> = HashMap::new();
+        let mut sites: Vec<SpanSite> = Vec::new();
+        let mut site_ids: HashMap<SpanSite, u32> = HashMap::new();
         let mut tracks: Vec<Track> = Vec::new();
         let mut track_ids: HashMap<String, usize> = HashMap::new();
         let mut begin_all = i64::MAX;
@@ -106,22 +115,19 @@ impl TimelineModel {
             let name = column(batch, "name")?;
             let name = name.as_dictionary::<Int32Type>();
             let name_values = name.values().as_string::<i32>();
+            let file = column(batch, "file")?;
+            let file = file.as_dictionary::<Int32Type>();
+            let file_values = file.values().as_string::<i32>();
+            let line = column(batch, "line")?;
+            let line = line.as_primitive::<UInt32Type>();
             let depth = column(batch, "depth")?;
             let depth = depth.as_primitive::<UInt32Type>();
             let begin = column(batch, "begin_time")?;
             let begin = begin.as_primitive::<TimestampNanosecondType>();
             let end = column(batch, "end_time")?;
             let end = end.as_primitive::<TimestampNanosecondType>();
-            // Map this batch's dictionary keys to model ids once.
-            let local_names: Vec<u32> = (0..name_values.len())
-                .map(|i| {
-                    let value = name_values.value(i);
-                    *name_ids.entry(value.to_owned()).or_insert_with(|| {
-                        names.push(value.to_owned());
-                        (names.len() - 1) as u32
-                    })
-                })
-                .collect();
+            // (name key, file key, line) of this batch → site id, looked up once per site.
+            let mut local_sites: HashMap<(i32, i32, u32), u32> = HashMap::new();
             for row in 0..batch.num_rows() {
                 let stream_key = stream.keys().value(row) as usize;
                 let stream_id = stream_values.value(stream_key);
@@ -153,7 +159,23 @@ impl TimelineModel {
                 let lane = &mut lanes[d];
                 lane.begin_ns.push(b);
                 lane.end_ns.push(e);
-                lane.name.push(local_names[name.keys().value(row) as usize]);
+                let key = (
+                    name.keys().value(row),
+                    file.keys().value(row),
+                    line.value(row),
+                );
+                let site = *local_sites.entry(key).or_insert_with(|| {
+                    let site = SpanSite {
+                        name: name_values.value(key.0 as usize).to_owned(),
+                        file: file_values.value(key.1 as usize).to_owned(),
+                        line: key.2,
+                    };
+                    *site_ids.entry(site.clone()).or_insert_with(|| {
+                        sites.push(site);
+                        (sites.len() - 1) as u32
+                    })
+                });
+                lane.name.push(site);
             }
         }
         for track in &mut tracks {
@@ -168,7 +190,7 @@ impl TimelineModel {
             .sort_by(|a, b| (&a.process_id, &a.thread_name).cmp(&(&b.process_id, &b.thread_name)));
         Ok(TimelineModel {
             tracks,
-            names,
+            sites,
             begin_ns: if begin_all == i64::MAX { 0 } else { begin_all },
             end_ns: if end_all == i64::MIN { 0 } else { end_all },
         })
@@ -187,8 +209,14 @@ impl TimelineModel {
             .sum()
     }
 
-    pub fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("?", String::as_str)
+    pub fn name(&self, site: u32) -> &str {
+        self.sites
+            .get(site as usize)
+            .map_or("?", |s| s.name.as_str())
+    }
+
+    pub fn site(&self, site: u32) -> Option<&SpanSite> {
+        self.sites.get(site as usize)
     }
 }
 

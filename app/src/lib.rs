@@ -1,0 +1,5 @@
+//! The `frameline` application: the viewer (egui/wgpu) and the demo game, as a library so tests
+//! can drive them (egui_kittest) and the binary stays a thin command line.
+
+pub mod demo;
+pub mod viewer;

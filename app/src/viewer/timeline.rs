@@ -1,0 +1,440 @@
+//! The timeline: a track per thread (grouped by process), nested spans drawn by the wgpu
+//! instanced pipeline, folded marks for spans too narrow to see, names where they fit, a time
+//! ruler, log markers, hover tooltips, selection, and Tracy's navigation (wheel zoom around the
+//! cursor, drag to pan, WASD).
+
+use super::gpu::{QuadInstance, QuadsCallback};
+use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
+use frameline_engine::timeline::{Mark, PlacedMark, TimelineModel, prepare_frame};
+use std::sync::Arc;
+
+pub const RULER_HEIGHT: f32 = 22.0;
+pub const TRACK_HEADER: f32 = 18.0;
+pub const LANE_HEIGHT: f32 = 18.0;
+/// Spans narrower than this fold into one mark (Tracy folds under a few pixels).
+pub const MIN_SPAN_PX: f64 = 3.0;
+
+/// A log entry shown as a marker on its thread.
+#[derive(Clone, Debug)]
+pub struct LogMarker {
+    pub time_ns: i64,
+    pub level: u8,
+    pub process_id: String,
+    pub thread_name: String,
+}
+
+/// A span the user pointed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpanRef {
+    pub track: usize,
+    pub depth: usize,
+    pub index: usize,
+}
+
+/// Where the timeline looks and what is selected.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineState {
+    pub t0: f64,
+    pub t1: f64,
+    pub scroll_y: f32,
+    pub selected: Option<SpanRef>,
+    pub hovered: Option<SpanRef>,
+    /// A time to mark with a vertical line (the hovered log line).
+    pub marker_ns: Option<i64>,
+    /// What the last frame drew (tests and benchmarks read it).
+    pub last_marks: Vec<PlacedMark>,
+    pub first_paint_logged: bool,
+}
+
+impl TimelineState {
+    pub fn show_range(&mut self, t0: i64, t1: i64) {
+        let (t0, t1) = (t0.min(t1), t0.max(t1));
+        self.t0 = t0 as f64;
+        self.t1 = (t1.max(t0 + 1000)) as f64;
+    }
+
+    pub fn center_on(&mut self, t: i64) {
+        let half = (self.t1 - self.t0) / 2.0;
+        self.t0 = t as f64 - half;
+        self.t1 = t as f64 + half;
+    }
+
+    fn zoom(&mut self, factor: f64, around: f64) {
+        let factor = factor.clamp(0.01, 100.0);
+        let new_width = ((self.t1 - self.t0) * factor).max(100.0);
+        let fraction = (around - self.t0) / (self.t1 - self.t0).max(1.0);
+        self.t0 = around - fraction * new_width;
+        self.t1 = self.t0 + new_width;
+    }
+
+    fn pan(&mut self, ns: f64) {
+        self.t0 += ns;
+        self.t1 += ns;
+    }
+
+    /// Names of the spans drawn one by one in the last frame.
+    pub fn visible_span_names(&self, model: &TimelineModel) -> Vec<String> {
+        self.last_marks
+            .iter()
+            .filter_map(|m| match m.mark {
+                Mark::Span { index } => {
+                    let lane = &model.tracks[m.track as usize].lanes[m.depth as usize];
+                    Some(model.name(lane.name[index]).to_owned())
+                }
+                Mark::Fold { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// A color per span name, stable across runs (like Tracy's name-hashed palette).
+pub fn name_color(name: &str) -> Color32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        hash = (hash ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    let hue = (hash % 360) as f32 / 360.0;
+    let color: Color32 = egui::ecolor::Hsva::new(hue, 0.45, 0.75, 1.0).into();
+    color
+}
+
+pub fn level_color(level: u8) -> Color32 {
+    match level {
+        1 => Color32::from_rgb(230, 70, 70),
+        2 => Color32::from_rgb(235, 190, 60),
+        3 => Color32::from_rgb(110, 170, 240),
+        _ => Color32::from_gray(150),
+    }
+}
+
+/// Human time for a duration.
+pub fn format_duration(ns: i64) -> String {
+    let ns = ns as f64;
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.3} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+/// A ruler step (1, 2, 5 × 10^k ns) giving about `px` pixels between ticks.
+fn ruler_step(ns_per_px: f64, px: f64) -> f64 {
+    let target = ns_per_px * px;
+    let mut step = 1.0;
+    while step * 10.0 <= target {
+        step *= 10.0;
+    }
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if step * m >= target {
+            return step * m;
+        }
+    }
+    step * 10.0
+}
+
+struct Layout {
+    /// Top of each track's header (before scrolling), and its total height.
+    track_tops: Vec<f32>,
+    total_height: f32,
+}
+
+fn layout(model: &TimelineModel) -> Layout {
+    let mut y = 0.0;
+    let mut track_tops = Vec::with_capacity(model.tracks.len());
+    for track in &model.tracks {
+        track_tops.push(y);
+        y += TRACK_HEADER + track.lanes.len() as f32 * LANE_HEIGHT + 6.0;
+    }
+    Layout {
+        track_tops,
+        total_height: y,
+    }
+}
+
+/// Draws the timeline in `ui`'s remaining space. `origin_ns` is the zero of the ruler.
+pub fn timeline_ui(
+    ui: &mut egui::Ui,
+    model: &TimelineModel,
+    state: &mut TimelineState,
+    logs: &[LogMarker],
+    origin_ns: i64,
+) {
+    let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+    if state.t1 <= state.t0 {
+        state.show_range(model.begin_ns, model.end_ns);
+    }
+    let width = rect.width().max(1.0) as f64;
+    let ns_per_px = (state.t1 - state.t0) / width;
+    let lay = layout(model);
+    let body_top = rect.top() + RULER_HEIGHT;
+    let max_scroll = (lay.total_height - (rect.height() - RULER_HEIGHT)).max(0.0);
+
+    // Navigation.
+    if let Some(pointer) = response.hover_pos() {
+        let (scroll, zoom) = ui.input(|i| (i.smooth_scroll_delta, i.zoom_delta()));
+        let around = state.t0 + (pointer.x - rect.left()) as f64 * ns_per_px;
+        if zoom != 1.0 {
+            state.zoom(1.0 / zoom as f64, around);
+        } else if scroll.y != 0.0 && !ui.input(|i| i.modifiers.shift) {
+            state.zoom((-scroll.y as f64 / 200.0).exp(), around);
+        } else if scroll.y != 0.0 {
+            state.scroll_y = (state.scroll_y - scroll.y).clamp(0.0, max_scroll);
+        }
+    }
+    if response.dragged() {
+        let delta = response.drag_delta();
+        state.pan(-delta.x as f64 * ns_per_px);
+        state.scroll_y = (state.scroll_y - delta.y).clamp(0.0, max_scroll);
+    }
+    let typing = ui.ctx().text_edit_focused();
+    let (pan_keys, zoom_keys, dt) = ui.input(|i| {
+        if typing {
+            return (0.0, 0.0, 0.0);
+        }
+        let pan = i.key_down(egui::Key::D) as i32 - i.key_down(egui::Key::A) as i32;
+        let zoom = i.key_down(egui::Key::S) as i32 - i.key_down(egui::Key::W) as i32;
+        (pan as f64, zoom as f64, i.stable_dt.min(0.1) as f64)
+    });
+    if pan_keys != 0.0 || zoom_keys != 0.0 {
+        let center = (state.t0 + state.t1) / 2.0;
+        state.pan(pan_keys * dt * 1.5 * (state.t1 - state.t0));
+        if zoom_keys != 0.0 {
+            state.zoom((zoom_keys * dt * 3.0).exp(), center);
+        }
+        ui.ctx().request_repaint();
+    }
+    let ns_per_px = (state.t1 - state.t0) / width;
+    let view_t0 = state.t0;
+    let x_of = |t: f64| rect.left() + ((t - view_t0) / ns_per_px) as f32;
+    let t_of = |x: f32| view_t0 + (x - rect.left()) as f64 * ns_per_px;
+
+    // What is visible: the only per-frame work that depends on the data.
+    let (t0, t1) = (state.t0.floor() as i64, state.t1.ceil() as i64);
+    let mut marks = std::mem::take(&mut state.last_marks);
+    prepare_frame(model, t0, t1, width, MIN_SPAN_PX, &mut marks);
+
+    let lane_rect = |track: usize, depth: usize| -> Option<Rect> {
+        let top = body_top + lay.track_tops[track] - state.scroll_y
+            + TRACK_HEADER
+            + depth as f32 * LANE_HEIGHT;
+        let r = Rect::from_min_max(
+            Pos2::new(rect.left(), top),
+            Pos2::new(rect.right(), top + LANE_HEIGHT - 1.0),
+        );
+        (r.bottom() >= body_top && r.top() <= rect.bottom()).then_some(r)
+    };
+
+    let mut instances: Vec<QuadInstance> = Vec::with_capacity(marks.len() + 16);
+    let mut labels: Vec<(Rect, String, Color32)> = Vec::new();
+    let fold_color = Color32::from_gray(110);
+    for placed in &marks {
+        let (track, depth) = (placed.track as usize, placed.depth as usize);
+        let Some(lr) = lane_rect(track, depth) else {
+            continue;
+        };
+        let lane = &model.tracks[track].lanes[depth];
+        let (b, e, color, label) = match placed.mark {
+            Mark::Span { index } => {
+                let name = model.name(lane.name[index]);
+                let selected = state.selected
+                    == Some(SpanRef {
+                        track,
+                        depth,
+                        index,
+                    });
+                let color = if selected {
+                    Color32::from_rgb(255, 255, 255)
+                } else {
+                    name_color(name)
+                };
+                (
+                    lane.begin_ns[index],
+                    lane.end_ns[index],
+                    color,
+                    name.to_owned(),
+                )
+            }
+            Mark::Fold {
+                begin_ns,
+                end_ns,
+                count,
+            } => (begin_ns, end_ns, fold_color, format!("{count}")),
+        };
+        let x0 = x_of(b as f64).max(rect.left() - 1.0);
+        let x1 = x_of(e as f64).min(rect.right() + 1.0).max(x0 + 1.0);
+        let r = Rect::from_min_max(Pos2::new(x0, lr.top()), Pos2::new(x1, lr.bottom()));
+        instances.push(QuadInstance {
+            rect: [r.left(), r.top(), r.right(), r.bottom()],
+            color: color.to_array(),
+        });
+        if r.width() > 24.0 {
+            labels.push((r, label, Color32::BLACK));
+        }
+    }
+    let instances: Arc<[QuadInstance]> = instances.into();
+    let body = Rect::from_min_max(Pos2::new(rect.left(), body_top), rect.right_bottom());
+    ui.painter_at(body)
+        .add(eframe::egui_wgpu::Callback::new_paint_callback(
+            body,
+            QuadsCallback { instances },
+        ));
+    let text_painter = ui.painter_at(body);
+    let font = FontId::proportional(11.0);
+    for (r, label, color) in labels {
+        let mut job = egui::text::LayoutJob::simple_singleline(label, font.clone(), color);
+        job.wrap = egui::text::TextWrapping::truncate_at_width(r.width() - 4.0);
+        let galley = text_painter.layout_job(job);
+        text_painter.galley(
+            Pos2::new(r.left() + 2.0, r.center().y - galley.size().y / 2.0),
+            galley,
+            color,
+        );
+    }
+
+    // Track headers and log markers.
+    for (t, track) in model.tracks.iter().enumerate() {
+        let top = body_top + lay.track_tops[t] - state.scroll_y;
+        if top > rect.bottom() || top + TRACK_HEADER < body_top {
+            continue;
+        }
+        let header = Rect::from_min_size(
+            Pos2::new(rect.left(), top),
+            Vec2::new(rect.width(), TRACK_HEADER),
+        );
+        text_painter.rect_filled(header, 0.0, Color32::from_gray(36));
+        let process_short: String = track.process_id.chars().take(8).collect();
+        text_painter.text(
+            header.left_center() + Vec2::new(4.0, 0.0),
+            Align2::LEFT_CENTER,
+            format!(
+                "{}  ({process_short}, {} spans)",
+                track.thread_name,
+                track.span_count()
+            ),
+            FontId::proportional(12.0),
+            Color32::from_gray(210),
+        );
+        for log in logs
+            .iter()
+            .filter(|l| l.thread_name == track.thread_name && l.process_id == track.process_id)
+        {
+            let x = x_of(log.time_ns as f64);
+            if x < rect.left() || x > rect.right() {
+                continue;
+            }
+            text_painter.line_segment(
+                [
+                    Pos2::new(x, header.top() + 2.0),
+                    Pos2::new(x, header.bottom() - 2.0),
+                ],
+                Stroke::new(2.0, level_color(log.level)),
+            );
+        }
+    }
+
+    // Ruler.
+    let ruler = Rect::from_min_size(rect.left_top(), Vec2::new(rect.width(), RULER_HEIGHT));
+    painter.rect_filled(ruler, 0.0, Color32::from_gray(40));
+    let step = ruler_step(ns_per_px, 100.0);
+    let first = ((state.t0 - origin_ns as f64) / step).floor() * step + origin_ns as f64;
+    let mut tick = first;
+    while tick <= state.t1 {
+        let x = x_of(tick);
+        painter.line_segment(
+            [
+                Pos2::new(x, ruler.bottom() - 6.0),
+                Pos2::new(x, ruler.bottom()),
+            ],
+            Stroke::new(1.0, Color32::GRAY),
+        );
+        painter.text(
+            Pos2::new(x + 3.0, ruler.center().y),
+            Align2::LEFT_CENTER,
+            format_duration((tick - origin_ns as f64) as i64),
+            FontId::monospace(10.0),
+            Color32::from_gray(200),
+        );
+        tick += step;
+    }
+    if let Some(marker) = state.marker_ns {
+        let x = x_of(marker as f64);
+        painter.line_segment(
+            [Pos2::new(x, rect.top()), Pos2::new(x, rect.bottom())],
+            Stroke::new(1.5, Color32::from_rgb(255, 200, 0)),
+        );
+    }
+
+    // Hover, click, double-click.
+    state.hovered = None;
+    if let Some(pointer) = response.hover_pos().filter(|p| p.y > body_top) {
+        let t = t_of(pointer.x) as i64;
+        let hit = model.tracks.iter().enumerate().find_map(|(ti, track)| {
+            let lane_top = body_top + lay.track_tops[ti] - state.scroll_y + TRACK_HEADER;
+            let depth = ((pointer.y - lane_top) / LANE_HEIGHT).floor();
+            if depth < 0.0 || depth as usize >= track.lanes.len() {
+                return None;
+            }
+            let lane = &track.lanes[depth as usize];
+            let i = lane.begin_ns.partition_point(|&b| b <= t);
+            (i > 0 && lane.end_ns[i - 1] >= t).then_some(SpanRef {
+                track: ti,
+                depth: depth as usize,
+                index: i - 1,
+            })
+        });
+        state.hovered = hit;
+        if let Some(span) = hit {
+            let lane = &model.tracks[span.track].lanes[span.depth];
+            let (b, e) = (lane.begin_ns[span.index], lane.end_ns[span.index]);
+            let duration = e - b;
+            if response.double_clicked() {
+                let margin = (duration / 20).max(1000);
+                state.show_range(b - margin, e + margin);
+            } else if response.clicked() {
+                state.selected = Some(span);
+            }
+            let children = child_time(model, span);
+            let site = model.site(lane.name[span.index]).cloned();
+            let thread = model.tracks[span.track].thread_name.clone();
+            response.on_hover_ui_at_pointer(|ui| {
+                ui.strong(site.as_ref().map_or("?", |s| s.name.as_str()));
+                ui.label(format!("duration {}", format_duration(duration)));
+                ui.label(format!("self {}", format_duration(duration - children)));
+                if let Some(site) = &site {
+                    ui.label(format!("{}:{}", site.file, site.line));
+                }
+                ui.label(format!("thread {thread}"));
+            });
+        }
+    }
+    if !state.first_paint_logged && model.span_count() > 0 {
+        state.first_paint_logged = true;
+        eprintln!(
+            "[frameline] first timeline paint: {} marks of {} spans",
+            marks.len(),
+            model.span_count()
+        );
+    }
+    state.last_marks = marks;
+}
+
+/// Total duration of a span's direct children (for its self time).
+pub fn child_time(model: &TimelineModel, span: SpanRef) -> i64 {
+    let track = &model.tracks[span.track];
+    let lane = &track.lanes[span.depth];
+    let (b, e) = (lane.begin_ns[span.index], lane.end_ns[span.index]);
+    let Some(children) = track.lanes.get(span.depth + 1) else {
+        return 0;
+    };
+    let start = children.begin_ns.partition_point(|&x| x < b);
+    let end = children.begin_ns.partition_point(|&x| x <= e);
+    (start..end)
+        .map(|i| children.end_ns[i].min(e) - children.begin_ns[i])
+        .sum()
+}
