@@ -94,7 +94,8 @@ pub struct ViewerApp {
     s3_dialog: Option<S3Dialog>,
     last_open: Option<(String, S3Options)>,
     pub error: Option<String>,
-    recent: Vec<String>,
+    pub recent: Vec<String>,
+    remember_lakes: bool,
     screenshot: Option<ScreenshotPlan>,
     opened_at: std::time::Instant,
 }
@@ -164,6 +165,11 @@ fn string_column(batch: &RecordBatch, i: usize) -> Vec<String> {
 
 impl ViewerApp {
     pub fn new(cc: &eframe::CreationContext<'_>, startup: Startup) -> Self {
+        Self::new_with(cc, startup, true)
+    }
+
+    /// `remember_lakes`: keep the list of recent lakes in the user's settings (tests don't).
+    pub fn new_with(cc: &eframe::CreationContext<'_>, startup: Startup, remember_lakes: bool) -> Self {
         if let Some(render_state) = cc.wgpu_render_state.as_ref() {
             gpu::QuadResources::install(render_state);
         }
@@ -191,7 +197,8 @@ impl ViewerApp {
             s3_dialog: None,
             last_open: None,
             error: None,
-            recent: load_recent(),
+            recent: if remember_lakes { load_recent() } else { Vec::new() },
+            remember_lakes,
             screenshot,
             opened_at: std::time::Instant::now(),
         };
@@ -238,7 +245,9 @@ impl ViewerApp {
         self.recent.retain(|l| l != lake);
         self.recent.insert(0, lake.to_owned());
         self.recent.truncate(10);
-        save_recent(&self.recent);
+        if self.remember_lakes {
+            save_recent(&self.recent);
+        }
     }
 
     fn poll_jobs(&mut self, ctx: &egui::Context) {
@@ -487,7 +496,7 @@ impl ViewerApp {
             .fill(Color32::from_rgb(70, 20, 20))
             .show(ui, |ui| {
                 ui.horizontal_wrapped(|ui| {
-                    ui.label(RichText::new("⚠").color(Color32::YELLOW));
+                    ui.label(RichText::new("Error:").color(Color32::YELLOW).strong());
                     ui.label(RichText::new(&error).color(Color32::WHITE));
                 });
                 ui.horizontal(|ui| {
@@ -525,6 +534,17 @@ impl ViewerApp {
             return;
         }
         plan.ready_frames += 1;
+        if plan.ready_frames == 1
+            && let Some(view) = &mut self.lake
+        {
+            // The drill-down: the worst frame on the timeline; the log pane: its warnings.
+            if let Some(frame) = view.worst_frame() {
+                view.show_frame(frame);
+            }
+            if plan.view == "logs" {
+                view.log_min_level = 2;
+            }
+        }
         if plan.ready_frames < 5 {
             ctx.request_repaint();
             return;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the real viewer window under Xvfb (Vulkan on Mesa's llvmpipe) and writes the README's
+# screenshots: the start screen, the drill-down to the worst frame, and the log pane.
+#
+#   scripts/screenshots.sh [OUT_DIR]     (default docs/screenshots)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+out="${1:-docs/screenshots}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/frameline-target}"
+need=()
+command -v xvfb-run >/dev/null || need+=(xvfb xauth)
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need+=(mesa-vulkan-drivers libvulkan1)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+fi
+cargo build --release -p frameline >&2
+bin="$CARGO_TARGET_DIR/release/frameline"
+work="$(mktemp -d -t frameline-shots.XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+"$bin" demo --out "$work/capture" --seconds 6 >&2
+mkdir -p "$out"
+for view in start drilldown logs; do
+  args=(open "$work/capture")
+  [ "$view" = start ] && args=()
+  FRAMELINE_SCREENSHOT="$out/$view.png" FRAMELINE_SCREENSHOT_VIEW="$view" XDG_CONFIG_HOME="$work/config" \
+    timeout 120 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" "${args[@]}" >&2
+  echo "$out/$view.png"
+done
