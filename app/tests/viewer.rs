@@ -16,10 +16,22 @@ fn capture() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep().join("capture");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameline"))
-            .args(["demo", "--out", dir.to_str().unwrap(), "--seconds", "3.6", "--threads", "2"])
+            .args([
+                "demo",
+                "--out",
+                dir.to_str().unwrap(),
+                "--seconds",
+                "3.6",
+                "--threads",
+                "2",
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
@@ -36,7 +48,23 @@ fn harness(startup: Startup) -> Harness<'static, ViewerApp> {
 fn run_until(h: &mut Harness<'_, ViewerApp>, what: &str, done: impl Fn(&ViewerApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done(h.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        let failed = h.state().error.is_some() || h.state().lake.as_ref().is_some_and(|v| !v.errors.is_empty());
+        if Instant::now() > deadline || (failed && what != "the error") {
+            let app = h.state();
+            let view = app.lake.as_ref().map(|v| {
+                (
+                    v.frames.len(),
+                    v.logs.len(),
+                    v.model.as_ref().map(|m| m.span_count()),
+                    v.errors.clone(),
+                )
+            });
+            panic!(
+                "timed out waiting for {what}: error {:?}, idle {}, view {view:?}",
+                app.error,
+                app.idle()
+            );
+        }
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -46,13 +74,18 @@ fn run_until(h: &mut Harness<'_, ViewerApp>, what: &str, done: impl Fn(&ViewerAp
 }
 
 fn loaded(app: &ViewerApp) -> bool {
-    app.lake.as_ref().is_some_and(|v| v.model.is_some() && !v.frames.is_empty() && !v.logs.is_empty()) && app.idle()
+    app.lake
+        .as_ref()
+        .is_some_and(|v| v.model.is_some() && !v.frames.is_empty() && !v.logs.is_empty())
+        && app.idle()
 }
 
 /// Timings differ from one recording to the next: the data views are compared loosely (a blank
 /// or broken timeline differs in far more pixels), the start screen exactly.
 fn loose() -> SnapshotOptions {
-    SnapshotOptions::new().threshold(8.0).max_failed_pixels(1400 * 900 / 8)
+    SnapshotOptions::new()
+        .threshold(8.0)
+        .max_failed_pixels(1400 * 900 / 8)
 }
 
 #[test]
@@ -61,8 +94,7 @@ fn worst_frame_drills_down_to_its_culprit() {
     run_until(&mut h, "the capture to load", loaded);
 
     // The process is listed and selected, the frame-time plot is there.
-    let process = h.get_by_label_contains("frameline-demo on");
-    drop(process);
+    h.get_by_label_contains("frameline-demo on");
     h.get_by_label("Frame times");
     let view = h.state().lake.as_ref().unwrap();
     assert!(view.frames.len() > 150, "{} frames", view.frames.len());
@@ -76,11 +108,19 @@ fn worst_frame_drills_down_to_its_culprit() {
     let view = h.state().lake.as_ref().unwrap();
     // The timeline shows exactly that frame (and a 2% margin).
     let span = (worst.end_ns - worst.begin_ns) as f64;
-    assert!((view.timeline.t0 - worst.begin_ns as f64).abs() <= span * 0.03, "t0 {} vs {}", view.timeline.t0, worst.begin_ns);
+    assert!(
+        (view.timeline.t0 - worst.begin_ns as f64).abs() <= span * 0.03,
+        "t0 {} vs {}",
+        view.timeline.t0,
+        worst.begin_ns
+    );
     assert!((view.timeline.t1 - worst.end_ns as f64).abs() <= span * 0.03);
     let model = view.model.as_ref().unwrap();
     let visible = view.timeline.visible_span_names(model);
-    assert!(visible.iter().any(|n| n == "streaming.load_chunk"), "culprit not visible: {visible:?}");
+    assert!(
+        visible.iter().any(|n| n == "streaming.load_chunk"),
+        "culprit not visible: {visible:?}"
+    );
     assert!(visible.iter().any(|n| n == "frame"), "{visible:?}");
     h.remove_cursor();
     h.step();
@@ -115,8 +155,15 @@ fn clicking_a_log_line_centres_the_timeline_on_it() {
     }
     let view = h.state().lake.as_ref().unwrap();
     let center = (view.timeline.t0 + view.timeline.t1) / 2.0;
-    assert!((center - target.time_ns as f64).abs() < 1e3, "centre {center} vs {}", target.time_ns);
-    assert!((view.timeline.t1 - view.timeline.t0 - 1e8).abs() < 1e3, "zoom kept");
+    assert!(
+        (center - target.time_ns as f64).abs() < 1e3,
+        "centre {center} vs {}",
+        target.time_ns
+    );
+    assert!(
+        (view.timeline.t1 - view.timeline.t0 - 1e8).abs() < 1e3,
+        "zoom kept"
+    );
     h.remove_cursor();
     h.step();
     h.snapshot_options("log_pane", &loose());

@@ -83,6 +83,8 @@ pub struct LakeView {
     target_frame_ms: f64,
     /// Frame to show once the timeline is loaded (chosen before it finished loading).
     pending_range: Option<(i64, i64)>,
+    /// What failed while loading the selection (shown above the timeline).
+    pub errors: Vec<String>,
 }
 
 pub struct ViewerApp {
@@ -98,6 +100,7 @@ pub struct ViewerApp {
     remember_lakes: bool,
     screenshot: Option<ScreenshotPlan>,
     opened_at: std::time::Instant,
+    first_paint_reported: bool,
 }
 
 /// `FRAMELINE_SCREENSHOT=file.png` (with `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs`): once
@@ -169,7 +172,11 @@ impl ViewerApp {
     }
 
     /// `remember_lakes`: keep the list of recent lakes in the user's settings (tests don't).
-    pub fn new_with(cc: &eframe::CreationContext<'_>, startup: Startup, remember_lakes: bool) -> Self {
+    pub fn new_with(
+        cc: &eframe::CreationContext<'_>,
+        startup: Startup,
+        remember_lakes: bool,
+    ) -> Self {
         if let Some(render_state) = cc.wgpu_render_state.as_ref() {
             gpu::QuadResources::install(render_state);
         }
@@ -197,10 +204,15 @@ impl ViewerApp {
             s3_dialog: None,
             last_open: None,
             error: None,
-            recent: if remember_lakes { load_recent() } else { Vec::new() },
+            recent: if remember_lakes {
+                load_recent()
+            } else {
+                Vec::new()
+            },
             remember_lakes,
             screenshot,
             opened_at: std::time::Instant::now(),
+            first_paint_reported: false,
         };
         match startup {
             Startup::StartScreen => {}
@@ -216,6 +228,7 @@ impl ViewerApp {
         self.lake = None;
         self.last_open = Some((lake.clone(), s3.clone()));
         self.opened_at = std::time::Instant::now();
+        self.first_paint_reported = false;
         let label = format!("Opening {lake}");
         self.open_job = Some(Job::spawn(&self.runtime, ctx, label, async move {
             Ok(Engine::open_with(&lake, &s3).await?)
@@ -304,6 +317,7 @@ impl ViewerApp {
                         timeline: TimelineState::default(),
                         target_frame_ms: 1000.0 / 60.0,
                         pending_range: None,
+                        errors: Vec::new(),
                     };
                     if let Some(id) = latest {
                         view.selected.insert(id);
@@ -595,6 +609,7 @@ impl LakeView {
         self.logs.clear();
         self.log_markers.clear();
         self.model = None;
+        self.errors.clear();
         self.timeline = TimelineState::default();
         if self.selected.is_empty() {
             return;
@@ -602,8 +617,8 @@ impl LakeView {
         let ids = in_list(&self.selected);
         let engine = self.engine.clone();
         let sql = format!(
-            "SELECT CAST(begin_time AS BIGINT), CAST(end_time AS BIGINT) FROM frames \
-             WHERE name = 'frame' AND process_id IN ({ids}) ORDER BY begin_time"
+            "SELECT CAST(begin_time AS BIGINT) AS begin_ns, CAST(end_time AS BIGINT) AS end_ns FROM frames \
+             WHERE name = 'frame' AND process_id IN ({ids}) ORDER BY begin_ns"
         );
         self.frames_job = Some(Job::spawn(runtime, ctx, "Loading frames", async move {
             let batches = engine.query(&sql).await?;
@@ -619,8 +634,8 @@ impl LakeView {
         }));
         let engine = self.engine.clone();
         let sql = format!(
-            "SELECT CAST(time AS BIGINT), level_num, level, target, thread_name, process_id, message \
-             FROM log_entries WHERE process_id IN ({ids}) ORDER BY time LIMIT 1000000"
+            "SELECT CAST(time AS BIGINT) AS time_ns, level_num, level, target, thread_name, process_id, message \
+             FROM log_entries WHERE process_id IN ({ids}) ORDER BY time_ns LIMIT 1000000"
         );
         self.logs_job = Some(Job::spawn(runtime, ctx, "Loading logs", async move {
             let batches = engine.query(&sql).await?;
@@ -660,10 +675,16 @@ impl LakeView {
 
     fn poll(&mut self, _ctx: &egui::Context) {
         if let Some(result) = take_finished(&mut self.frames_job) {
-            self.frames = result.unwrap_or_default();
+            match result {
+                Ok(frames) => self.frames = frames,
+                Err(e) => self.errors.push(format!("frames: {e}")),
+            }
         }
         if let Some(result) = take_finished(&mut self.logs_job) {
-            self.logs = result.unwrap_or_default();
+            match result {
+                Ok(logs) => self.logs = logs,
+                Err(e) => self.errors.push(format!("logs: {e}")),
+            }
             self.log_markers = self
                 .logs
                 .iter()
@@ -675,10 +696,14 @@ impl LakeView {
                 })
                 .collect();
         }
-        if let Some(result) = take_finished(&mut self.model_job)
-            && let Ok(model) = result
-        {
-            let model = Arc::new(model);
+        if let Some(result) = take_finished(&mut self.model_job) {
+            let model = match result {
+                Ok(model) => Arc::new(model),
+                Err(e) => {
+                    self.errors.push(format!("spans: {e}"));
+                    return;
+                }
+            };
             self.timeline.show_range(model.begin_ns, model.end_ns);
             if let Some((b, e)) = self.pending_range.take() {
                 self.timeline.show_range(b, e);
@@ -973,6 +998,8 @@ impl eframe::App for ViewerApp {
         });
         self.s3_dialog_ui(&ctx);
         let runtime = self.runtime.clone();
+        let opened_at = self.opened_at;
+        let mut first_paint_reported = self.first_paint_reported;
         match &mut self.lake {
             None => {
                 egui::CentralPanel::default().show(ui, |ui| self.start_screen_ui(ui));
@@ -997,15 +1024,30 @@ impl eframe::App for ViewerApp {
                         view.frame_plot_ui(ui);
                     });
                 egui::CentralPanel::default().show(ui, |ui| {
+                    for error in &view.errors {
+                        ui.colored_label(Color32::from_rgb(240, 120, 100), error);
+                    }
                     let origin = view.origin_ns();
                     match view.model.clone() {
-                        Some(model) => timeline::timeline_ui(
-                            ui,
-                            &model,
-                            &mut view.timeline,
-                            &view.log_markers,
-                            origin,
-                        ),
+                        Some(model) => {
+                            timeline::timeline_ui(
+                                ui,
+                                &model,
+                                &mut view.timeline,
+                                &view.log_markers,
+                                origin,
+                            );
+                            if !first_paint_reported {
+                                first_paint_reported = true;
+                                // The moment BENCHMARKS.md measures: from opening to spans on screen.
+                                eprintln!(
+                                    "[frameline] first timeline paint {:.0} ms after opening: {} spans loaded, {} marks drawn",
+                                    opened_at.elapsed().as_secs_f64() * 1e3,
+                                    model.span_count(),
+                                    view.timeline.last_marks.len()
+                                );
+                            }
+                        }
                         None if view.selected.is_empty() => {
                             ui.label("Select a process on the left.");
                         }
@@ -1016,6 +1058,7 @@ impl eframe::App for ViewerApp {
                 });
             }
         }
+        self.first_paint_reported = first_paint_reported;
         self.screenshot_step(&ctx);
     }
 }

@@ -43,7 +43,6 @@ pub struct TimelineState {
     pub marker_ns: Option<i64>,
     /// What the last frame drew (tests and benchmarks read it).
     pub last_marks: Vec<PlacedMark>,
-    pub first_paint_logged: bool,
 }
 
 impl TimelineState {
@@ -412,14 +411,6 @@ pub fn timeline_ui(
                 ui.label(format!("thread {thread}"));
             });
         }
-    }
-    if !state.first_paint_logged && model.span_count() > 0 {
-        state.first_paint_logged = true;
-        eprintln!(
-            "[frameline] first timeline paint: {} marks of {} spans",
-            marks.len(),
-            model.span_count()
-        );
     }
     state.last_marks = marks;
 }
