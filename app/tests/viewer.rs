@@ -48,7 +48,11 @@ fn harness(startup: Startup) -> Harness<'static, ViewerApp> {
 fn run_until(h: &mut Harness<'_, ViewerApp>, what: &str, done: impl Fn(&ViewerApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done(h.state()) {
-        let failed = h.state().error.is_some() || h.state().lake.as_ref().is_some_and(|v| !v.errors.is_empty());
+        let failed = h.state().error.is_some()
+            || h.state()
+                .lake
+                .as_ref()
+                .is_some_and(|v| !v.errors.is_empty());
         if Instant::now() > deadline || (failed && what != "the error") {
             let app = h.state();
             let view = app.lake.as_ref().map(|v| {
