@@ -180,6 +180,7 @@ async fn query(args: QueryArgs) -> Result<()> {
     for notice in engine.notices() {
         eprintln!("note: {notice}");
     }
+    engine.flush_cache().await;
     let bytes = render(&batches, format)?;
     match out {
         Some(path) => {

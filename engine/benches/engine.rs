@@ -24,10 +24,16 @@ fn recorded_lake() -> String {
                 .unwrap_or_else(|e| panic!("{e}")),
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        // FRAMELINE_BENCH_FRAMES frames of 601 spans (default 2 000: 1.2 M spans; 17 000 gives
+        // 10^7).
+        let frames: u32 = std::env::var("FRAMELINE_BENCH_FRAMES")
+            .ok()
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(2_000);
         std::thread::Builder::new()
             .name("bench-game".into())
-            .spawn(|| {
-                for frame in 0..2_000u32 {
+            .spawn(move || {
+                for frame in 0..frames {
                     span_scope!("frame");
                     for i in 0..500u32 {
                         span_scope!("work");

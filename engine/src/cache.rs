@@ -2,13 +2,13 @@
 //! immutable, so an entry never goes stale; deleting the cache loses nothing.
 //!
 //! Memory: record batches, bounded by their Arrow size, least recently used evicted first.
-//! Disk: one Parquet file per decoded block under the user's cache folder
+//! Disk: one Arrow IPC file per decoded block under the user's cache folder
 //! (`$FRAMELINE_CACHE_DIR`, else `$XDG_CACHE_HOME/frameline/decoded`, else
 //! `~/.cache/frameline/decoded`), in a folder per lake, written atomically (temp + rename).
 
+use datafusion::arrow::ipc::reader::FileReader;
+use datafusion::arrow::ipc::writer::FileWriter;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +44,7 @@ impl CacheKey {
         if self.last_of_stream {
             name.push_str(".last");
         }
-        name.push_str(".parquet");
+        name.push_str(".arrow");
         name
     }
 }
@@ -77,6 +77,7 @@ pub struct BlockCache {
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     misses: AtomicU64,
+    pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -113,6 +114,7 @@ impl BlockCache {
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -145,6 +147,34 @@ impl BlockCache {
     pub fn put(&self, key: CacheKey, batch: &RecordBatch) {
         self.write_disk(&key, batch);
         self.insert_memory(key, batch.clone());
+    }
+
+    /// Keeps a decoded block in memory now and writes it to disk in the background (off the
+    /// query's path); [`BlockCache::flush`] waits for those writes.
+    pub fn put_later(self: &std::sync::Arc<Self>, key: CacheKey, batch: &RecordBatch) {
+        self.insert_memory(key.clone(), batch.clone());
+        if self.disk_dir.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.write_disk(&key, batch);
+            return;
+        };
+        let cache = self.clone();
+        let batch = batch.clone();
+        let handle = runtime.spawn_blocking(move || cache.write_disk(&key, &batch));
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.retain(|h| !h.is_finished());
+        pending.push(handle);
+    }
+
+    /// Waits for the background disk writes.
+    pub async fn flush(&self) {
+        let pending: Vec<tokio::task::JoinHandle<()>> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+        for handle in pending {
+            let _ = handle.await;
+        }
     }
 
     fn insert_memory(&self, key: CacheKey, batch: RecordBatch) {
@@ -184,11 +214,7 @@ impl BlockCache {
     fn read_disk(&self, key: &CacheKey) -> Option<RecordBatch> {
         let path = self.disk_dir.as_ref()?.join(key.file_name());
         let file = std::fs::File::open(&path).ok()?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .ok()?
-            .with_batch_size(1 << 20)
-            .build()
-            .ok()?;
+        let reader = FileReader::try_new(std::io::BufReader::new(file), None).ok()?;
         let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().ok()?;
         match batches.len() {
             0 => None,
@@ -211,10 +237,11 @@ impl BlockCache {
         }
         let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let written = (|| -> Option<()> {
-            let file = std::fs::File::create(&tmp).ok()?;
-            let mut writer = ArrowWriter::try_new(file, batch.schema(), None).ok()?;
+            let file = std::io::BufWriter::new(std::fs::File::create(&tmp).ok()?);
+            let mut writer = FileWriter::try_new(file, &batch.schema()).ok()?;
             writer.write(batch).ok()?;
-            writer.close().ok()?;
+            writer.finish().ok()?;
+            drop(writer);
             std::fs::rename(&tmp, &path).ok()
         })();
         if written.is_none() {

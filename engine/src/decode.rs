@@ -11,7 +11,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use frameline_instrument::format::{Block, CpuEvent, MetricValue, format_message};
+use frameline_instrument::format::{Block, BlockView, CpuEvent, Dep, MetricValue, format_message};
 use frameline_instrument::lake::ProcessMeta;
 use frameline_instrument::time::ticks_to_unix_ns;
 use std::sync::{Arc, OnceLock};
@@ -161,16 +161,36 @@ fn batch(
     RecordBatch::try_new(schema, columns).map_err(|e| ctx.corrupt(e))
 }
 
+/// A dictionary column whose keys are dependency indices of the block and whose values are one
+/// string per dependency: no hashing per row.
+fn dep_dictionary(keys: Vec<i32>, values: Vec<&str>) -> ArrayRef {
+    let keys = Int32Array::from(keys);
+    let values = Arc::new(StringArray::from(values));
+    match DictionaryArray::<Int32Type>::try_new(keys, values) {
+        Ok(array) => Arc::new(array),
+        // Keys come from validated dependency indices: always in range.
+        Err(_) => Arc::new(DictionaryArray::<Int32Type>::from_iter(std::iter::empty::<
+            &str,
+        >())),
+    }
+}
+
+/// One string per dependency (empty for dependencies of another kind).
+fn dep_strings<'a>(
+    view: &BlockView<'a>,
+    pick: impl Fn(&Dep<'a>) -> Option<&'a str>,
+) -> Vec<&'a str> {
+    view.deps.iter().map(|d| pick(d).unwrap_or("")).collect()
+}
+
 pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBatch, EngineError> {
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
     let rows = block.header.event_count as usize;
     let mut time = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
-    let mut level = StringDictionaryBuilder::<Int32Type>::new();
+    let mut keys = Vec::with_capacity(rows);
     let mut level_num = UInt32Builder::with_capacity(rows);
-    let mut target = StringDictionaryBuilder::<Int32Type>::new();
     let mut message = StringBuilder::with_capacity(rows, rows * 48);
-    let mut file = StringDictionaryBuilder::<Int32Type>::new();
     let mut line = UInt32Builder::with_capacity(rows);
     for event in view.log_events().map_err(|e| ctx.corrupt(e))? {
         let event = event.map_err(|e| ctx.corrupt(e))?;
@@ -178,22 +198,32 @@ pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBa
             .log_dep(event.dep)
             .ok_or_else(|| ctx.corrupt("log entry without descriptor"))?;
         time.append_value(ctx.to_ns(event.ticks));
-        level.append_value(dep.level.as_str());
+        keys.push(event.dep as i32);
         level_num.append_value(dep.level as u32);
-        target.append_value(dep.target);
         message.append_value(format_message(dep.template, &event.args));
-        file.append_value(dep.file);
         line.append_value(dep.line);
     }
     let n = time.len();
+    let level = dep_strings(&view, |d| match d {
+        Dep::Log(l) => Some(l.level.as_str()),
+        _ => None,
+    });
+    let target = dep_strings(&view, |d| match d {
+        Dep::Log(l) => Some(l.target),
+        _ => None,
+    });
+    let file = dep_strings(&view, |d| match d {
+        Dep::Log(l) => Some(l.file),
+        _ => None,
+    });
     let mut columns = ctx.id_columns(n);
     columns.extend([
         Arc::new(time.finish()) as ArrayRef,
-        Arc::new(level.finish()),
+        dep_dictionary(keys.clone(), level),
         Arc::new(level_num.finish()),
-        Arc::new(target.finish()),
+        dep_dictionary(keys.clone(), target),
         Arc::new(message.finish()),
-        Arc::new(file.finish()),
+        dep_dictionary(keys, file),
         Arc::new(line.finish()),
     ]);
     batch(log_entries_schema(), columns, ctx)
@@ -207,10 +237,8 @@ pub fn decode_measures_block(
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
     let rows = block.header.event_count as usize;
     let mut time = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
-    let mut name = StringDictionaryBuilder::<Int32Type>::new();
-    let mut unit = StringDictionaryBuilder::<Int32Type>::new();
+    let mut keys = Vec::with_capacity(rows);
     let mut value = Float64Builder::with_capacity(rows);
-    let mut target = StringDictionaryBuilder::<Int32Type>::new();
     for event in view.metric_events().map_err(|e| ctx.corrupt(e))? {
         let event = event.map_err(|e| ctx.corrupt(e))?;
         let v = match event.value {
@@ -218,23 +246,36 @@ pub fn decode_measures_block(
             MetricValue::Float(v) => v,
             MetricValue::Frame => continue,
         };
-        let dep = view
-            .metric_dep(event.dep)
-            .ok_or_else(|| ctx.corrupt("metric without descriptor"))?;
         time.append_value(ctx.to_ns(event.ticks));
-        name.append_value(dep.name);
-        unit.append_value(dep.unit);
+        keys.push(event.dep as i32);
         value.append_value(v);
-        target.append_value(dep.target);
     }
     let n = time.len();
     let mut columns = ctx.id_columns(n);
     columns.extend([
         Arc::new(time.finish()) as ArrayRef,
-        Arc::new(name.finish()),
-        Arc::new(unit.finish()),
+        dep_dictionary(
+            keys.clone(),
+            dep_strings(&view, |d| match d {
+                Dep::Metric(m) => Some(m.name),
+                _ => None,
+            }),
+        ),
+        dep_dictionary(
+            keys.clone(),
+            dep_strings(&view, |d| match d {
+                Dep::Metric(m) => Some(m.unit),
+                _ => None,
+            }),
+        ),
         Arc::new(value.finish()),
-        Arc::new(target.finish()),
+        dep_dictionary(
+            keys,
+            dep_strings(&view, |d| match d {
+                Dep::Metric(m) => Some(m.target),
+                _ => None,
+            }),
+        ),
     ]);
     batch(measures_schema(), columns, ctx)
 }
@@ -305,10 +346,16 @@ pub fn decode_spans_block(
     let mut span_ids = UInt64Builder::with_capacity(rows);
     let mut parent_ids = UInt64Builder::with_capacity(rows);
     let mut depths = UInt32Builder::with_capacity(rows);
-    let mut names = StringDictionaryBuilder::<Int32Type>::new();
-    let mut targets = StringDictionaryBuilder::<Int32Type>::new();
-    let mut files = StringDictionaryBuilder::<Int32Type>::new();
+    let mut keys: Vec<i32> = Vec::with_capacity(rows);
     let mut lines = UInt32Builder::with_capacity(rows);
+    let dep_lines: Vec<u32> = view
+        .deps
+        .iter()
+        .map(|d| match d {
+            Dep::Span(s) => s.line,
+            _ => 0,
+        })
+        .collect();
     let mut begins = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut ends = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut durations = Int64Builder::with_capacity(rows);
@@ -322,18 +369,13 @@ pub fn decode_spans_block(
             let parent = stack.last().map_or(0, |(_, parent_begin)| {
                 span_id(*parent_begin, depth.saturating_sub(1))
             });
-            let (name, target, file, line) = view
-                .span_dep(dep)
-                .map_or(("?", "", "", 0), |d| (d.name, d.target, d.file, d.line));
             let begin_ns = ctx.to_ns(begin_ticks);
             let end_ns = ctx.to_ns(end_ticks);
             span_ids.append_value(span_id(begin_ticks, depth));
             parent_ids.append_value(parent);
             depths.append_value(depth);
-            names.append_value(name);
-            targets.append_value(target);
-            files.append_value(file);
-            lines.append_value(line);
+            keys.push(dep as i32);
+            lines.append_value(dep_lines.get(dep as usize).copied().unwrap_or(0));
             begins.append_value(begin_ns);
             ends.append_value(end_ns);
             durations.append_value(end_ns - begin_ns);
@@ -361,9 +403,27 @@ pub fn decode_spans_block(
         Arc::new(span_ids.finish()) as ArrayRef,
         Arc::new(parent_ids.finish()),
         Arc::new(depths.finish()),
-        Arc::new(names.finish()),
-        Arc::new(targets.finish()),
-        Arc::new(files.finish()),
+        dep_dictionary(
+            keys.clone(),
+            dep_strings(&view, |d| match d {
+                Dep::Span(s) => Some(s.name),
+                _ => None,
+            }),
+        ),
+        dep_dictionary(
+            keys.clone(),
+            dep_strings(&view, |d| match d {
+                Dep::Span(s) => Some(s.target),
+                _ => None,
+            }),
+        ),
+        dep_dictionary(
+            keys,
+            dep_strings(&view, |d| match d {
+                Dep::Span(s) => Some(s.file),
+                _ => None,
+            }),
+        ),
         Arc::new(lines.finish()),
         Arc::new(begins.finish()),
         Arc::new(ends.finish()),

@@ -295,6 +295,12 @@ impl Engine {
             .map_err(|e| EngineError::Query(format!("building the timeline failed: {e}")))?
     }
 
+    /// Waits until decoded blocks are written to the disk cache (they are written in the
+    /// background so queries do not wait): call before exiting for a warm next run.
+    pub async fn flush_cache(&self) {
+        self.lake.cache().flush().await;
+    }
+
     /// Forgets every decoded block (memory and this lake's disk cache): the next query is cold.
     pub fn clear_caches(&self) {
         self.lake.cache().clear();

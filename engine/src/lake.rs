@@ -62,7 +62,7 @@ pub struct Lake {
     pub(crate) blocks: Vec<BlockEntry>,
     blocks_fetched: AtomicU64,
     bytes_fetched: AtomicU64,
-    cache: BlockCache,
+    cache: Arc<BlockCache>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -261,10 +261,10 @@ impl Lake {
                 supported: layout::LAKE_MAJOR_VERSION,
             });
         }
-        let cache = BlockCache::new(
+        let cache = Arc::new(BlockCache::new(
             cache::DEFAULT_MEMORY_BYTES,
             cache::disk_dir_for(&location.to_string()),
-        );
+        ));
         let mut lake = Lake {
             cache,
             location,
@@ -447,7 +447,7 @@ impl Lake {
     }
 
     /// Decoded blocks kept for the next query and the next run.
-    pub fn cache(&self) -> &BlockCache {
+    pub fn cache(&self) -> &Arc<BlockCache> {
         &self.cache
     }
 

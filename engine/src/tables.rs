@@ -326,7 +326,7 @@ impl BlockTable {
                 tokio::task::spawn_blocking(move || {
                     let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
                     if let (Some(key), Decoded::Batch(batch)) = (cache_key, &decoded) {
-                        lake.cache().put(key, batch);
+                        lake.cache().put_later(key, batch);
                     }
                     Ok::<_, EngineError>(decoded)
                 })

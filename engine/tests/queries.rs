@@ -516,6 +516,7 @@ fn a_second_query_and_a_second_run_are_warm() {
         assert_eq!(count(&mut first, &sql).await, n);
         assert_eq!(first.lake().blocks_fetched(), fetched);
         assert!(first.lake().cache().stats().memory_hits >= fetched);
+        first.flush_cache().await;
         drop(first);
         // A new engine (a second run): from the disk cache, nothing fetched.
         let mut second = Engine::open(&lake).await.unwrap();
