@@ -14,8 +14,10 @@ command -v xvfb-run >/dev/null || need+=(xvfb xauth)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
-cargo build --release -p frameline >&2
-bin="$CARGO_TARGET_DIR/release/frameline"
+if [ -z "${FRAMELINE_BIN:-}" ]; then
+  cargo build --release -p frameline >&2
+fi
+bin="${FRAMELINE_BIN:-$CARGO_TARGET_DIR/release/frameline}"
 work="$(mktemp -d -t frameline-shots.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$bin" demo --out "$work/capture" --seconds 6 >&2

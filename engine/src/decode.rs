@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef
 use datafusion::arrow::record_batch::RecordBatch;
 use frameline_instrument::format::{Block, BlockView, CpuEvent, Dep, MetricValue, format_message};
 use frameline_instrument::lake::ProcessMeta;
-use frameline_instrument::time::ticks_to_unix_ns;
+use frameline_instrument::time::TickConverter;
 use std::sync::{Arc, OnceLock};
 
 fn dict() -> DataType {
@@ -114,16 +114,12 @@ pub struct BlockContext<'a> {
     pub thread_name: &'a str,
     /// The stream's last block: spans still open at its end were never closed.
     pub last_of_stream: bool,
+    pub ticks: TickConverter,
 }
 
 impl BlockContext<'_> {
     fn to_ns(&self, ticks: u64) -> i64 {
-        ticks_to_unix_ns(
-            ticks,
-            self.process.start_ticks,
-            self.process.start_unix_ns,
-            self.process.tsc_frequency,
-        )
+        self.ticks.to_unix_ns(ticks)
     }
 
     fn constant(&self, value: &str, rows: usize) -> ArrayRef {
@@ -457,6 +453,11 @@ pub fn context_for<'a>(
         process,
         thread_name,
         last_of_stream,
+        ticks: TickConverter::new(
+            process.start_ticks,
+            process.start_unix_ns,
+            process.tsc_frequency,
+        ),
     })
 }
 
