@@ -132,21 +132,29 @@ pub fn ticks_to_unix_ns(ticks: u64, start_ticks: u64, start_unix_ns: i64, freque
     (start_unix_ns as i128 + ns).clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
-/// `ticks_to_unix_ns` for one process, without a division per call: a 64.64 fixed-point
-/// nanoseconds-per-tick factor (exact to well under a nanosecond over years of ticks).
+/// `ticks_to_unix_ns` for one process, without a division per call: nanoseconds per tick as an
+/// integer part plus a 0.64 fixed-point fraction (one 64×64→128 multiply per conversion; exact
+/// to within a nanosecond).
 #[derive(Clone, Copy, Debug)]
 pub struct TickConverter {
     start_ticks: u64,
     start_unix_ns: i64,
-    ns_per_tick_q64: u128,
+    frequency: u64,
+    ns_per_tick: u64,
+    fraction_q64: u64,
 }
 
 impl TickConverter {
     pub fn new(start_ticks: u64, start_unix_ns: i64, frequency: u64) -> Self {
+        let frequency = frequency.max(1);
+        let ns_per_tick = 1_000_000_000 / frequency;
+        let remainder = 1_000_000_000 % frequency;
         Self {
             start_ticks,
             start_unix_ns,
-            ns_per_tick_q64: (1_000_000_000u128 << 64) / frequency.max(1) as u128,
+            frequency,
+            ns_per_tick,
+            fraction_q64: (((remainder as u128) << 64) / frequency as u128) as u64,
         }
     }
 
@@ -157,15 +165,10 @@ impl TickConverter {
         } else {
             (self.start_ticks - ticks, true)
         };
-        // delta < 2^64 and the factor < 2^94 for any frequency ≥ 1 Hz... but real counters run
-        // ≥ 1 MHz (factor < 2^74): the product fits in 128 bits for deltas below 2^54 ticks
-        // (years); beyond that, fall back to the exact division.
-        let ns = match (delta as u128).checked_mul(self.ns_per_tick_q64) {
-            Some(product) => (product >> 64) as i128,
-            None => {
-                let freq = ((1_000_000_000u128 << 64) / self.ns_per_tick_q64.max(1)).max(1);
-                (delta as u128 * 1_000_000_000 / freq) as i128
-            }
+        let fraction = ((delta as u128 * self.fraction_q64 as u128) >> 64) as u64;
+        let ns = match delta.checked_mul(self.ns_per_tick) {
+            Some(whole) => whole as i128 + fraction as i128,
+            None => (delta as i128 * 1_000_000_000) / self.frequency as i128,
         };
         let ns = if negative { -ns } else { ns };
         (self.start_unix_ns as i128 + ns).clamp(i64::MIN as i128, i64::MAX as i128) as i64
@@ -178,12 +181,29 @@ mod tests {
 
     #[test]
     fn the_converter_matches_the_exact_division() {
-        for freq in [1_000_000u64, 24_000_000, 1_000_000_000, 2_995_000_123, 3_700_000_000] {
+        for freq in [
+            1_000_000u64,
+            24_000_000,
+            1_000_000_000,
+            2_995_000_123,
+            3_700_000_000,
+        ] {
             let converter = TickConverter::new(1_000, 1_700_000_000_000_000_000, freq);
-            for ticks in [0u64, 999, 1_000, 1_001, 123_456_789, 3_600 * freq, 86_400 * 30 * freq] {
+            for ticks in [
+                0u64,
+                999,
+                1_000,
+                1_001,
+                123_456_789,
+                3_600 * freq,
+                86_400 * 30 * freq,
+            ] {
                 let exact = ticks_to_unix_ns(ticks, 1_000, 1_700_000_000_000_000_000, freq);
                 let fast = converter.to_unix_ns(ticks);
-                assert!((exact - fast).abs() <= 1, "freq {freq} ticks {ticks}: {exact} vs {fast}");
+                assert!(
+                    (exact - fast).abs() <= 1,
+                    "freq {freq} ticks {ticks}: {exact} vs {fast}"
+                );
             }
         }
     }
