@@ -24,20 +24,22 @@ pub fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
-fn ids_fields() -> Vec<Field> {
-    vec![
+/// A table schema: the process/stream/thread columns, then `rest`.
+fn event_schema(rest: impl IntoIterator<Item = Field>) -> SchemaRef {
+    let mut fields = vec![
         Field::new("process_id", dict(), false),
         Field::new("stream_id", dict(), false),
         Field::new("thread_name", dict(), false),
-    ]
+    ];
+    fields.extend(rest);
+    Arc::new(Schema::new(fields))
 }
 
 pub fn log_entries_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let mut fields = ids_fields();
-            fields.extend([
+            event_schema([
                 Field::new("time", time_type(), false),
                 Field::new("level", dict(), false),
                 Field::new("level_num", DataType::UInt32, false),
@@ -45,8 +47,7 @@ pub fn log_entries_schema() -> SchemaRef {
                 Field::new("message", DataType::Utf8, false),
                 Field::new("file", dict(), false),
                 Field::new("line", DataType::UInt32, false),
-            ]);
-            Arc::new(Schema::new(fields))
+            ])
         })
         .clone()
 }
@@ -55,15 +56,13 @@ pub fn measures_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let mut fields = ids_fields();
-            fields.extend([
+            event_schema([
                 Field::new("time", time_type(), false),
                 Field::new("name", dict(), false),
                 Field::new("unit", dict(), false),
                 Field::new("value", DataType::Float64, false),
                 Field::new("target", dict(), false),
-            ]);
-            Arc::new(Schema::new(fields))
+            ])
         })
         .clone()
 }
@@ -72,14 +71,12 @@ pub fn frames_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let mut fields = ids_fields();
-            fields.extend([
+            event_schema([
                 Field::new("name", dict(), false),
                 Field::new("begin_time", time_type(), false),
                 Field::new("end_time", time_type(), false),
                 Field::new("duration_ns", DataType::Int64, false),
-            ]);
-            Arc::new(Schema::new(fields))
+            ])
         })
         .clone()
 }
@@ -88,8 +85,7 @@ pub fn thread_spans_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let mut fields = ids_fields();
-            fields.extend([
+            event_schema([
                 Field::new("span_id", DataType::UInt64, false),
                 Field::new("parent_id", DataType::UInt64, false),
                 Field::new("depth", DataType::UInt32, false),
@@ -101,8 +97,7 @@ pub fn thread_spans_schema() -> SchemaRef {
                 Field::new("end_time", time_type(), false),
                 Field::new("duration_ns", DataType::Int64, false),
                 Field::new("unclosed", DataType::Boolean, false),
-            ]);
-            Arc::new(Schema::new(fields))
+            ])
         })
         .clone()
 }

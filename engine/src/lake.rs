@@ -288,13 +288,9 @@ impl Lake {
             .into_iter()
             .map(|s| (s.stream_id.clone(), s))
             .collect();
-        let listing: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&ObjectPath::from(layout::BLOCKS_PREFIX)))
-            .try_collect()
-            .await
-            .map_err(|e| classify(&self.location, layout::BLOCKS_PREFIX, e))?;
-        self.blocks = listing
+        self.blocks = self
+            .list_objects(layout::BLOCKS_PREFIX)
+            .await?
             .into_iter()
             .filter_map(|meta| {
                 let key = meta.location.to_string();
@@ -325,17 +321,25 @@ impl Lake {
         Ok(())
     }
 
+    /// Every object under `prefix`.
+    async fn list_objects(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<object_store::ObjectMeta>, EngineError> {
+        self.store
+            .list(Some(&ObjectPath::from(prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| classify(&self.location, prefix, e))
+    }
+
     async fn read_json_objects<T: serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, EngineError> {
-        let listing: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&ObjectPath::from(prefix)))
-            .try_collect()
-            .await
-            .map_err(|e| classify(&self.location, prefix, e))?;
-        let keys: Vec<String> = listing
+        let keys: Vec<String> = self
+            .list_objects(prefix)
+            .await?
             .into_iter()
             .map(|m| m.location.to_string())
             .filter(|k| k.ends_with(".json"))
@@ -414,13 +418,9 @@ impl Lake {
 
     /// Keys under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, EngineError> {
-        let listing: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&ObjectPath::from(prefix)))
-            .try_collect()
-            .await
-            .map_err(|e| classify(&self.location, prefix, e))?;
-        Ok(listing
+        Ok(self
+            .list_objects(prefix)
+            .await?
             .into_iter()
             .map(|m| m.location.to_string())
             .collect())
