@@ -18,10 +18,13 @@ fn recorded_lake() -> String {
             return lake;
         }
         use frameline_instrument::prelude::*;
+        #[allow(unused_imports)]
+        use frameline_instrument::{debug, info, warn};
         let dir = std::env::temp_dir().join(format!("frameline-bench-{}", std::process::id()));
         let guard = frameline_instrument::init(
             frameline_instrument::Config::lake(dir.to_str().unwrap_or("frameline-bench"))
-                .unwrap_or_else(|e| panic!("{e}")),
+                .unwrap_or_else(|e| panic!("{e}"))
+                .max_level(frameline_instrument::Level::Debug),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         // FRAMELINE_BENCH_FRAMES frames of 601 spans (default 2 000: 1.2 M spans; 17 000 gives
@@ -40,8 +43,17 @@ fn recorded_lake() -> String {
                         if i % 5 == 0 {
                             span_scope!("work.inner");
                         }
+                        if i % 10 == 0 {
+                            match i % 30 {
+                                0 => info!(target: "bench.io", "work item {i} of frame {frame}"),
+                                10 => debug!(target: "bench.ai", "work item {i} of frame {frame}"),
+                                _ => warn!(target: "bench.render", "work item {i} slow"),
+                            }
+                        }
                     }
-                    let _ = frame;
+                    imetric!("entities", "count", (frame % 500) as u64);
+                    fmetric!("frame_time", "ms", 16.0 + (frame % 7) as f64);
+                    imetric!("memory", "bytes", 1_000_000 + frame as u64);
                 }
             })
             .unwrap_or_else(|e| panic!("{e}"))
@@ -190,5 +202,55 @@ fn timeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, query, timeline);
+/// The aggregates of the engine issue, on the lake (warm: decoded blocks cached), and the same
+/// rows exported to Parquet in `FRAMELINE_BENCH_EXPORT` (if set) for `scripts/duckdb_compare.py`.
+fn aggregates(c: &mut Criterion) {
+    let lake_path = recorded_lake();
+    let rt = runtime();
+    let mut engine = rt
+        .block_on(Engine::open(&lake_path))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let queries = [
+        (
+            "log_entries_by_level_target",
+            "SELECT level, target, count(*) AS n FROM log_entries GROUP BY level, target ORDER BY n DESC",
+        ),
+        (
+            "measures_by_name_second",
+            "SELECT name, date_trunc('second', time) AS second, avg(value) AS avg_value, max(value) AS max_value FROM measures GROUP BY name, second ORDER BY name, second",
+        ),
+    ];
+    if let Ok(dir) = std::env::var("FRAMELINE_BENCH_EXPORT") {
+        for table in ["log_entries", "measures"] {
+            let sql = format!("COPY (SELECT * FROM {table}) TO '{dir}/{table}.parquet'");
+            rt.block_on(engine.sql(&sql))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let rows = |engine: &mut Engine, sql: &str| -> usize {
+        rt.block_on(engine.sql(sql))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    };
+    for (_, sql) in &queries {
+        println!("{} rows: {sql}", rows(&mut engine, sql));
+    }
+    rt.block_on(engine.flush_cache());
+    let mut group = c.benchmark_group("aggregates");
+    for (name, sql) in queries {
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                black_box(
+                    rt.block_on(engine.sql(sql))
+                        .unwrap_or_else(|e| panic!("{e}")),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, query, timeline, aggregates);
 criterion_main!(benches);
