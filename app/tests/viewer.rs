@@ -129,6 +129,42 @@ fn worst_frame_drills_down_to_its_culprit() {
     h.remove_cursor();
     h.step();
     h.snapshot_options("drilldown", &loose());
+
+    // Selecting the culprit shows its details; "Zoom to span" puts exactly it on the timeline.
+    let culprit = {
+        let view = h.state().lake.as_ref().unwrap();
+        let model = view.model.as_ref().unwrap();
+        view.timeline
+            .last_marks
+            .iter()
+            .find_map(|m| match m.mark {
+                frameline_engine::timeline::Mark::Span { index } => {
+                    let lane = &model.tracks[m.track as usize].lanes[m.depth as usize];
+                    (model.name(lane.name[index]) == "streaming.load_chunk").then_some((
+                        frameline::viewer::timeline::SpanRef {
+                            track: m.track as usize,
+                            depth: m.depth as usize,
+                            index,
+                        },
+                        lane.begin_ns[index],
+                        lane.end_ns[index],
+                    ))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    h.state_mut().lake.as_mut().unwrap().timeline.selected = Some(culprit.0);
+    h.step();
+    h.get_by_label("Selected: streaming.load_chunk");
+    h.get_by_label_contains("src/demo.rs:");
+    h.get_by_label("Zoom to span").click();
+    for _ in 0..3 {
+        h.step();
+    }
+    let timeline = &h.state().lake.as_ref().unwrap().timeline;
+    assert!(timeline.t0 < culprit.1 as f64 && timeline.t1 > culprit.2 as f64);
+    assert!(timeline.t1 - timeline.t0 < 1.2 * (culprit.2 - culprit.1) as f64);
 }
 
 #[test]

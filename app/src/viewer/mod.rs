@@ -742,6 +742,52 @@ impl LakeView {
             .unwrap_or(0)
     }
 
+    /// Details of the span selected on the timeline (click a span), with zoom and clear.
+    fn selection_ui(&mut self, ui: &mut egui::Ui, model: &TimelineModel) {
+        let Some(span) = self.timeline.selected else {
+            return;
+        };
+        let Some(lane) = model
+            .tracks
+            .get(span.track)
+            .and_then(|t| t.lanes.get(span.depth))
+        else {
+            self.timeline.selected = None;
+            return;
+        };
+        let (b, e) = (lane.begin_ns[span.index], lane.end_ns[span.index]);
+        let site = model.site(lane.name[span.index]);
+        let origin = self.origin_ns();
+        let mut zoom = false;
+        let mut clear = false;
+        ui.horizontal_wrapped(|ui| {
+            ui.strong(format!(
+                "Selected: {}",
+                site.map_or("?", |s| s.name.as_str())
+            ));
+            ui.label(format!(
+                "at {:.6} s, {} (self {}), depth {}, thread {}",
+                (b - origin) as f64 / 1e9,
+                timeline::format_duration(e - b),
+                timeline::format_duration(e - b - timeline::child_time(model, span)),
+                span.depth,
+                model.tracks[span.track].thread_name
+            ));
+            if let Some(site) = site {
+                ui.monospace(format!("{}:{}", site.file, site.line));
+            }
+            zoom = ui.button("Zoom to span").clicked();
+            clear = ui.button("Clear selection").clicked();
+        });
+        if zoom {
+            let margin = ((e - b) / 20).max(1000);
+            self.timeline.show_range(b - margin, e + margin);
+        }
+        if clear {
+            self.timeline.selected = None;
+        }
+    }
+
     fn processes_ui(&mut self, ui: &mut egui::Ui, runtime: &tokio::runtime::Runtime) {
         ui.heading("Processes");
         let filter_label = ui.label("Filter");
@@ -1030,6 +1076,7 @@ impl eframe::App for ViewerApp {
                     let origin = view.origin_ns();
                     match view.model.clone() {
                         Some(model) => {
+                            view.selection_ui(ui, &model);
                             timeline::timeline_ui(
                                 ui,
                                 &model,
