@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::{frameline, frameline_ok};
+
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
@@ -102,24 +105,15 @@ fn summarize(root: &Path) -> Summary {
 fn demo_writes_a_capture_of_an_instrumented_game() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("capture");
-    let output = Command::new(env!("CARGO_BIN_EXE_frameline"))
-        .args([
-            "demo",
-            "--out",
-            out.to_str().unwrap(),
-            "--seconds",
-            "3.5",
-            "--threads",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = frameline_ok(&[
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--seconds",
+        "3.5",
+        "--threads",
+        "2",
+    ]);
     assert!(stdout.contains("bytes/event"), "{stdout}");
 
     let summary = summarize(&out);
@@ -186,10 +180,7 @@ fn demo_into_a_path_that_cannot_be_a_folder_fails_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-folder");
     std::fs::write(&file, b"x").unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_frameline"))
-        .args(["demo", "--out", file.to_str().unwrap(), "--seconds", "0.1"])
-        .output()
-        .unwrap();
+    let output = frameline(&["demo", "--out", file.to_str().unwrap(), "--seconds", "0.1"]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not-a-folder"), "{stderr}");
@@ -206,22 +197,13 @@ fn demo_writes_to_s3() {
         return;
     };
     let prefix = format!("demo-{}", std::process::id());
-    let output = Command::new(env!("CARGO_BIN_EXE_frameline"))
-        .args([
-            "demo",
-            "--out",
-            &format!("s3://{bucket}/{prefix}"),
-            "--seconds",
-            "0.5",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = frameline_ok(&[
+        "demo",
+        "--out",
+        &format!("s3://{bucket}/{prefix}"),
+        "--seconds",
+        "0.5",
+    ]);
     let blocks: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("events:"))

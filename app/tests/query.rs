@@ -2,38 +2,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
 
-fn frameline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_frameline"))
-        .args(args)
-        // Each test run decodes for itself: no disk cache shared with other runs.
-        .env("FRAMELINE_CACHE_DIR", "off")
-        .output()
-        .unwrap()
-}
+mod common;
+use common::{frameline, record_demo};
 
 fn capture() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep().join("capture");
-        let out = frameline(&[
-            "demo",
-            "--out",
-            dir.to_str().unwrap(),
-            "--seconds",
-            "3.2",
-            "--threads",
-            "2",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+    DIR.get_or_init(|| record_demo("3.2"))
 }
 
 fn query(sql: &str, format: &str) -> String {

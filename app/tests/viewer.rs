@@ -8,32 +8,14 @@ use egui_kittest::{Harness, SnapshotOptions};
 use frameline::viewer::{Startup, ViewerApp};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+mod common;
 use std::time::{Duration, Instant};
 
 /// A demo capture with at least one streaming spike (every 180 frames at 60 fps).
 fn capture() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep().join("capture");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_frameline"))
-            .args([
-                "demo",
-                "--out",
-                dir.to_str().unwrap(),
-                "--seconds",
-                "3.6",
-                "--threads",
-                "2",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+    DIR.get_or_init(|| common::record_demo("3.6"))
 }
 
 fn harness(startup: Startup) -> Harness<'static, ViewerApp> {

@@ -225,17 +225,22 @@ fn spans_logs_and_metrics_round_trip_through_s3() {
     );
 }
 
-/// Set in the child process that runs `unreachable_endpoint_child`.
+/// Set in the child process that runs the check of `an_unreachable_endpoint_fails_init_without_panicking`.
 const CHILD_ENV: &str = "FRAMELINE_TEST_S3_UNREACHABLE_CHILD";
 const CHILD_OK: &str = "unreachable-endpoint-child: ok";
 const UNREACHABLE_LAKE: &str = "s3://frameline-unreachable/prefix";
 
 /// `init` on an S3 lake whose endpoint refuses connections returns an error, in bounded time,
 /// without panicking. The endpoint comes from `AWS_ENDPOINT_URL`, process-wide state that other
-/// tests read: the check runs in a child process (this test binary, one ignored test) with its
-/// own environment, so nothing here mutates ours, and a hang can be killed.
+/// tests read: the check runs in a child process (this test binary, this same test, with
+/// `FRAMELINE_TEST_S3_UNREACHABLE_CHILD` set) with its own environment, so nothing here mutates
+/// ours, and a hang can be killed.
 #[test]
 fn an_unreachable_endpoint_fails_init_without_panicking() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        unreachable_endpoint_check();
+        return;
+    }
     let closed = "127.0.0.1:1".parse().unwrap();
     assert!(
         std::net::TcpStream::connect_timeout(&closed, Duration::from_secs(2)).is_err(),
@@ -243,9 +248,8 @@ fn an_unreachable_endpoint_fails_init_without_panicking() {
     );
     let mut command = Command::new(std::env::current_exe().unwrap());
     command.args([
-        "unreachable_endpoint_child",
+        "an_unreachable_endpoint_fails_init_without_panicking",
         "--exact",
-        "--ignored",
         "--nocapture",
         "--test-threads=1",
     ]);
@@ -299,12 +303,8 @@ fn an_unreachable_endpoint_fails_init_without_panicking() {
     eprintln!("{}", stdout.lines().find(|l| l.contains(CHILD_OK)).unwrap());
 }
 
-#[test]
-#[ignore = "runs in the child process of an_unreachable_endpoint_fails_init_without_panicking"]
-fn unreachable_endpoint_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return;
-    }
+/// The child's side: runs with `AWS_ENDPOINT_URL` pointing at a closed port.
+fn unreachable_endpoint_check() {
     let started = Instant::now();
     let config = Config::lake(UNREACHABLE_LAKE).expect("configuring an S3 sink does no I/O");
     let error = frameline_instrument::init(config)
