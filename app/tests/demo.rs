@@ -119,7 +119,7 @@ fn demo_writes_a_capture_of_an_instrumented_game() {
     let summary = summarize(&out);
     assert_eq!(summary.processes.len(), 1);
     assert_eq!(summary.processes[0].exe, "frameline-demo");
-    // The spike's culprit, once after 180 frames (3 s at 60 fps).
+    // The spike's culprit: 90 frames in (1.5 s at 60 fps), then every 180.
     assert!(
         summary
             .span_names

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 mod common;
 use std::time::{Duration, Instant};
 
-/// A demo capture with at least one streaming spike (every 180 frames at 60 fps).
+/// A demo capture with at least one streaming spike (90 frames in, then every 180).
 fn capture() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| common::record_demo("3.6"))

@@ -5,10 +5,11 @@
 use crate::error::EngineError;
 use crate::lake::BlockEntry;
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Array,
-    Int64Builder, StringArray, StringBuilder, StringDictionaryBuilder, TimestampNanosecondBuilder,
-    UInt32Builder, UInt64Builder,
+    ArrayBuilder, ArrayRef, BooleanArray, DictionaryArray, Float64Builder, Int32Array, Int64Array,
+    Int64Builder, StringArray, StringBuilder, StringDictionaryBuilder, TimestampNanosecondArray,
+    TimestampNanosecondBuilder, UInt32Array, UInt32Builder, UInt64Array,
 };
+use datafusion::arrow::buffer::{BooleanBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use frameline_instrument::format::{Block, BlockView, CpuEvent, Dep, MetricValue, format_message};
@@ -117,8 +118,8 @@ impl BlockContext<'_> {
         self.ticks.to_unix_ns(ticks)
     }
 
-    fn constant(&self, value: &str, rows: usize) -> ArrayRef {
-        let keys = Int32Array::from(vec![0; rows]);
+    fn constant(&self, value: &str, keys: &ScalarBuffer<i32>) -> ArrayRef {
+        let keys = Int32Array::new(keys.clone(), None);
         let values = Arc::new(StringArray::from(vec![value]));
         // Keys are all 0 and there is one value: always valid.
         Arc::new(
@@ -128,11 +129,13 @@ impl BlockContext<'_> {
         )
     }
 
+    /// The process, stream and thread columns: one value each, sharing one buffer of zero keys.
     fn id_columns(&self, rows: usize) -> Vec<ArrayRef> {
+        let zeros = ScalarBuffer::from(vec![0i32; rows]);
         vec![
-            self.constant(&self.entry.info.process_id, rows),
-            self.constant(&self.entry.info.stream_id, rows),
-            self.constant(self.thread_name, rows),
+            self.constant(&self.entry.info.process_id, &zeros),
+            self.constant(&self.entry.info.stream_id, &zeros),
+            self.constant(self.thread_name, &zeros),
         ]
     }
 
@@ -154,8 +157,8 @@ fn batch(
 
 /// A dictionary column whose keys are dependency indices of the block and whose values are one
 /// string per dependency: no hashing per row.
-fn dep_dictionary(keys: Vec<i32>, values: Vec<&str>) -> ArrayRef {
-    let keys = Int32Array::from(keys);
+fn dep_dictionary(keys: impl Into<ScalarBuffer<i32>>, values: Vec<&str>) -> ArrayRef {
+    let keys = Int32Array::new(keys.into(), None);
     let values = Arc::new(StringArray::from(values));
     match DictionaryArray::<Int32Type>::try_new(keys, values) {
         Ok(array) => Arc::new(array),
@@ -195,6 +198,7 @@ pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBa
         line.append_value(dep.line);
     }
     let n = time.len();
+    let keys = ScalarBuffer::<i32>::from(keys);
     let level = dep_strings(&view, |d| match d {
         Dep::Log(l) => Some(l.level.as_str()),
         _ => None,
@@ -242,6 +246,7 @@ pub fn decode_measures_block(
         value.append_value(v);
     }
     let n = time.len();
+    let keys = ScalarBuffer::<i32>::from(keys);
     let mut columns = ctx.id_columns(n);
     columns.extend([
         Arc::new(time.finish()) as ArrayRef,
@@ -327,101 +332,167 @@ fn span_id(begin_ticks: u64, depth: u32) -> u64 {
 
 /// The synchronous spans that end in this block (and, in a stream's last block, those never
 /// closed). Returns the batch and the number of ends that had no begin (after lost blocks).
+///
+/// The hot loop only pushes to plain vectors (one span = a handful of stores); the columns are
+/// derived from them afterwards in tight loops and handed to Arrow without copies.
 pub fn decode_spans_block(
     bytes: &[u8],
     ctx: &BlockContext<'_>,
 ) -> Result<(RecordBatch, u64), EngineError> {
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
-    let rows = block.header.event_count as usize / 2 + 8;
-    let mut span_ids = UInt64Builder::with_capacity(rows);
-    let mut parent_ids = UInt64Builder::with_capacity(rows);
-    let mut depths = UInt32Builder::with_capacity(rows);
-    let mut keys: Vec<i32> = Vec::with_capacity(rows);
-    let mut lines = UInt32Builder::with_capacity(rows);
-    let dep_lines: Vec<u32> = view
-        .deps
-        .iter()
-        .map(|d| match d {
-            Dep::Span(s) => s.line,
-            _ => 0,
-        })
-        .collect();
-    let mut begins = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
-    let mut ends = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
-    let mut durations = Int64Builder::with_capacity(rows);
-    let mut unclosed = BooleanBuilder::with_capacity(rows);
+    let open = view.open_spans().map_err(|e| ctx.corrupt(e))?;
+    let rows = block.header.event_count as usize / 2 + open.len();
 
-    let mut stack: Vec<(u32, u64)> = view.open_spans().map_err(|e| ctx.corrupt(e))?;
+    let mut spans = SpanColumns::with_capacity(rows);
+    // The open stack: (dependency, begin ticks) of each open span, outermost first.
+    let mut stack: Vec<(u32, u64)> = open;
     let mut orphan_ends = 0u64;
-    let mut emit =
-        |stack: &[(u32, u64)], dep: u32, begin_ticks: u64, end_ticks: u64, open: bool| {
-            let depth = stack.len() as u32;
-            let parent = stack.last().map_or(0, |(_, parent_begin)| {
-                span_id(*parent_begin, depth.saturating_sub(1))
-            });
-            let begin_ns = ctx.to_ns(begin_ticks);
-            let end_ns = ctx.to_ns(end_ticks);
-            span_ids.append_value(span_id(begin_ticks, depth));
-            parent_ids.append_value(parent);
-            depths.append_value(depth);
-            keys.push(dep as i32);
-            lines.append_value(dep_lines.get(dep as usize).copied().unwrap_or(0));
-            begins.append_value(begin_ns);
-            ends.append_value(end_ns);
-            durations.append_value(end_ns - begin_ns);
-            unclosed.append_value(open);
-        };
-    for event in view.cpu_events().map_err(|e| ctx.corrupt(e))? {
-        match event.map_err(|e| ctx.corrupt(e))? {
-            CpuEvent::Begin { ticks, dep } => stack.push((dep, ticks)),
-            CpuEvent::End { ticks } => match stack.pop() {
-                Some((dep, begin)) => emit(&stack, dep, begin, ticks, false),
-                None => orphan_ends += 1,
-            },
-            CpuEvent::AsyncBegin { .. } | CpuEvent::AsyncEnd { .. } => {}
-        }
-    }
+    view.cpu_events()
+        .and_then(|events| {
+            events.for_each_event(|event| match event {
+                CpuEvent::Begin { ticks, dep } => stack.push((dep, ticks)),
+                CpuEvent::End { ticks } => match stack.pop() {
+                    Some((dep, begin)) => spans.push(&stack, dep, begin, ticks),
+                    None => orphan_ends += 1,
+                },
+                CpuEvent::AsyncBegin { .. } | CpuEvent::AsyncEnd { .. } => {}
+            })
+        })
+        .map_err(|e| ctx.corrupt(e))?;
+    let closed = spans.len();
     if ctx.last_of_stream {
         let end_ticks = block.header.end_ticks;
         while let Some((dep, begin)) = stack.pop() {
-            emit(&stack, dep, begin, end_ticks, true);
+            spans.push(&stack, dep, begin, end_ticks);
         }
     }
-    let n = span_ids.len();
-    let mut columns = ctx.id_columns(n);
-    columns.extend([
-        Arc::new(span_ids.finish()) as ArrayRef,
-        Arc::new(parent_ids.finish()),
-        Arc::new(depths.finish()),
-        dep_dictionary(
-            keys.clone(),
-            dep_strings(&view, |d| match d {
-                Dep::Span(s) => Some(s.name),
-                _ => None,
-            }),
-        ),
-        dep_dictionary(
-            keys.clone(),
-            dep_strings(&view, |d| match d {
-                Dep::Span(s) => Some(s.target),
-                _ => None,
-            }),
-        ),
-        dep_dictionary(
-            keys,
-            dep_strings(&view, |d| match d {
-                Dep::Span(s) => Some(s.file),
-                _ => None,
-            }),
-        ),
-        Arc::new(lines.finish()),
-        Arc::new(begins.finish()),
-        Arc::new(ends.finish()),
-        Arc::new(durations.finish()),
-        Arc::new(unclosed.finish()),
-    ]);
-    Ok((batch(thread_spans_schema(), columns, ctx)?, orphan_ends))
+    Ok((spans.finish(&view, closed, ctx)?, orphan_ends))
+}
+
+/// The raw columns of decoded spans, before conversion to Arrow.
+struct SpanColumns {
+    begin_ticks: Vec<u64>,
+    end_ticks: Vec<u64>,
+    /// Begin ticks of the parent (unused at depth 0).
+    parent_begin_ticks: Vec<u64>,
+    depths: Vec<u32>,
+    deps: Vec<i32>,
+}
+
+impl SpanColumns {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            begin_ticks: Vec::with_capacity(rows),
+            end_ticks: Vec::with_capacity(rows),
+            parent_begin_ticks: Vec::with_capacity(rows),
+            depths: Vec::with_capacity(rows),
+            deps: Vec::with_capacity(rows),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.deps.len()
+    }
+
+    /// A span that just closed, `stack` holding its open ancestors.
+    #[inline(always)]
+    fn push(&mut self, stack: &[(u32, u64)], dep: u32, begin_ticks: u64, end_ticks: u64) {
+        self.begin_ticks.push(begin_ticks);
+        self.end_ticks.push(end_ticks);
+        self.parent_begin_ticks
+            .push(stack.last().map_or(0, |&(_, parent_begin)| parent_begin));
+        self.depths.push(stack.len() as u32);
+        self.deps.push(dep as i32);
+    }
+
+    /// Rows `closed..` were never closed.
+    fn finish(
+        self,
+        view: &BlockView<'_>,
+        closed: usize,
+        ctx: &BlockContext<'_>,
+    ) -> Result<RecordBatch, EngineError> {
+        let n = self.len();
+        let span_ids: Vec<u64> = self
+            .begin_ticks
+            .iter()
+            .zip(&self.depths)
+            .map(|(&begin, &depth)| span_id(begin, depth))
+            .collect();
+        let parent_ids: Vec<u64> = self
+            .parent_begin_ticks
+            .iter()
+            .zip(&self.depths)
+            .map(|(&parent_begin, &depth)| {
+                if depth == 0 {
+                    0
+                } else {
+                    span_id(parent_begin, depth - 1)
+                }
+            })
+            .collect();
+        let begin_ns: Vec<i64> = self.begin_ticks.iter().map(|&t| ctx.to_ns(t)).collect();
+        let end_ns: Vec<i64> = self.end_ticks.iter().map(|&t| ctx.to_ns(t)).collect();
+        let duration_ns: Vec<i64> = begin_ns
+            .iter()
+            .zip(&end_ns)
+            .map(|(&begin, &end)| end - begin)
+            .collect();
+        let dep_lines: Vec<u32> = view
+            .deps
+            .iter()
+            .map(|d| match d {
+                Dep::Span(s) => s.line,
+                _ => 0,
+            })
+            .collect();
+        let lines: Vec<u32> = self
+            .deps
+            .iter()
+            .map(|&dep| dep_lines.get(dep as usize).copied().unwrap_or(0))
+            .collect();
+        let unclosed = if closed == n {
+            BooleanBuffer::new_unset(n)
+        } else {
+            BooleanBuffer::collect_bool(n, |i| i >= closed)
+        };
+        // One key buffer shared by the name, target and file dictionaries.
+        let keys = ScalarBuffer::from(self.deps);
+        let mut columns = ctx.id_columns(n);
+        columns.extend([
+            Arc::new(UInt64Array::new(span_ids.into(), None)) as ArrayRef,
+            Arc::new(UInt64Array::new(parent_ids.into(), None)),
+            Arc::new(UInt32Array::new(self.depths.into(), None)),
+            dep_dictionary(
+                keys.clone(),
+                dep_strings(view, |d| match d {
+                    Dep::Span(s) => Some(s.name),
+                    _ => None,
+                }),
+            ),
+            dep_dictionary(
+                keys.clone(),
+                dep_strings(view, |d| match d {
+                    Dep::Span(s) => Some(s.target),
+                    _ => None,
+                }),
+            ),
+            dep_dictionary(
+                keys,
+                dep_strings(view, |d| match d {
+                    Dep::Span(s) => Some(s.file),
+                    _ => None,
+                }),
+            ),
+            Arc::new(UInt32Array::new(lines.into(), None)),
+            Arc::new(TimestampNanosecondArray::new(begin_ns.into(), None).with_timezone("UTC")),
+            Arc::new(TimestampNanosecondArray::new(end_ns.into(), None).with_timezone("UTC")),
+            Arc::new(Int64Array::new(duration_ns.into(), None)),
+            Arc::new(BooleanArray::new(unclosed, None)),
+        ]);
+        batch(thread_spans_schema(), columns, ctx)
+    }
 }
 
 /// The context of a block of `lake`: its process and thread, from the catalog.

@@ -260,6 +260,24 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn varint(&mut self) -> Result<u64, FormatError> {
+        // Most tags and tick deltas fit one or two bytes: take those without the loop.
+        if let [b0, rest @ ..] = self.bytes
+            && *b0 < 0x80
+        {
+            self.bytes = rest;
+            return Ok(*b0 as u64);
+        }
+        if let [b0, b1, rest @ ..] = self.bytes
+            && *b1 < 0x80
+        {
+            self.bytes = rest;
+            return Ok((*b0 & 0x7f) as u64 | ((*b1 as u64) << 7));
+        }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, FormatError> {
         let mut value = 0u64;
         for (i, byte) in self.bytes.iter().enumerate().take(10) {
             value |= ((byte & 0x7f) as u64) << (7 * i);
@@ -684,6 +702,7 @@ pub struct CpuEvents<'v, 'a> {
 }
 
 impl CpuEvents<'_, '_> {
+    #[inline(always)]
     fn next_event(&mut self) -> Result<CpuEvent, FormatError> {
         let tag = self.tags.varint()?;
         let delta = unzigzag(self.deltas.varint()?);
@@ -730,6 +749,32 @@ impl CpuEvents<'_, '_> {
     }
 }
 
+impl CpuEvents<'_, '_> {
+    fn check_exhausted(&self) -> Result<(), FormatError> {
+        if !self.tags.is_empty() || !self.deltas.is_empty() || !self.ids.is_empty() {
+            return Err(FormatError::Invalid(
+                "cpu columns hold more events than the header counts",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every remaining event, in order; stops at the first error, after the
+    /// events before it. The same events and errors as iterating, without an `Option<Result>`
+    /// per event: the engine's decoding loop.
+    #[inline]
+    pub fn for_each_event(mut self, mut f: impl FnMut(CpuEvent)) -> Result<(), FormatError> {
+        if self.failed {
+            return Ok(());
+        }
+        while self.remaining > 0 {
+            self.remaining -= 1;
+            f(self.next_event()?);
+        }
+        self.check_exhausted()
+    }
+}
+
 impl Iterator for CpuEvents<'_, '_> {
     type Item = Result<CpuEvent, FormatError>;
 
@@ -738,13 +783,8 @@ impl Iterator for CpuEvents<'_, '_> {
             return None;
         }
         if self.remaining == 0 {
-            if !self.tags.is_empty() || !self.deltas.is_empty() || !self.ids.is_empty() {
-                self.failed = true;
-                return Some(Err(FormatError::Invalid(
-                    "cpu columns hold more events than the header counts",
-                )));
-            }
-            return None;
+            self.failed = true;
+            return self.check_exhausted().err().map(Err);
         }
         self.remaining -= 1;
         let event = self.next_event();

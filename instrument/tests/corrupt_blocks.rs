@@ -365,6 +365,30 @@ fn decode_block(block: &Block) -> Result<Vec<String>, (Stage, FormatError)> {
     let in_events = |e| (Stage::Events, e);
     match block.header.kind {
         StreamKind::Cpu => {
+            // The engine's loop (`for_each_event`) sees exactly what the iterator yields.
+            let iterated: Vec<Result<CpuEvent, FormatError>> =
+                view.cpu_events().map_err(iterating)?.collect();
+            let mut visited = Vec::new();
+            let visited_result = view
+                .cpu_events()
+                .map_err(iterating)?
+                .for_each_event(|e| visited.push(e));
+            let ok: Vec<CpuEvent> = iterated
+                .iter()
+                .filter_map(|e| e.as_ref().ok().copied())
+                .collect();
+            assert_eq!(
+                visited, ok,
+                "for_each_event and the iterator disagree on events"
+            );
+            assert_eq!(
+                visited_result.err().map(|e| e.to_string()),
+                iterated
+                    .iter()
+                    .find_map(|e| e.as_ref().err())
+                    .map(|e| e.to_string()),
+                "for_each_event and the iterator disagree on the error"
+            );
             let events = view.cpu_events().map_err(iterating)?;
             let name = |dep| {
                 view.span_dep(dep)
