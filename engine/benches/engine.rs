@@ -7,6 +7,7 @@
 //! capture of 10^7 spans), otherwise on a capture recorded here.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use frameline_engine::datafusion::arrow::record_batch as datafusion_batch;
 use frameline_engine::{Engine, Lake};
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -111,42 +112,84 @@ fn decode(c: &mut Criterion) {
 fn query(c: &mut Criterion) {
     let lake_path = recorded_lake();
     let rt = runtime();
-    let process = rt
+    let lake = rt
         .block_on(Lake::open(&lake_path))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let process = lake
         .processes()
         .first()
-        .map(|p| p.process_id.clone())
-        .unwrap_or_default();
-    let sql = format!(
-        "SELECT name, count(*), sum(duration_ns) FROM thread_spans WHERE process_id = '{process}' GROUP BY name"
-    );
+        .cloned()
+        .unwrap_or_else(|| panic!("no process"));
+    // One hour from the process's start (the whole capture when it is shorter).
+    let begin_ns = process.start_unix_ns;
+    let end_ns = begin_ns + 3_600_000_000_000;
+    let queries = [
+        (
+            "one_process_spans_1h",
+            format!(
+                "SELECT * FROM thread_spans WHERE process_id = '{}' \
+                 AND begin_time >= to_timestamp_nanos({begin_ns}) AND begin_time < to_timestamp_nanos({end_ns})",
+                process.process_id
+            ),
+        ),
+        (
+            "one_process_span_totals_by_name",
+            format!(
+                "SELECT name, count(*), sum(duration_ns) FROM thread_spans WHERE process_id = '{}' GROUP BY name",
+                process.process_id
+            ),
+        ),
+    ];
+    let rows = |batches: Vec<datafusion_batch::RecordBatch>| -> usize {
+        batches.iter().map(|b| b.num_rows()).sum()
+    };
     let mut group = c.benchmark_group("query");
     group.sample_size(10);
-    group.bench_function("one_process_spans_cold", |bench| {
-        bench.iter(|| {
-            rt.block_on(async {
-                let mut engine = Engine::open(&lake_path)
-                    .await
-                    .unwrap_or_else(|e| panic!("{e}"));
-                engine.clear_caches();
-                black_box(engine.sql(&sql).await.unwrap_or_else(|e| panic!("{e}")))
+    for (name, sql) in &queries {
+        // Cold: a new engine (catalog listed again), nothing decoded in memory, no disk cache.
+        let cold_rows = rt.block_on(async {
+            let lake = Lake::open(&lake_path)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut engine = Engine::with_lake(lake.without_disk_cache())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            rows(engine.sql(sql).await.unwrap_or_else(|e| panic!("{e}")))
+        });
+        println!("{name}: {cold_rows} rows: {sql}");
+        group.bench_function(format!("{name}_cold"), |bench| {
+            bench.iter(|| {
+                rt.block_on(async {
+                    let lake = Lake::open(&lake_path)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let mut engine = Engine::with_lake(lake.without_disk_cache())
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    black_box(rows(
+                        engine.sql(sql).await.unwrap_or_else(|e| panic!("{e}")),
+                    ))
+                })
             })
-        })
-    });
-    let mut engine = rt
-        .block_on(Engine::open(&lake_path))
-        .unwrap_or_else(|e| panic!("{e}"));
-    rt.block_on(engine.sql(&sql))
-        .unwrap_or_else(|e| panic!("{e}"));
-    group.bench_function("one_process_spans_warm", |bench| {
-        bench.iter(|| {
-            black_box(
-                rt.block_on(engine.sql(&sql))
-                    .unwrap_or_else(|e| panic!("{e}")),
-            )
-        })
-    });
+        });
+        // Warm: the same engine again (decoded blocks in its memory cache).
+        let mut engine = rt
+            .block_on(async {
+                let lake = Lake::open(&lake_path).await?;
+                Engine::with_lake(lake.without_disk_cache()).await
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(engine.sql(sql))
+            .unwrap_or_else(|e| panic!("{e}"));
+        group.bench_function(format!("{name}_warm"), |bench| {
+            bench.iter(|| {
+                black_box(rows(
+                    rt.block_on(engine.sql(sql))
+                        .unwrap_or_else(|e| panic!("{e}")),
+                ))
+            })
+        });
+    }
     group.finish();
 }
 

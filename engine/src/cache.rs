@@ -122,17 +122,26 @@ impl BlockCache {
         self.memory.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A decoded block from memory (no I/O: callable on an async task).
+    pub fn get_memory(&self, key: &CacheKey) -> Option<RecordBatch> {
+        let mut memory = self.memory();
+        memory.clock += 1;
+        let clock = memory.clock;
+        let entry = memory.entries.get_mut(key)?;
+        entry.last_used = clock;
+        self.memory_hits.fetch_add(1, Ordering::Relaxed);
+        Some(entry.batch.clone())
+    }
+
+    /// Whether a disk cache is in use (a miss in memory is worth a look on disk).
+    pub fn has_disk(&self) -> bool {
+        self.disk_dir.is_some()
+    }
+
     /// A decoded block, from memory or disk.
     pub fn get(&self, key: &CacheKey) -> Option<RecordBatch> {
-        {
-            let mut memory = self.memory();
-            memory.clock += 1;
-            let clock = memory.clock;
-            if let Some(entry) = memory.entries.get_mut(key) {
-                entry.last_used = clock;
-                self.memory_hits.fetch_add(1, Ordering::Relaxed);
-                return Some(entry.batch.clone());
-            }
+        if let Some(batch) = self.get_memory(key) {
+            return Some(batch);
         }
         if let Some(batch) = self.read_disk(key) {
             self.disk_hits.fetch_add(1, Ordering::Relaxed);

@@ -446,6 +446,13 @@ impl Lake {
         self.processes.iter().find(|p| p.process_id == process_id)
     }
 
+    /// This lake with a memory-only cache of decoded blocks (nothing read from or written to
+    /// the disk cache): for measuring cold queries, and for callers that must not write there.
+    pub fn without_disk_cache(mut self) -> Lake {
+        self.cache = Arc::new(BlockCache::new(cache::DEFAULT_MEMORY_BYTES, None));
+        self
+    }
+
     /// Decoded blocks kept for the next query and the next run.
     pub fn cache(&self) -> &Arc<BlockCache> {
         &self.cache

@@ -174,6 +174,14 @@ impl Pruning {
         true
     }
 
+    /// Only process or stream sets (no time bound): what block selection applies exactly.
+    fn is_by_identity(&self) -> bool {
+        (self.process_ids.is_some() || self.stream_ids.is_some())
+            && self.min_end_ns.is_none()
+            && self.max_begin_ns.is_none()
+            && self.max_end_ns.is_none()
+    }
+
     fn from_filters(filters: &[Expr], spans: bool) -> Pruning {
         let mut pruning = Pruning::default();
         for filter in filters {
@@ -314,10 +322,14 @@ impl BlockTable {
                     last_of_stream: last,
                 });
                 if let Some(key) = cache_key.clone() {
-                    let cached_lake = lake.clone();
-                    let cached = tokio::task::spawn_blocking(move || cached_lake.cache().get(&key))
-                        .await
-                        .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
+                    // Memory first, on this task; the disk (file I/O) on a blocking thread.
+                    let mut cached = lake.cache().get_memory(&key);
+                    if cached.is_none() && lake.cache().has_disk() {
+                        let cached_lake = lake.clone();
+                        cached = tokio::task::spawn_blocking(move || cached_lake.cache().get(&key))
+                            .await
+                            .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
+                    }
                     if let Some(batch) = cached {
                         return Ok((stream_id, seq, Decoded::Batch(batch)));
                     }
@@ -416,11 +428,16 @@ impl TableProvider for BlockTable {
         Ok(filters
             .iter()
             .map(|f| {
-                if Pruning::default().absorb(f, spans) {
-                    // Blocks are skipped, rows are not: DataFusion still applies the filter.
-                    TableProviderFilterPushDown::Inexact
-                } else {
+                let mut pruning = Pruning::default();
+                if !pruning.absorb(f, spans) {
                     TableProviderFilterPushDown::Unsupported
+                } else if pruning.is_by_identity() {
+                    // Every row of a block has its block's process and stream: keeping exactly
+                    // the blocks of those processes or streams keeps exactly the rows.
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    // Time: blocks are skipped, rows are not; DataFusion still applies it.
+                    TableProviderFilterPushDown::Inexact
                 }
             })
             .collect())

@@ -272,6 +272,71 @@ fn filters_on_process_and_time_fetch_only_matching_blocks() {
     });
 }
 
+/// Process and stream filters are applied by block selection alone (`Exact` pushdown, no row
+/// filter in the plan): the rows they keep must be exactly those a row-by-row filter keeps.
+#[test]
+fn process_and_stream_filters_keep_exactly_the_rows_a_row_filter_keeps() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let stream = {
+            let batches = engine
+                .sql(&format!(
+                    "SELECT stream_id FROM streams WHERE process_id = '{}' AND kind = 'cpu' ORDER BY thread_index LIMIT 1",
+                    c.game
+                ))
+                .await
+                .unwrap();
+            batches[0].column(0).as_string::<i32>().value(0).to_owned()
+        };
+        for table in ["thread_spans", "log_entries", "measures", "frames"] {
+            for (pushed, row_by_row) in [
+                (
+                    format!("process_id = '{}'", c.game),
+                    format!("concat(process_id, '') = '{}'", c.game),
+                ),
+                (
+                    format!("process_id IN ('{}', '{}')", c.game, c.tool),
+                    format!("concat(process_id, '') IN ('{}', '{}')", c.game, c.tool),
+                ),
+                (
+                    format!("process_id = '{}' OR process_id = 'nobody'", c.tool),
+                    format!("concat(process_id, '') = '{}'", c.tool),
+                ),
+                (
+                    format!("stream_id = '{stream}'"),
+                    format!("concat(stream_id, '') = '{stream}'"),
+                ),
+            ] {
+                let a = count(&mut engine, &format!("SELECT count(*) FROM {table} WHERE {pushed}")).await;
+                let b =
+                    count(&mut engine, &format!("SELECT count(*) FROM {table} WHERE {row_by_row}"))
+                        .await;
+                assert_eq!(a, b, "{table} WHERE {pushed}");
+            }
+        }
+        // The game has spans, and a process filter leaves no row filter in the plan.
+        assert!(
+            count(
+                &mut engine,
+                &format!("SELECT count(*) FROM thread_spans WHERE process_id = '{}'", c.game)
+            )
+            .await
+                > INNER_SPANS as i64
+        );
+        let plan = table(
+            &engine
+                .sql(&format!(
+                    "EXPLAIN SELECT name FROM thread_spans WHERE process_id = '{}'",
+                    c.game
+                ))
+                .await
+                .unwrap(),
+        );
+        assert!(!plan.contains("FilterExec"), "{plan}");
+    });
+}
+
 #[test]
 fn errors_name_what_was_tried() {
     runtime().block_on(async {
