@@ -6,7 +6,7 @@
 //! Memory: 20 bytes per span (begin, end, name index) plus the per-lane vectors' slack.
 
 use crate::error::EngineError;
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type};
 use std::collections::HashMap;
 
@@ -87,6 +87,38 @@ pub struct TimelineModel {
     pub end_ns: i64,
 }
 
+type IdColumns<'a> = (
+    &'a DictionaryArray<Int32Type>,
+    &'a DictionaryArray<Int32Type>,
+    &'a DictionaryArray<Int32Type>,
+);
+
+/// The track of a row's stream (`ids`: stream, process and thread columns), created on first
+/// sight.
+fn track_for_row(
+    tracks: &mut Vec<Track>,
+    track_ids: &mut HashMap<String, usize>,
+    (stream, process, thread): IdColumns<'_>,
+    row: usize,
+) -> usize {
+    let value = |column: &DictionaryArray<Int32Type>| -> String {
+        let values = column.values().as_string::<i32>();
+        values.value(column.keys().value(row) as usize).to_owned()
+    };
+    let stream_id = value(stream);
+    if let Some(&t) = track_ids.get(&stream_id) {
+        return t;
+    }
+    tracks.push(Track {
+        process_id: value(process),
+        stream_id: stream_id.clone(),
+        thread_name: value(thread),
+        lanes: Vec::new(),
+    });
+    track_ids.insert(stream_id, tracks.len() - 1);
+    tracks.len() - 1
+}
+
 impl TimelineModel {
     /// Builds the model from `thread_spans` batches (any order).
     pub fn from_batches(batches: &[RecordBatch]) -> Result<TimelineModel, EngineError> {
@@ -108,10 +140,8 @@ impl TimelineModel {
             let stream_values = stream.values().as_string::<i32>();
             let process = column(batch, "process_id")?;
             let process = process.as_dictionary::<Int32Type>();
-            let process_values = process.values().as_string::<i32>();
             let thread = column(batch, "thread_name")?;
             let thread = thread.as_dictionary::<Int32Type>();
-            let thread_values = thread.values().as_string::<i32>();
             let name = column(batch, "name")?;
             let name = name.as_dictionary::<Int32Type>();
             let name_values = name.values().as_string::<i32>();
@@ -126,56 +156,62 @@ impl TimelineModel {
             let begin = begin.as_primitive::<TimestampNanosecondType>();
             let end = column(batch, "end_time")?;
             let end = end.as_primitive::<TimestampNanosecondType>();
-            // (name key, file key, line) of this batch → site id, looked up once per site.
+            // (name key, file key, line) of this batch → site id, looked up once per site: the
+            // decoder gives name and file the same key per call site, so a slot per name key
+            // answers almost every row without hashing.
             let mut local_sites: HashMap<(i32, i32, u32), u32> = HashMap::new();
+            let mut by_name_key: Vec<Option<(i32, u32, u32)>> = vec![None; name_values.len()];
+            let mut site_of = |name_key: i32, file_key: i32, line: u32| -> u32 {
+                let slot = by_name_key.get_mut(name_key as usize);
+                if let Some(Some((f, l, site))) = slot.as_deref()
+                    && *f == file_key
+                    && *l == line
+                {
+                    return *site;
+                }
+                let site = *local_sites
+                    .entry((name_key, file_key, line))
+                    .or_insert_with(|| {
+                        let site = SpanSite {
+                            name: name_values.value(name_key as usize).to_owned(),
+                            file: file_values.value(file_key as usize).to_owned(),
+                            line,
+                        };
+                        *site_ids.entry(site.clone()).or_insert_with(|| {
+                            sites.push(site);
+                            (sites.len() - 1) as u32
+                        })
+                    });
+                if let Some(slot) = slot {
+                    *slot = Some((file_key, line, site));
+                }
+                site
+            };
+            // A batch of the decoder holds one stream: its track is found once, not per row.
+            let ids = (stream, process, thread);
+            let batch_track = (stream_values.len() == 1 && batch.num_rows() > 0)
+                .then(|| track_for_row(&mut tracks, &mut track_ids, ids, 0));
+            let (depths, begins, ends) = (depth.values(), begin.values(), end.values());
+            let (name_keys, file_keys, lines) =
+                (name.keys().values(), file.keys().values(), line.values());
             for row in 0..batch.num_rows() {
-                let stream_key = stream.keys().value(row) as usize;
-                let stream_id = stream_values.value(stream_key);
-                let track = match track_ids.get(stream_id) {
-                    Some(&t) => t,
-                    None => {
-                        tracks.push(Track {
-                            process_id: process_values
-                                .value(process.keys().value(row) as usize)
-                                .to_owned(),
-                            stream_id: stream_id.to_owned(),
-                            thread_name: thread_values
-                                .value(thread.keys().value(row) as usize)
-                                .to_owned(),
-                            lanes: Vec::new(),
-                        });
-                        track_ids.insert(stream_id.to_owned(), tracks.len() - 1);
-                        tracks.len() - 1
-                    }
+                let track = match batch_track {
+                    Some(t) => t,
+                    None => track_for_row(&mut tracks, &mut track_ids, ids, row),
                 };
-                let d = depth.value(row) as usize;
+                let d = depths[row] as usize;
                 let lanes = &mut tracks[track].lanes;
                 if lanes.len() <= d {
                     lanes.resize_with(d + 1, Lane::default);
                 }
-                let (b, e) = (begin.value(row), end.value(row));
+                let (b, e) = (begins[row], ends[row]);
                 begin_all = begin_all.min(b);
                 end_all = end_all.max(e);
                 let lane = &mut lanes[d];
                 lane.begin_ns.push(b);
                 lane.end_ns.push(e);
-                let key = (
-                    name.keys().value(row),
-                    file.keys().value(row),
-                    line.value(row),
-                );
-                let site = *local_sites.entry(key).or_insert_with(|| {
-                    let site = SpanSite {
-                        name: name_values.value(key.0 as usize).to_owned(),
-                        file: file_values.value(key.1 as usize).to_owned(),
-                        line: key.2,
-                    };
-                    *site_ids.entry(site.clone()).or_insert_with(|| {
-                        sites.push(site);
-                        (sites.len() - 1) as u32
-                    })
-                });
-                lane.name.push(site);
+                lane.name
+                    .push(site_of(name_keys[row], file_keys[row], lines[row]));
             }
         }
         for track in &mut tracks {
