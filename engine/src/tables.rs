@@ -8,8 +8,11 @@ use crate::error::EngineError;
 use crate::lake::{BlockEntry, Lake};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    ArrayRef, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
+    ArrayRef, AsArray, BooleanArray, StringArray, TimestampNanosecondArray, UInt32Array,
+    UInt64Array,
 };
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::datatypes::TimestampNanosecondType;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
@@ -165,6 +168,10 @@ impl Pruning {
             Operator::Lt | Operator::LtEq if spans && name == "end_time" => {
                 upper(&mut self.max_end_ns)
             }
+            // A span begins before it ends: begin ≥ t means end ≥ t.
+            Operator::Gt | Operator::GtEq if spans && name == "begin_time" => {
+                lower(&mut self.min_end_ns)
+            }
             Operator::Eq if name == lower_col || name == upper_col => {
                 lower(&mut self.min_end_ns);
                 upper(&mut self.max_begin_ns);
@@ -220,6 +227,144 @@ impl Pruning {
         }
         true
     }
+}
+
+/// A comparison of a time column with a timestamp that the table applies to rows itself, so
+/// DataFusion needs no row filter for it (`Exact` pushdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExactTimeFilter {
+    pub column: &'static str,
+    pub op: Operator,
+    pub ns: i64,
+}
+
+/// `Timestamp(Nanosecond, None | "UTC")`: a type whose values are our columns' values.
+fn is_utc_nanos(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Timestamp(TimeUnit::Nanosecond, tz)
+        if tz.as_deref().is_none_or(|tz| tz == "UTC"))
+}
+
+impl ExactTimeFilter {
+    /// `column op timestamp` (either side) on one of `table`'s time columns, with the column
+    /// as is or cast to UTC or zone-less nanoseconds (the same values), and a nanosecond
+    /// timestamp literal. Anything else is left to DataFusion.
+    pub fn from_expr(expr: &Expr, table: EventTable) -> Option<ExactTimeFilter> {
+        let columns: &[&'static str] = match table {
+            EventTable::LogEntries | EventTable::Measures => &["time"],
+            EventTable::ThreadSpans => &["begin_time", "end_time"],
+            // Frames are not block rows: their times come from pairs of markers.
+            EventTable::Frames => &[],
+        };
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+            return None;
+        };
+        let as_column = |e: &Expr| -> Option<&'static str> {
+            let name = match e {
+                Expr::Column(c) => c.name.as_str(),
+                Expr::Cast(Cast { expr, field }) if is_utc_nanos(field.data_type()) => {
+                    match expr.as_ref() {
+                        Expr::Column(c) => c.name.as_str(),
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            };
+            columns.iter().copied().find(|c| *c == name)
+        };
+        let as_ns = |e: &Expr| -> Option<i64> {
+            match e {
+                Expr::Literal(ScalarValue::TimestampNanosecond(Some(ns), tz), _)
+                    if tz.as_deref().is_none_or(|tz| tz == "UTC") =>
+                {
+                    Some(*ns)
+                }
+                _ => None,
+            }
+        };
+        let (column, op, ns) = match (as_column(left), as_ns(right)) {
+            (Some(c), Some(ns)) => (c, *op, ns),
+            _ => (as_column(right)?, op.swap()?, as_ns(left)?),
+        };
+        matches!(
+            op,
+            Operator::Eq | Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq
+        )
+        .then_some(ExactTimeFilter { column, op, ns })
+    }
+
+    fn holds(&self, value: i64) -> bool {
+        match self.op {
+            Operator::Eq => value == self.ns,
+            Operator::Gt => value > self.ns,
+            Operator::GtEq => value >= self.ns,
+            Operator::Lt => value < self.ns,
+            _ => value <= self.ns,
+        }
+    }
+}
+
+/// Keeps the rows of `batches` that every filter holds for. A batch whose smallest and largest
+/// value settle a filter is kept whole or dropped without looking at its rows: most blocks lie
+/// inside or outside a query's time range, only the ones at its edges are filtered row by row.
+pub fn apply_exact_time_filters(
+    batches: Vec<RecordBatch>,
+    filters: &[ExactTimeFilter],
+) -> Result<Vec<RecordBatch>, EngineError> {
+    if filters.is_empty() {
+        return Ok(batches);
+    }
+    let mut kept = Vec::with_capacity(batches.len());
+    'batches: for batch in batches {
+        let mut mask: Option<BooleanBuffer> = None;
+        for filter in filters {
+            let Some(column) = batch
+                .column_by_name(filter.column)
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
+            else {
+                return Err(EngineError::Query(format!(
+                    "no time column {} to filter on",
+                    filter.column
+                )));
+            };
+            let (Some(min), Some(max)) = (
+                datafusion::arrow::compute::min(column),
+                datafusion::arrow::compute::max(column),
+            ) else {
+                continue 'batches;
+            };
+            match (filter.holds(min), filter.holds(max)) {
+                // Every comparison here is monotonic (or an equality, which holds at both ends
+                // only if min = max): true at both ends means true in between.
+                (true, true) => continue,
+                (false, false)
+                    if filter.op != Operator::Eq || filter.ns < min || filter.ns > max =>
+                {
+                    continue 'batches;
+                }
+                _ => {}
+            }
+            let values = column.values();
+            let rows = BooleanBuffer::collect_bool(values.len(), |i| filter.holds(values[i]));
+            mask = Some(match mask {
+                Some(mask) => &mask & &rows,
+                None => rows,
+            });
+        }
+        match mask {
+            None => kept.push(batch),
+            Some(mask) => {
+                let filtered = datafusion::arrow::compute::filter_record_batch(
+                    &batch,
+                    &BooleanArray::new(mask, None),
+                )
+                .map_err(|e| EngineError::Query(e.to_string()))?;
+                if filtered.num_rows() > 0 {
+                    kept.push(filtered);
+                }
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// Blocks selected and decoded so far, for progress bars.
@@ -429,7 +574,10 @@ impl TableProvider for BlockTable {
             .iter()
             .map(|f| {
                 let mut pruning = Pruning::default();
-                if !pruning.absorb(f, spans) {
+                if ExactTimeFilter::from_expr(f, self.table).is_some() {
+                    // `scan` keeps exactly the rows it holds for (apply_exact_time_filters).
+                    TableProviderFilterPushDown::Exact
+                } else if !pruning.absorb(f, spans) {
                     TableProviderFilterPushDown::Unsupported
                 } else if pruning.is_by_identity() {
                     // Every row of a block has its block's process and stream: keeping exactly
@@ -451,7 +599,11 @@ impl TableProvider for BlockTable {
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let pruning = Pruning::from_filters(filters, self.table == EventTable::ThreadSpans);
-        let batches = self.decode(&pruning).await?;
+        let exact: Vec<ExactTimeFilter> = filters
+            .iter()
+            .filter_map(|f| ExactTimeFilter::from_expr(f, self.table))
+            .collect();
+        let batches = apply_exact_time_filters(self.decode(&pruning).await?, &exact)?;
         let partitions = spread(batches);
         let source = MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
             .with_limit(limit);
@@ -621,6 +773,133 @@ mod tests {
         assert_eq!(pruning.max_begin_ns, Some(200));
         assert_eq!(pruning.max_end_ns, Some(300));
         assert!(!Pruning::default().absorb(&col("name").eq(lit("x")), true));
+    }
+
+    fn utc(ns: i64) -> Expr {
+        ts(ns)
+    }
+
+    #[test]
+    fn exact_time_filters_are_time_columns_against_nanosecond_timestamps() {
+        let spans = EventTable::ThreadSpans;
+        let f = ExactTimeFilter::from_expr(&col("begin_time").gt_eq(utc(5)), spans);
+        assert_eq!(
+            f,
+            Some(ExactTimeFilter {
+                column: "begin_time",
+                op: Operator::GtEq,
+                ns: 5
+            })
+        );
+        // The literal on the left: the operator turns round.
+        let f = ExactTimeFilter::from_expr(&utc(7).gt(col("end_time")), spans);
+        assert_eq!(
+            f.map(|f| (f.column, f.op, f.ns)),
+            Some(("end_time", Operator::Lt, 7))
+        );
+        // The cast DataFusion adds for zone-less timestamps keeps the values.
+        let naive = lit(ScalarValue::TimestampNanosecond(Some(9), None));
+        let cast = Expr::Cast(Cast::new(
+            Box::new(col("time")),
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+        ));
+        assert!(
+            ExactTimeFilter::from_expr(&cast.lt_eq(naive.clone()), EventTable::LogEntries)
+                .is_some()
+        );
+        // Not ours to apply: other columns, other units, frames, other operators.
+        assert!(ExactTimeFilter::from_expr(&col("name").eq(lit("x")), spans).is_none());
+        assert!(ExactTimeFilter::from_expr(&col("time").gt_eq(utc(1)), spans).is_none());
+        let micros = lit(ScalarValue::TimestampMicrosecond(
+            Some(1),
+            Some("UTC".into()),
+        ));
+        assert!(ExactTimeFilter::from_expr(&col("begin_time").gt_eq(micros), spans).is_none());
+        assert!(
+            ExactTimeFilter::from_expr(&col("begin_time").gt_eq(utc(1)), EventTable::Frames)
+                .is_none()
+        );
+        assert!(ExactTimeFilter::from_expr(&col("begin_time").not_eq(utc(1)), spans).is_none());
+        let other_zone = lit(ScalarValue::TimestampNanosecond(
+            Some(1),
+            Some("+01:00".into()),
+        ));
+        assert!(ExactTimeFilter::from_expr(&col("begin_time").gt_eq(other_zone), spans).is_none());
+    }
+
+    #[test]
+    fn exact_time_filters_keep_whole_blocks_drop_whole_blocks_and_cut_the_edges() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "time",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            false,
+        )]));
+        let batch = |times: Vec<i64>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(
+                    TimestampNanosecondArray::from(times).with_timezone("UTC"),
+                )],
+            )
+            .unwrap()
+        };
+        let times = |batches: &[RecordBatch]| -> Vec<Vec<i64>> {
+            batches
+                .iter()
+                .map(|b| {
+                    b.column(0)
+                        .as_primitive::<TimestampNanosecondType>()
+                        .values()
+                        .to_vec()
+                })
+                .collect()
+        };
+        let filter = |op, ns| ExactTimeFilter {
+            column: "time",
+            op,
+            ns,
+        };
+        let input = vec![
+            batch(vec![10, 30, 20]),
+            batch(vec![40, 50]),
+            batch(vec![20, 20]),
+        ];
+        let run = |filters: &[ExactTimeFilter]| {
+            times(&apply_exact_time_filters(input.clone(), filters).unwrap())
+        };
+        assert_eq!(
+            run(&[filter(Operator::GtEq, 20)]),
+            vec![vec![30, 20], vec![40, 50], vec![20, 20]]
+        );
+        assert_eq!(
+            run(&[filter(Operator::Gt, 20)]),
+            vec![vec![30], vec![40, 50]]
+        );
+        assert_eq!(
+            run(&[filter(Operator::Lt, 40)]),
+            vec![vec![10, 30, 20], vec![20, 20]]
+        );
+        assert_eq!(
+            run(&[filter(Operator::LtEq, 40)]),
+            vec![vec![10, 30, 20], vec![40], vec![20, 20]]
+        );
+        assert_eq!(
+            run(&[filter(Operator::Eq, 20)]),
+            vec![vec![20], vec![20, 20]]
+        );
+        assert_eq!(run(&[filter(Operator::Eq, 25)]), Vec::<Vec<i64>>::new());
+        assert_eq!(
+            run(&[filter(Operator::Gt, 15), filter(Operator::Lt, 45)]),
+            vec![vec![30, 20], vec![40], vec![20, 20]]
+        );
+        // A batch inside the range is passed on as it is, not copied.
+        let kept = apply_exact_time_filters(input.clone(), &[filter(Operator::Gt, 0)]).unwrap();
+        assert!(
+            kept[1]
+                .column(0)
+                .to_data()
+                .ptr_eq(&input[1].column(0).to_data())
+        );
     }
 
     #[test]

@@ -337,6 +337,75 @@ fn process_and_stream_filters_keep_exactly_the_rows_a_row_filter_keeps() {
     });
 }
 
+/// Time comparisons on span and log times are applied by the table (`Exact`): the rows must be
+/// exactly those the same comparison on the times as integers (not pushed down) keeps.
+#[test]
+fn time_filters_applied_by_the_table_keep_exactly_the_rows_a_row_filter_keeps() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let (begin, end) = {
+            let b = &engine
+                .sql("SELECT CAST(min(begin_time) AS BIGINT), CAST(max(end_time) AS BIGINT) FROM thread_spans")
+                .await
+                .unwrap()[0];
+            (
+                b.column(0).as_primitive::<Int64Type>().value(0),
+                b.column(1).as_primitive::<Int64Type>().value(0),
+            )
+        };
+        let third = begin + (end - begin) / 3;
+        let two_thirds = begin + 2 * (end - begin) / 3;
+        for (table, column) in [
+            ("thread_spans", "begin_time"),
+            ("thread_spans", "end_time"),
+            ("log_entries", "time"),
+            ("measures", "time"),
+        ] {
+            for (op, ns) in [
+                (">=", third),
+                (">", third),
+                ("<", two_thirds),
+                ("<=", two_thirds),
+                (">=", begin),
+                ("<=", end),
+                ("<", begin),
+            ] {
+                let pushed = format!(
+                    "SELECT count(*) FROM {table} WHERE {column} {op} to_timestamp_nanos({ns})"
+                );
+                let row_by_row = format!(
+                    "SELECT count(*) FROM {table} WHERE CAST({column} AS BIGINT) + 0 {op} {ns}"
+                );
+                assert_eq!(
+                    count(&mut engine, &pushed).await,
+                    count(&mut engine, &row_by_row).await,
+                    "{pushed}"
+                );
+            }
+            let range = format!(
+                "SELECT count(*) FROM {table} WHERE {column} >= to_timestamp_nanos({third}) AND {column} < to_timestamp_nanos({two_thirds})"
+            );
+            let range_rows = format!(
+                "SELECT count(*) FROM {table} WHERE CAST({column} AS BIGINT) + 0 >= {third} AND CAST({column} AS BIGINT) + 0 < {two_thirds}"
+            );
+            let n = count(&mut engine, &range).await;
+            assert_eq!(n, count(&mut engine, &range_rows).await, "{range}");
+            assert!(n > 0, "{range} keeps rows");
+        }
+        let plan = table(
+            &engine
+                .sql(&format!(
+                    "EXPLAIN SELECT name FROM thread_spans WHERE process_id = '{}' AND begin_time >= to_timestamp_nanos({third}) AND end_time < to_timestamp_nanos({two_thirds})",
+                    c.game
+                ))
+                .await
+                .unwrap(),
+        );
+        assert!(!plan.contains("FilterExec"), "{plan}");
+    });
+}
+
 #[test]
 fn errors_name_what_was_tried() {
     runtime().block_on(async {
