@@ -26,16 +26,23 @@
 
 extern crate self as frameline_instrument;
 
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod callsites;
 mod desc;
 pub mod format;
 pub mod lake;
 mod local;
 mod log;
+#[cfg(feature = "log")]
+pub mod log_bridge;
+pub mod offline;
 mod raw;
 mod session;
 pub mod sink;
 mod span;
 pub mod time;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 pub use desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
 pub use session::{
