@@ -1,6 +1,7 @@
 //! The native viewer: start screen, process browser, frame-time plot, GPU timeline, log pane.
 //! Panels ask the engine; slow work runs in background jobs with a progress line and Cancel.
 
+mod export_bar;
 mod gpu;
 pub mod jobs;
 pub mod timeline;
@@ -1076,6 +1077,14 @@ impl eframe::App for ViewerApp {
                     let origin = view.origin_ns();
                     match view.model.clone() {
                         Some(model) => {
+                            let range = (view.timeline.t0 as i64, view.timeline.t1 as i64);
+                            export_bar::export_bar_ui(
+                                ui,
+                                &runtime,
+                                &view.engine,
+                                &view.selected,
+                                range,
+                            );
                             view.selection_ui(ui, &model);
                             timeline::timeline_ui(
                                 ui,
