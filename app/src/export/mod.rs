@@ -225,8 +225,8 @@ pub async fn load_trace(
 
     for batch in engine
         .query(&format!(
-            "SELECT stream_id, depth, name, target, CAST(begin_time AS BIGINT), CAST(end_time AS BIGINT) \
-             FROM thread_spans WHERE process_id IN ({ids}){span_range} ORDER BY begin_time, depth, end_time"
+            "SELECT stream_id, depth, name, target, CAST(begin_time AS BIGINT) AS begin_ns, CAST(end_time AS BIGINT) AS end_ns \
+             FROM thread_spans WHERE process_id IN ({ids}){span_range} ORDER BY begin_ns, depth, end_ns"
         ))
         .await?
     {
@@ -254,8 +254,8 @@ pub async fn load_trace(
 
     for batch in engine
         .query(&format!(
-            "SELECT stream_id, CAST(time AS BIGINT), level, target, message FROM log_entries \
-             WHERE process_id IN ({ids}){time_range} ORDER BY time"
+            "SELECT stream_id, CAST(time AS BIGINT) AS time_ns, level, target, message FROM log_entries \
+             WHERE process_id IN ({ids}){time_range} ORDER BY time_ns"
         ))
         .await?
     {
@@ -282,8 +282,8 @@ pub async fn load_trace(
     let mut counters: BTreeMap<(usize, String, String), Vec<(i64, f64)>> = BTreeMap::new();
     for batch in engine
         .query(&format!(
-            "SELECT process_id, CAST(time AS BIGINT), name, unit, value FROM measures \
-             WHERE process_id IN ({ids}){time_range} ORDER BY time"
+            "SELECT process_id, CAST(time AS BIGINT) AS time_ns, name, unit, value FROM measures \
+             WHERE process_id IN ({ids}){time_range} ORDER BY time_ns"
         ))
         .await?
     {

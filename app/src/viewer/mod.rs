@@ -1039,6 +1039,16 @@ impl eframe::App for ViewerApp {
                 if self.lake.is_some() && ui.button("Close lake").clicked() {
                     self.lake = None;
                 }
+                if let Some(view) = self.lake.as_ref().filter(|v| v.model.is_some()) {
+                    let range = (view.timeline.t0 as i64, view.timeline.t1 as i64);
+                    export_bar::export_bar_ui(
+                        ui,
+                        &self.runtime,
+                        &view.engine,
+                        &view.selected,
+                        range,
+                    );
+                }
                 self.status_ui(ui);
             });
             self.error_ui(ui);
@@ -1077,14 +1087,6 @@ impl eframe::App for ViewerApp {
                     let origin = view.origin_ns();
                     match view.model.clone() {
                         Some(model) => {
-                            let range = (view.timeline.t0 as i64, view.timeline.t1 as i64);
-                            export_bar::export_bar_ui(
-                                ui,
-                                &runtime,
-                                &view.engine,
-                                &view.selected,
-                                range,
-                            );
                             view.selection_ui(ui, &model);
                             timeline::timeline_ui(
                                 ui,
