@@ -99,11 +99,14 @@ struct Interval {
     seq: usize,
 }
 
+/// A `B` (with its name and category) or an `E` (`None`), at a time, with its input position.
+type BeginEnd = (i64, usize, Option<(String, String)>);
+
 #[derive(Default)]
 struct ThreadData {
     name: Option<String>,
     /// B and E events: (time, seq, Some((name, cat)) for B / None for E).
-    begin_ends: Vec<(i64, usize, Option<(String, String)>)>,
+    begin_ends: Vec<BeginEnd>,
     intervals: Vec<Interval>,
     logs: Vec<(i64, usize, Level, String, String)>,
     last_ns: i64,
@@ -273,7 +276,7 @@ pub fn import(bytes: &[u8], out: &str, source_name: &str) -> Result<ImportReport
         process.property("chrome_pid", &pid);
         for (tid, thread) in &mut data.threads {
             let handle = process.thread(thread.name.as_deref().unwrap_or(&format!("tid {tid}")));
-            let intervals = nest(thread, &tid, &mut report);
+            let intervals = nest(thread, tid, &mut report);
             write_slices(&mut process, handle, &intervals);
             report.slices += intervals.len();
             thread.logs.sort_by_key(|l| (l.0, l.1));

@@ -263,7 +263,9 @@ fn export_errors_are_one_clear_line() {
 }
 
 /// (thread name, name, category, ts, dur) of every X event, and the counter and instant events.
-fn chrome_contents(path: &Path) -> (Vec<(String, String, String, String, String)>, usize, usize) {
+type ChromeSlice = (String, String, String, String, String);
+
+fn chrome_contents(path: &Path) -> (Vec<ChromeSlice>, usize, usize) {
     let root: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     let events = root["traceEvents"].as_array().unwrap();
     let mut threads = BTreeMap::new();

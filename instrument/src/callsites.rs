@@ -10,7 +10,17 @@ use crate::desc::{LogDesc, SpanDesc};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+
+/// Set once [`MAX_CALLSITES`] descriptors exist: until then every lookup finds or makes one.
+static FULL: AtomicBool = AtomicBool::new(false);
+
+/// Whether a new call site may be refused a descriptor (the table is full).
+#[inline(always)]
+pub(crate) fn is_full() -> bool {
+    FULL.load(Ordering::Relaxed)
+}
 
 /// Most descriptors leaked by one process. Call sites of `tracing` are `static`s, so their count
 /// is bounded by the program; `log`'s targets may be computed at run time, so past this many the
@@ -103,6 +113,9 @@ pub(crate) fn lookup(
                 }
                 let made = make();
                 global.leaked += 1;
+                if global.leaked >= MAX_CALLSITES {
+                    FULL.store(true, Ordering::Relaxed);
+                }
                 global.by_key.entry(key).or_default().push(made);
                 made
             }

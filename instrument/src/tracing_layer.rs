@@ -136,7 +136,9 @@ where
     }
 
     fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
-        if ctx.metadata(id).and_then(span_desc).is_some() {
+        // Until the table of call sites is full, every enter found a descriptor and recorded a
+        // begin: the end needs no lookup.
+        if !callsites::is_full() || ctx.metadata(id).and_then(span_desc).is_some() {
             local::record_span_end();
         }
     }
@@ -220,5 +222,92 @@ impl Visit for ArgVisitor<'_, '_> {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.arg(field, |w| write_display(w, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::prelude::*;
+
+    #[test]
+    fn templates_name_fields_in_order_message_bare() {
+        struct Capture(std::sync::Mutex<Vec<String>>);
+        impl<S: Subscriber> Layer<S> for &'static Capture {
+            fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+                if let Ok(mut t) = self.0.lock() {
+                    t.push(template_of(event.metadata()));
+                }
+            }
+        }
+        let capture: &'static Capture = Box::leak(Box::new(Capture(Default::default())));
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(capture));
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::info!(frame = 3u64, name = "orc", "spawned {}", 2);
+            tracing::warn!("no fields");
+            tracing::debug!(a.b = 1, "{{braced}}");
+        });
+        let templates = capture.0.lock().map(|t| t.clone()).unwrap_or_default();
+        assert_eq!(templates, ["{} frame={} name={}", "{}", "{} a.b={}"]);
+    }
+
+    #[test]
+    fn one_leaked_descriptor_per_callsite_then_none_past_the_bound() {
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer()));
+        let before = callsites::leaked_count();
+        tracing::dispatcher::with_default(&dispatch, || {
+            for i in 0..500u64 {
+                let _span = tracing::info_span!("repeated").entered();
+                tracing::info!(i, "repeated");
+            }
+        });
+        // On another thread too: its own cache, the same global descriptors.
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                for i in 0..500u64 {
+                    let _span = tracing::info_span!("repeated").entered();
+                    tracing::info!(i, "repeated");
+                }
+            })
+        })
+        .join()
+        .ok();
+        // Two call sites per loop body, in two loops.
+        assert_eq!(callsites::leaked_count() - before, 4);
+
+        // Fill the table: new call sites get no descriptor (and are not recorded), known ones
+        // still do.
+        let mut key = 1u64 << 63;
+        while callsites::leaked_count() < callsites::MAX_CALLSITES {
+            key += 1;
+            let made = callsites::lookup(
+                key,
+                |_| false,
+                || {
+                    callsites::leak_span(SpanDesc {
+                        name: "filler",
+                        target: "",
+                        file: "",
+                        line: 0,
+                    })
+                },
+            );
+            assert!(made.is_some());
+        }
+        let refused = callsites::lookup(
+            7,
+            |_| false,
+            || {
+                callsites::leak_span(SpanDesc {
+                    name: "one too many",
+                    target: "",
+                    file: "",
+                    line: 0,
+                })
+            },
+        );
+        assert!(refused.is_none());
+        assert!(callsites::lookup(key, |_| true, || unreachable!()).is_some());
+        assert_eq!(callsites::leaked_count(), callsites::MAX_CALLSITES);
     }
 }
