@@ -106,11 +106,12 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         (begin, end) => {
             let begin = match begin {
                 Some(t) => parse_time(&engine, t, start_ns).await?,
-                None => i64::MIN,
+                // Far enough to cover any capture, and still a valid SQL literal.
+                None => i64::MIN / 2,
             };
             let end = match end {
                 Some(t) => parse_time(&engine, t, start_ns).await?,
-                None => i64::MAX,
+                None => i64::MAX / 2,
             };
             if begin > end {
                 bail!("--begin is after --end");

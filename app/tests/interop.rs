@@ -223,6 +223,30 @@ fn a_range_exports_only_what_overlaps_it() {
             expected.to_str().unwrap(),
         ],
     );
+    // One bound alone: from it to the end, or from the start to it.
+    let slices = |printed: String| -> usize {
+        let (_, rest) = printed.split_once(": ").unwrap();
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let from = slices(export(
+        lake(),
+        &process,
+        "chrome",
+        &dir.join("from.json"),
+        &["--begin", "+300ms"],
+    ));
+    let until = slices(export(
+        lake(),
+        &process,
+        "chrome",
+        &dir.join("until.json"),
+        &["--end", "+300ms"],
+    ));
+    assert!(
+        from > 0 && until > 0 && from < whole && until < whole,
+        "{from} {until} of {whole}"
+    );
+    assert!(from + until >= whole, "together they cover everything");
 }
 
 #[test]
