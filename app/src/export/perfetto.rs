@@ -264,7 +264,8 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
             }
         }
         let mut p = Message::new();
-        p.uint(PACKET_TIMESTAMP, *time_ns as u64)
+        // Perfetto's timestamps are unsigned: a time before 1970 (an imported trace's) is 0.
+        p.uint(PACKET_TIMESTAMP, (*time_ns).max(0) as u64)
             .uint(PACKET_SEQUENCE_ID, SEQUENCE_ID);
         if first {
             p.uint(
