@@ -5,6 +5,10 @@
 //! event); a background flush thread resolves references, delta-encodes, compresses with LZ4 and
 //! writes blocks into a lake (a capture folder or an S3 prefix).
 //!
+//! Features: `s3` (write to an S3 prefix), `tracing` (`tracing_layer`: record `tracing` spans
+//! and events), `log` (`log_bridge`: record `log` records). [`offline`] writes a lake from
+//! events whose times are known (importers).
+//!
 //! ```no_run
 //! use frameline_instrument::prelude::*;
 //!
