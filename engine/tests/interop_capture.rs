@@ -113,6 +113,20 @@ fn tracing_spans_events_and_log_records_land_in_the_lake() {
         .unwrap()
         .join()
         .unwrap();
+    // Past the bound on descriptors, records with new targets are still recorded: one shared
+    // descriptor per level, the target in the message.
+    let flood = frameline_instrument::log_bridge::MAX_DESCRIPTORS + 10;
+    std::thread::Builder::new()
+        .name("flood".into())
+        .spawn(move || {
+            for i in 0..flood {
+                let target = format!("flood-{i}");
+                log::info!(target: &target, "x");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
     drop(guard);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -162,7 +176,7 @@ fn tracing_spans_events_and_log_records_land_in_the_lake() {
             &engine
                 .sql(
                     "SELECT thread_name, level, target, message, file, line > 0
-                     FROM log_entries ORDER BY time",
+                     FROM log_entries WHERE thread_name <> 'flood' ORDER BY time",
                 )
                 .await
                 .unwrap(),
@@ -199,6 +213,22 @@ fn tracing_spans_events_and_log_records_land_in_the_lake() {
                 log("worker", "error", target, "load failed code=-7"),
             ]
         );
+
+        let flooded = rows(
+            &engine
+                .sql(
+                    "SELECT count(*), count(*) FILTER (WHERE target = 'log'),
+                            count(*) FILTER (WHERE target = 'log' AND message NOT LIKE 'flood-%: x'),
+                            count(*) FILTER (WHERE target <> 'log' AND message <> 'x')
+                     FROM log_entries WHERE thread_name = 'flood'",
+                )
+                .await
+                .unwrap(),
+        );
+        let shared: usize = flooded[0][1].parse().unwrap();
+        assert_eq!(flooded[0][0], flood.to_string(), "every record is kept");
+        assert!((10..=flood).contains(&shared), "{flooded:?}");
+        assert_eq!(flooded[0][2..], ["0", "0"], "{flooded:?}");
 
         // Events nest in their spans in time: each `stepped` lies inside a `physics` span.
         let inside = rows(

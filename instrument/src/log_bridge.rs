@@ -27,6 +27,11 @@ pub struct FramelineLogger {
     _private: (),
 }
 
+/// Most descriptors the `tracing` layer and the `log` bridge create in one process together;
+/// past it, `log` records of a new (level, target, file, line) share one descriptor per level
+/// (target `log`, the record's target at the start of the message).
+pub const MAX_DESCRIPTORS: usize = callsites::MAX_CALLSITES;
+
 /// The logger [`init`] installs.
 pub static LOGGER: FramelineLogger = FramelineLogger { _private: () };
 
