@@ -36,6 +36,16 @@ eval "$(bash "$moto_script")"
 eval "$(bash "$here/scripts/start-moto-auth.sh")"
 trap 'kill "$FRAMELINE_TEST_S3_PID" "$FRAMELINE_TEST_S3_AUTH_PID" 2>/dev/null || true' EXIT
 
+# The interop tests check exported traces with the official Perfetto protobuf definitions and
+# Parquet files with DuckDB (PyPI perfetto, protobuf, duckdb), in a venv cached like moto's.
+interop_venv="${FRAMELINE_INTEROP_VENV:-$HOME/.cache/frameline/interop-venv}"
+if ! "$interop_venv/bin/python" -c 'import duckdb, google.protobuf; from perfetto.protos.perfetto.trace import perfetto_trace_pb2' 2>/dev/null; then
+  echo "installing perfetto, protobuf and duckdb into $interop_venv" >&2
+  python3 -m venv "$interop_venv" >&2
+  "$interop_venv/bin/pip" install -q 'perfetto==0.59.1' 'protobuf==7.36.2' 'duckdb==2.0.1' >&2
+fi
+export FRAMELINE_TEST_PYTHON="$interop_venv/bin/python"
+
 log="$(mktemp -t frameline-test.XXXXXX.log)"
 set +e
 cargo test --workspace --exclude frameline-peers --all-features "$@" 2>&1 | tee "$log"

@@ -2,4 +2,7 @@
 //! can drive them (egui_kittest) and the binary stays a thin command line.
 
 pub mod demo;
+pub mod export;
+pub mod import_chrome;
+pub mod interop_cli;
 pub mod viewer;

@@ -29,6 +29,11 @@ enum Command {
     },
     /// Run SQL on a lake and print the result.
     Query(QueryArgs),
+    /// Export a process (or a time range of it) to Perfetto's protobuf trace or Chrome JSON.
+    Export(frameline::interop_cli::ExportArgs),
+    /// Convert another tool's trace into a lake.
+    #[command(subcommand)]
+    Import(frameline::interop_cli::ImportCommand),
     /// Run a synthetic game instrumented with frameline and record it into a capture.
     Demo {
         /// Capture folder or s3://bucket/prefix; without it, the capture goes to a new folder in
@@ -239,6 +244,14 @@ fn run() -> Result<()> {
                 .context("starting the query runtime")?;
             runtime.block_on(query(args))
         }
+        Some(Command::Export(args)) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the export runtime")?;
+            runtime.block_on(frameline::interop_cli::export(args))
+        }
+        Some(Command::Import(command)) => frameline::interop_cli::import(command),
         Some(Command::Demo {
             out,
             seconds,

@@ -1113,6 +1113,60 @@ pub struct EncodedInfo {
     pub event_count: u32,
 }
 
+/// Where the encoder finds the descriptor an event's address refers to: the hot path's
+/// `&'static` descriptors ([`StaticDescriptors`]), or an offline writer's own table
+/// (`crate::offline`).
+pub(crate) trait Descriptors {
+    fn span(&self, addr: u64) -> SpanDep<'_>;
+    fn log(&self, addr: u64) -> LogDep<'_>;
+    fn metric(&self, addr: u64) -> MetricDep<'_>;
+}
+
+/// Addresses are those of `&'static` descriptors, written into the queues by `crate::local`.
+pub(crate) struct StaticDescriptors;
+
+impl Descriptors for StaticDescriptors {
+    #[inline(always)]
+    fn span(&self, addr: u64) -> SpanDep<'_> {
+        // SAFETY: CPU queues only hold addresses of `&'static SpanDesc` written by
+        // `crate::local` (tested by the round-trip tests in tests/round_trip.rs).
+        let desc = unsafe { &*(addr as *const SpanDesc) };
+        SpanDep {
+            name: desc.name,
+            target: desc.target,
+            file: desc.file,
+            line: desc.line,
+        }
+    }
+
+    #[inline(always)]
+    fn log(&self, addr: u64) -> LogDep<'_> {
+        // SAFETY: log queues only hold addresses of `&'static LogDesc` (see `crate::local`).
+        let desc = unsafe { &*(addr as *const LogDesc) };
+        LogDep {
+            level: desc.level,
+            target: desc.target,
+            template: desc.template,
+            file: desc.file,
+            line: desc.line,
+        }
+    }
+
+    #[inline(always)]
+    fn metric(&self, addr: u64) -> MetricDep<'_> {
+        // SAFETY: metric queues only hold addresses of `&'static MetricDesc`.
+        let desc = unsafe { &*(addr as *const MetricDesc) };
+        MetricDep {
+            kind: desc.kind,
+            name: desc.name,
+            unit: desc.unit,
+            target: desc.target,
+            file: desc.file,
+            line: desc.line,
+        }
+    }
+}
+
 /// Turns raw queue bytes into blocks. Reuses its buffers from block to block.
 #[derive(Default)]
 pub struct BlockEncoder {
@@ -1142,20 +1196,18 @@ impl BlockEncoder {
         self.body.clear();
     }
 
-    fn span_dep(&mut self, addr: u64) -> u32 {
+    fn span_dep(&mut self, addr: u64, descs: &impl Descriptors) -> u32 {
         if let Some(index) = self.static_deps.get(&addr) {
             return *index;
         }
-        // SAFETY: CPU queues only hold addresses of `&'static SpanDesc` written by
-        // `crate::local` (tested by the round-trip tests in tests/round_trip.rs).
-        let desc = unsafe { &*(addr as *const SpanDesc) };
-        self.push_span_dep(desc.name, desc);
+        let desc = descs.span(addr);
+        self.push_span_dep(desc.name, &desc);
         let index = (self.dep_count - 1) as u32;
         self.static_deps.insert(addr, index);
         index
     }
 
-    fn push_span_dep(&mut self, name: &str, desc: &SpanDesc) {
+    fn push_span_dep(&mut self, name: &str, desc: &SpanDep<'_>) {
         self.deps.push(DEP_SPAN);
         put_str(&mut self.deps, name);
         put_str(&mut self.deps, desc.target);
@@ -1164,24 +1216,22 @@ impl BlockEncoder {
         self.dep_count += 1;
     }
 
-    fn named_span_dep(&mut self, addr: u64, name: &str) -> u32 {
+    fn named_span_dep(&mut self, addr: u64, name: &str, descs: &impl Descriptors) -> u32 {
         if let Some(index) = self.named_deps.get(&(addr, Box::<str>::from(name))) {
             return *index;
         }
-        // SAFETY: as in `span_dep`: the address comes from a `&'static SpanDesc`.
-        let desc = unsafe { &*(addr as *const SpanDesc) };
-        self.push_span_dep(name, desc);
+        let desc = descs.span(addr);
+        self.push_span_dep(name, &desc);
         let index = (self.dep_count - 1) as u32;
         self.named_deps.insert((addr, name.into()), index);
         index
     }
 
-    fn log_dep(&mut self, addr: u64) -> u32 {
+    fn log_dep(&mut self, addr: u64, descs: &impl Descriptors) -> u32 {
         if let Some(index) = self.static_deps.get(&addr) {
             return *index;
         }
-        // SAFETY: log queues only hold addresses of `&'static LogDesc` (see `crate::local`).
-        let desc = unsafe { &*(addr as *const LogDesc) };
+        let desc = descs.log(addr);
         self.deps.push(DEP_LOG);
         self.deps.push(desc.level as u8);
         put_str(&mut self.deps, desc.target);
@@ -1194,9 +1244,8 @@ impl BlockEncoder {
         index
     }
 
-    fn metric_dep(&mut self, addr: u64) -> (u32, MetricKind) {
-        // SAFETY: metric queues only hold addresses of `&'static MetricDesc`.
-        let desc = unsafe { &*(addr as *const MetricDesc) };
+    fn metric_dep(&mut self, addr: u64, descs: &impl Descriptors) -> (u32, MetricKind) {
+        let desc = descs.metric(addr);
         if let Some(index) = self.static_deps.get(&addr) {
             return (*index, desc.kind);
         }
@@ -1222,13 +1271,24 @@ impl BlockEncoder {
         meta: &BlockMeta,
         open: &mut OpenSpans,
     ) -> Option<(Vec<u8>, EncodedInfo)> {
+        self.encode_cpu_with(raw_bytes, meta, open, &StaticDescriptors)
+    }
+
+    /// [`Self::encode_cpu`] with the descriptors of the events' addresses found in `descs`.
+    pub(crate) fn encode_cpu_with(
+        &mut self,
+        raw_bytes: &[u8],
+        meta: &BlockMeta,
+        open: &mut OpenSpans,
+        descs: &impl Descriptors,
+    ) -> Option<(Vec<u8>, EncodedInfo)> {
         self.reset();
         let mut open_column = Vec::with_capacity(4 + 12 * open.0.len());
         put_varint(&mut open_column, open.0.len() as u64);
         for span in &open.0 {
             let dep = match &span.name {
-                Some(name) => self.named_span_dep(span.addr, name),
-                None => self.span_dep(span.addr),
+                Some(name) => self.named_span_dep(span.addr, name, descs),
+                None => self.span_dep(span.addr, descs),
             };
             put_varint(&mut open_column, dep as u64);
             put_varint(&mut open_column, span.begin_ticks);
@@ -1253,7 +1313,7 @@ impl BlockEncoder {
                         name: None,
                         begin_ticks: ticks,
                     });
-                    ((self.span_dep(addr) as u64) << TAG_BITS) | TAG_BEGIN
+                    ((self.span_dep(addr, descs) as u64) << TAG_BITS) | TAG_BEGIN
                 }
                 raw::CPU_END => {
                     open.0.pop();
@@ -1275,7 +1335,7 @@ impl BlockEncoder {
                         name: Some(name.into()),
                         begin_ticks: ticks,
                     });
-                    ((self.named_span_dep(addr, name) as u64) << TAG_BITS) | TAG_BEGIN
+                    ((self.named_span_dep(addr, name, descs) as u64) << TAG_BITS) | TAG_BEGIN
                 }
                 raw::CPU_ASYNC_BEGIN => {
                     let (Some(id), Some(parent)) = (
@@ -1287,7 +1347,7 @@ impl BlockEncoder {
                     offset += 16;
                     put_varint(&mut ids, id);
                     put_varint(&mut ids, parent);
-                    ((self.span_dep(addr) as u64) << TAG_BITS) | TAG_ASYNC_BEGIN
+                    ((self.span_dep(addr, descs) as u64) << TAG_BITS) | TAG_ASYNC_BEGIN
                 }
                 raw::CPU_ASYNC_END => {
                     let Some(id) = raw::read_u64(raw_bytes, offset) else {
@@ -1337,6 +1397,16 @@ impl BlockEncoder {
         raw_bytes: &[u8],
         meta: &BlockMeta,
     ) -> Option<(Vec<u8>, EncodedInfo)> {
+        self.encode_log_with(raw_bytes, meta, &StaticDescriptors)
+    }
+
+    /// [`Self::encode_log`] with the descriptors found in `descs`.
+    pub(crate) fn encode_log_with(
+        &mut self,
+        raw_bytes: &[u8],
+        meta: &BlockMeta,
+        descs: &impl Descriptors,
+    ) -> Option<(Vec<u8>, EncodedInfo)> {
         self.reset();
         let mut events = std::mem::take(&mut self.col_a);
         let mut offset = 0;
@@ -1354,7 +1424,7 @@ impl BlockEncoder {
                 break;
             };
             offset = args_end;
-            let dep = self.log_dep(addr);
+            let dep = self.log_dep(addr, descs);
             let first = *begin_ticks.get_or_insert(ticks);
             if count == 0 {
                 prev_ticks = first;
@@ -1393,6 +1463,16 @@ impl BlockEncoder {
         raw_bytes: &[u8],
         meta: &BlockMeta,
     ) -> Option<(Vec<u8>, EncodedInfo)> {
+        self.encode_metrics_with(raw_bytes, meta, &StaticDescriptors)
+    }
+
+    /// [`Self::encode_metrics`] with the descriptors found in `descs`.
+    pub(crate) fn encode_metrics_with(
+        &mut self,
+        raw_bytes: &[u8],
+        meta: &BlockMeta,
+        descs: &impl Descriptors,
+    ) -> Option<(Vec<u8>, EncodedInfo)> {
         self.reset();
         let mut events = std::mem::take(&mut self.col_a);
         let mut offset = 0;
@@ -1405,7 +1485,7 @@ impl BlockEncoder {
             raw::read_u64(raw_bytes, offset + 16),
         ) {
             offset += raw::METRIC_RECORD_BYTES;
-            let (dep, kind) = self.metric_dep(addr);
+            let (dep, kind) = self.metric_dep(addr, descs);
             let first = *begin_ticks.get_or_insert(ticks);
             if count == 0 {
                 prev_ticks = first;

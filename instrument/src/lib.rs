@@ -5,6 +5,10 @@
 //! event); a background flush thread resolves references, delta-encodes, compresses with LZ4 and
 //! writes blocks into a lake (a capture folder or an S3 prefix).
 //!
+//! Features: `s3` (write to an S3 prefix), `tracing` (`tracing_layer`: record `tracing` spans
+//! and events), `log` (`log_bridge`: record `log` records). [`offline`] writes a lake from
+//! events whose times are known (importers).
+//!
 //! ```no_run
 //! use frameline_instrument::prelude::*;
 //!
@@ -26,16 +30,23 @@
 
 extern crate self as frameline_instrument;
 
+#[cfg(any(feature = "tracing", feature = "log"))]
+mod callsites;
 mod desc;
 pub mod format;
 pub mod lake;
 mod local;
 mod log;
+#[cfg(feature = "log")]
+pub mod log_bridge;
+pub mod offline;
 mod raw;
 mod session;
 pub mod sink;
 mod span;
 pub mod time;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 pub use desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
 pub use session::{

@@ -94,6 +94,11 @@ impl Config {
         Ok(config)
     }
 
+    /// The sink and the lake's name (for the offline writer).
+    pub(crate) fn into_sink(self) -> (Box<dyn Sink>, String) {
+        (self.sink, self.lake)
+    }
+
     /// Encodes everything and throws it away: for measuring the cost of recording.
     pub fn null() -> Self {
         Self::with_sink(NullSink::default())
@@ -340,7 +345,7 @@ impl Drop for TelemetryGuard {
     }
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::env::var("COMPUTERNAME").ok())
@@ -446,7 +451,7 @@ pub fn init_from_env() -> Result<TelemetryGuard, InitError> {
     init(Config::from_env()?)
 }
 
-fn check_or_write_version(sink: &dyn Sink, lake_name: &str) -> Result<(), InitError> {
+pub(crate) fn check_or_write_version(sink: &dyn Sink, lake_name: &str) -> Result<(), InitError> {
     match sink.get(lake::VERSION_KEY)? {
         Some(bytes) => {
             let version: lake::LakeVersion =

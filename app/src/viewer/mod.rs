@@ -1,6 +1,7 @@
 //! The native viewer: start screen, process browser, frame-time plot, GPU timeline, log pane.
 //! Panels ask the engine; slow work runs in background jobs with a progress line and Cancel.
 
+mod export_bar;
 mod gpu;
 pub mod jobs;
 pub mod timeline;
@@ -1037,6 +1038,16 @@ impl eframe::App for ViewerApp {
                 }
                 if self.lake.is_some() && ui.button("Close lake").clicked() {
                     self.lake = None;
+                }
+                if let Some(view) = self.lake.as_ref().filter(|v| v.model.is_some()) {
+                    let range = (view.timeline.t0 as i64, view.timeline.t1 as i64);
+                    export_bar::export_bar_ui(
+                        ui,
+                        &self.runtime,
+                        &view.engine,
+                        &view.selected,
+                        range,
+                    );
                 }
                 self.status_ui(ui);
             });

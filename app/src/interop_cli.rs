@@ -1,0 +1,148 @@
+//! The `export` and `import` subcommands' arguments and glue.
+
+use crate::export::{self, Format};
+use anyhow::{Context, Result, bail};
+use frameline_engine::Engine;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Capture folder or s3://bucket/prefix.
+    #[arg(long)]
+    pub lake: String,
+    /// The process to export: its id, or the start of it if only one process matches.
+    #[arg(long)]
+    pub process: String,
+    /// Start of the range: Unix nanoseconds, an offset from the process's start (`+1.5s`,
+    /// `+200ms`, `+30us`, `+10ns`), or a timestamp (`2026-11-25T17:19:39.5Z`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub begin: Option<String>,
+    /// End of the range (same forms as --begin).
+    #[arg(long, allow_hyphen_values = true)]
+    pub end: Option<String>,
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// The file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+pub enum ImportCommand {
+    /// A Chrome JSON trace (array or {"traceEvents": [...]}) into a new or existing lake.
+    ChromeTrace {
+        /// The trace file.
+        file: PathBuf,
+        /// Capture folder (or s3://bucket/prefix) to write into.
+        #[arg(long)]
+        out: String,
+    },
+}
+
+fn parse_offset_ns(text: &str) -> Option<i64> {
+    let (number, scale) = [("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9)]
+        .into_iter()
+        .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, scale)))?;
+    let value: f64 = number.trim().parse().ok()?;
+    let ns = (value * scale).round();
+    ns.is_finite().then_some(ns as i64)
+}
+
+/// A time argument to Unix nanoseconds.
+async fn parse_time(engine: &Engine, text: &str, process_start_ns: i64) -> Result<i64> {
+    let text = text.trim();
+    if let Ok(ns) = text.parse::<i64>() {
+        return Ok(ns);
+    }
+    if let Some(offset) = text.strip_prefix('+') {
+        let Some(ns) = parse_offset_ns(offset) else {
+            bail!("{text}: an offset is a number with a unit, e.g. +1.5s, +200ms, +30us");
+        };
+        return Ok(process_start_ns.saturating_add(ns));
+    }
+    let sql = format!(
+        "SELECT CAST(to_timestamp('{}') AS BIGINT)",
+        text.replace('\'', "''")
+    );
+    let batches = engine.query(&sql).await.with_context(|| {
+        format!("{text}: not Unix nanoseconds, an offset (+1.5s) or a timestamp")
+    })?;
+    use frameline_engine::datafusion::arrow::array::{Array, AsArray};
+    use frameline_engine::datafusion::arrow::datatypes::Int64Type;
+    batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .map(|b| b.column(0).as_primitive::<Int64Type>())
+        .filter(|c| !c.is_null(0))
+        .map(|c| c.value(0))
+        .with_context(|| format!("{text}: not a timestamp"))
+}
+
+pub async fn export(args: ExportArgs) -> Result<()> {
+    let engine = Engine::open(&args.lake).await?;
+    let matching: Vec<_> = engine
+        .lake()
+        .processes()
+        .iter()
+        .filter(|p| p.process_id.starts_with(&args.process))
+        .collect();
+    let process = match matching.as_slice() {
+        [one] => *one,
+        [] => bail!(
+            "no process {} in {} (list them with: frameline query --lake {} \"SELECT process_id, exe, start_time FROM processes\")",
+            args.process,
+            args.lake,
+            args.lake
+        ),
+        many => bail!(
+            "{} processes start with {}: give more of the id",
+            many.len(),
+            args.process
+        ),
+    };
+    let start_ns = process.start_unix_ns;
+    let range = match (&args.begin, &args.end) {
+        (None, None) => None,
+        (begin, end) => {
+            let begin = match begin {
+                Some(t) => parse_time(&engine, t, start_ns).await?,
+                // Far enough to cover any capture, and still a valid SQL literal.
+                None => i64::MIN / 2,
+            };
+            let end = match end {
+                Some(t) => parse_time(&engine, t, start_ns).await?,
+                None => i64::MAX / 2,
+            };
+            if begin > end {
+                bail!("--begin is after --end");
+            }
+            Some((begin, end))
+        }
+    };
+    let ids = [process.process_id.clone()];
+    let summary = export::export_range(&engine, &ids, range, args.format, &args.out).await?;
+    println!("{}: {summary}", args.out.display());
+    Ok(())
+}
+
+pub fn import(command: ImportCommand) -> Result<()> {
+    match command {
+        ImportCommand::ChromeTrace { file, out } => {
+            let report = crate::import_chrome::import_file(&file, &out)?;
+            for line in report.warnings() {
+                eprintln!("{line}");
+            }
+            println!(
+                "{out}: {} processes, {} slices, {} log entries, {} counter samples",
+                report.process_ids.len(),
+                report.slices,
+                report.logs,
+                report.samples
+            );
+            for id in &report.process_ids {
+                println!("process:  {id}");
+            }
+            Ok(())
+        }
+    }
+}
