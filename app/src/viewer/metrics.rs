@@ -67,6 +67,23 @@ impl MetricsPanel {
         }));
     }
 
+    /// Checks `name` and loads its samples (as clicking it in the list does).
+    pub fn plot(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        ctx: &egui::Context,
+        engine: &Arc<Engine>,
+        name: &str,
+    ) {
+        let Some((name, unit)) = self.available.iter().find(|(n, _)| n == name).cloned() else {
+            return;
+        };
+        self.checked.insert(name.clone());
+        if !self.series.contains_key(&name) {
+            self.load(runtime, ctx, engine, &name, &unit);
+        }
+    }
+
     fn load(
         &mut self,
         runtime: &tokio::runtime::Runtime,
@@ -203,8 +220,8 @@ impl MetricsPanel {
                         .link_axis(egui::Id::unique("metric_plots"), [true, false])
                         .link_cursor(egui::Id::unique("metric_plots"), [true, false])
                         .x_axis_label("s")
-                        .y_axis_label(unit.clone())
-                        .y_axis_formatter(move |mark, _| format!("{} {unit}", mark.value))
+                        .y_axis_label(unit)
+                        .y_axis_min_width(100.0)
                         .show(ui, |plot| {
                             let b = plot.plot_bounds();
                             let now = (b.min()[0], b.max()[0]);

@@ -180,7 +180,8 @@ pub struct ViewerApp {
     frame_log: Option<Option<f32>>,
 }
 
-/// `FRAMELINE_SCREENSHOT=file.png` (with `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs`): once
+/// `FRAMELINE_SCREENSHOT=file.png` (with `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs|stats|
+/// flame|sql|metrics`): once
 /// the view is ready, save the window's pixels and quit. Used by scripts/screenshots.sh.
 struct ScreenshotPlan {
     path: PathBuf,
@@ -642,12 +643,49 @@ impl ViewerApp {
         if plan.ready_frames == 1
             && let Some(view) = &mut self.lake
         {
-            // The drill-down: the worst frame on the timeline; the log pane: its warnings.
-            if let Some(frame) = view.worst_frame() {
+            // The drill-down: the worst frame on the timeline; the log pane: its warnings; the
+            // panels: the worst frame selected, analysed, compared with the median frame.
+            let worst = view.worst_frame();
+            if let Some(frame) = worst {
                 view.show_frame(frame);
+                if plan.view != "drilldown" && plan.view != "logs" {
+                    view.timeline.range = Some((frame.begin_ns, frame.end_ns));
+                }
             }
-            if plan.view == "logs" {
-                view.log_min_level = 2;
+            match plan.view.as_str() {
+                "logs" => view.log_min_level = 2,
+                "stats" => {
+                    view.tab = Tab::Statistics;
+                    view.stats.selected_name = Some("streaming.load_chunk".into());
+                    view.timeline.highlight_name = Some("streaming.load_chunk".into());
+                }
+                "flame" => {
+                    view.tab = Tab::FlameGraph;
+                    view.flame.diff = true;
+                    if let Some(f) = flame::median_frame(&view.frames) {
+                        view.flame.baseline = Some(Selection {
+                            begin_ns: f.begin_ns,
+                            end_ns: f.end_ns,
+                            tracks: Vec::new(),
+                        });
+                    }
+                }
+                "sql" => {
+                    view.tab = Tab::Sql;
+                    // FRAMELINE_SQL: the query to run (BENCHMARKS.md times the UI meanwhile).
+                    if let Ok(sql) = std::env::var("FRAMELINE_SQL") {
+                        view.sql.text = sql;
+                    }
+                    let sql = view.sql.text.clone();
+                    view.sql.run(&self.runtime, ctx, &view.engine, sql);
+                }
+                "metrics" => {
+                    view.tab = Tab::Metrics;
+                    for name in ["frame_time", "memory.used"] {
+                        view.metrics.plot(&self.runtime, ctx, &view.engine, name);
+                    }
+                }
+                _ => {}
             }
         }
         if plan.ready_frames < 5 {
@@ -1260,11 +1298,15 @@ impl LakeView {
 impl ViewerApp {
     /// With `FRAMELINE_FRAME_LOG` set: track the slowest frame while a query runs, and log it
     /// when the query ends (BENCHMARKS.md: the UI keeps drawing while a long query runs).
-    fn log_frame_time(&mut self, frame: &eframe::Frame) {
+    fn log_frame_time(&mut self, ctx: &egui::Context, frame: &eframe::Frame) {
         let Some(slowest) = &mut self.frame_log else {
             return;
         };
         let running = self.lake.as_ref().is_some_and(|v| v.sql.running());
+        if running {
+            // Draw continuously meanwhile: every frame is measured, not one per 100 ms.
+            ctx.request_repaint();
+        }
         let cpu_ms = frame.info().cpu_usage.map(|s| s * 1e3);
         match (running, *slowest) {
             (true, current) => {
@@ -1282,7 +1324,7 @@ impl ViewerApp {
 impl eframe::App for ViewerApp {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.log_frame_time(frame);
+        self.log_frame_time(&ctx, frame);
         self.poll_jobs(&ctx);
         egui::Panel::top("top_bar").show(ui, |ui| {
             ui.horizontal(|ui| {

@@ -179,7 +179,7 @@ impl StatsPanel {
         if let Some(s) = selected {
             egui::Panel::right("stats_histogram")
                 .resizable(true)
-                .default_size(ui.available_width() * 0.38)
+                .default_size(ui.available_width() * 0.28)
                 .show(ui, |ui| histogram_ui(ui, s));
         }
         ui.style_mut().interaction.selectable_labels = false;
@@ -187,8 +187,8 @@ impl StatsPanel {
             .id_salt("span_stats")
             .striped(true)
             .sense(egui::Sense::click())
-            .column(Column::remainder().at_least(160.0).clip(true))
-            .columns(Column::exact(72.0), 8)
+            .column(Column::remainder().at_least(120.0).clip(true))
+            .columns(Column::exact(70.0).clip(true), 8)
             .header(20.0, |mut header| {
                 for (title, sort) in COLUMNS {
                     header.col(|ui| {

@@ -549,8 +549,8 @@ pub fn timeline_ui(
         if sel.width() > 0.0 {
             painter.rect_filled(sel, 0.0, Color32::from_rgba_unmultiplied(120, 170, 255, 28));
             painter.text(
-                Pos2::new(sel.left() + 3.0, ruler.bottom() + 2.0),
-                Align2::LEFT_TOP,
+                Pos2::new(sel.left() + 3.0, rect.bottom() - 3.0),
+                Align2::LEFT_BOTTOM,
                 format_duration(b - a),
                 FontId::monospace(11.0),
                 Color32::from_rgb(170, 200, 255),
