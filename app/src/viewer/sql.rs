@@ -1,7 +1,7 @@
 //! The SQL editor: a multi-line editor with keyword highlighting, Ctrl+Enter runs the query in
 //! the background (Cancel stops it), results in a virtualized sortable table, a plot for results
-//! with a time column and numeric columns, "Add to timeline" for results with begin/end (or time
-//! + duration) columns, errors inline, a query history, and saved views (save, open, run, rename,
+//! with a time column and numeric columns, "Add to timeline" for results with begin/end (or
+//! time and duration) columns, errors inline, a query history, and saved views (save, open, run, rename,
 //! delete) through the engine, which keeps them in the lake.
 
 use super::jobs::{Job, take_finished};
@@ -514,9 +514,7 @@ impl SqlPanel {
         if let Some(error) = &self.error {
             ui.colored_label(Color32::from_rgb(240, 120, 100), error);
         }
-        let Some(result) = self.result.clone() else {
-            return None;
-        };
+        let result = self.result.clone()?;
         ui.horizontal(|ui| {
             ui.label(format!(
                 "{} rows in {:.1} ms{}",
