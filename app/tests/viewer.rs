@@ -733,3 +733,237 @@ fn a_plotted_metric_has_every_sample() {
     h.step();
     h.snapshot_options("metrics", &loose());
 }
+
+/// Drags with the primary button from `a` to `b` in a few moves.
+fn drag(h: &mut Harness<'_, ViewerApp>, a: egui::Pos2, b: egui::Pos2) {
+    h.hover_at(a);
+    h.step();
+    h.drag_at(a);
+    h.step();
+    for k in 1..=6 {
+        h.hover_at(a + (b - a) * (k as f32 / 6.0));
+        h.step();
+    }
+    h.drop_at(b);
+    h.step();
+    h.step();
+}
+
+#[test]
+fn ruler_drag_and_ctrl_drag_select_a_range_and_headers_pick_threads() {
+    let mut h = harness(Startup::Open(capture().to_string_lossy().into_owned()));
+    run_until(&mut h, "the capture to load", loaded);
+    let timeline = h.state().lake.as_ref().unwrap().timeline.clone();
+    let rect = timeline.last_rect.unwrap();
+    let ns_per_px = (timeline.t1 - timeline.t0) / rect.width() as f64;
+    let t_at = |x: f32| timeline.t0 + (x - rect.left()) as f64 * ns_per_px;
+    // On the ruler: a range, no pan.
+    let (a, b) = (
+        egui::pos2(rect.left() + 100.0, rect.top() + 10.0),
+        egui::pos2(rect.left() + 400.0, rect.top() + 10.0),
+    );
+    drag(&mut h, a, b);
+    let view = h.state().lake.as_ref().unwrap();
+    let (ra, rb) = view.timeline.range.expect("a range");
+    assert!(
+        (ra as f64 - t_at(a.x)).abs() <= 2.0 * ns_per_px,
+        "{ra} vs {}",
+        t_at(a.x)
+    );
+    assert!((rb as f64 - t_at(b.x)).abs() <= 2.0 * ns_per_px);
+    assert_eq!(view.timeline.t0, timeline.t0, "a range drag does not pan");
+    // Ctrl+drag in the tracks, right to left.
+    let (c, d) = (
+        egui::pos2(rect.left() + 700.0, rect.top() + 120.0),
+        egui::pos2(rect.left() + 500.0, rect.top() + 160.0),
+    );
+    h.event(egui::Event::ModifiersChanged(egui::Modifiers::COMMAND));
+    drag(&mut h, c, d);
+    h.event(egui::Event::ModifiersChanged(egui::Modifiers::NONE));
+    h.step();
+    let view = h.state().lake.as_ref().unwrap();
+    let (ra, rb) = view.timeline.range.unwrap();
+    assert!((ra as f64 - t_at(d.x)).abs() <= 2.0 * ns_per_px);
+    assert!((rb as f64 - t_at(c.x)).abs() <= 2.0 * ns_per_px);
+    assert_eq!(view.timeline.t0, timeline.t0);
+    // A plain drag pans.
+    drag(
+        &mut h,
+        egui::pos2(rect.left() + 700.0, rect.top() + 120.0),
+        egui::pos2(rect.left() + 600.0, rect.top() + 120.0),
+    );
+    assert!(h.state().lake.as_ref().unwrap().timeline.t0 > timeline.t0);
+    // Clicking a thread's header picks it; the statistics then count that thread only.
+    use frameline::viewer::timeline::RowKind;
+    let view = h.state().lake.as_ref().unwrap();
+    let row = view
+        .timeline
+        .last_rows
+        .iter()
+        .find(|r| matches!(r.kind, RowKind::Track(t) if view.model.as_ref().unwrap().tracks[t].thread_name == "main"))
+        .unwrap()
+        .clone();
+    let RowKind::Track(main) = row.kind else {
+        unreachable!()
+    };
+    let header = egui::pos2(
+        rect.left() + 300.0,
+        rect.top() + frameline::viewer::timeline::RULER_HEIGHT + row.top - view.timeline.scroll_y
+            + row.height / 2.0,
+    );
+    h.hover_at(header);
+    h.step();
+    h.drag_at(header);
+    h.step();
+    h.drop_at(header);
+    h.step();
+    h.step();
+    let view = h.state().lake.as_ref().unwrap();
+    assert_eq!(
+        view.timeline
+            .picked_tracks
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![main]
+    );
+    h.get_by_label("Statistics").click();
+    run_until(&mut h, "the statistics", |app| {
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.stats.stats.is_some())
+    });
+    let stats = h
+        .state()
+        .lake
+        .as_ref()
+        .unwrap()
+        .stats
+        .stats
+        .clone()
+        .unwrap();
+    assert!(
+        stats.iter().all(|s| !s.name.starts_with("ai.")),
+        "worker spans are out"
+    );
+    assert!(stats.iter().any(|s| s.name == "frame"));
+}
+
+#[test]
+fn clicking_a_flame_graph_node_zooms_into_it() {
+    let mut h = harness(Startup::Open(capture().to_string_lossy().into_owned()));
+    run_until(&mut h, "the capture to load", loaded);
+    select_worst_frame(&mut h);
+    h.get_by_label("Flame graph").click();
+    run_until(&mut h, "the flame graph", |app| {
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.flame.graph.is_some())
+    });
+    h.step();
+    let flame = &h.state().lake.as_ref().unwrap().flame;
+    let (rect, graph) = (flame.last_rect.unwrap(), flame.graph.clone().unwrap());
+    // Row 1, far left: the root's widest child (drawn first, from the left edge).
+    let first = graph.root().children[0];
+    let at = egui::pos2(rect.left() + 3.0, rect.top() + 18.0 + 9.0);
+    h.hover_at(at);
+    h.step();
+    assert_eq!(h.state().lake.as_ref().unwrap().flame.hovered, Some(first));
+    h.drag_at(at);
+    h.step();
+    h.drop_at(at);
+    h.step();
+    h.step();
+    let flame = &h.state().lake.as_ref().unwrap().flame;
+    assert_eq!(flame.zoom, first);
+    h.get_by_label_contains("zoomed into");
+    h.get_by_label("Reset zoom").click();
+    h.step();
+    assert_eq!(h.state().lake.as_ref().unwrap().flame.zoom, 0);
+}
+
+#[test]
+fn panning_a_metric_plot_moves_the_timeline() {
+    let mut h = harness(Startup::Open(capture().to_string_lossy().into_owned()));
+    run_until(&mut h, "the capture to load", loaded);
+    h.get_by_label("Metrics").click();
+    run_until(&mut h, "the metric list", |app| {
+        app.idle()
+            && app
+                .lake
+                .as_ref()
+                .is_some_and(|v| !v.metrics.available.is_empty())
+    });
+    h.get_by_label("frame_time (ms)").click();
+    run_until(&mut h, "the metric", |app| {
+        app.idle()
+            && app
+                .lake
+                .as_ref()
+                .is_some_and(|v| v.metrics.series.len() == 1)
+    });
+    h.step();
+    let view = h.state().lake.as_ref().unwrap();
+    let before = (view.timeline.t0, view.timeline.t1);
+    let plot = view.metrics.plot_rects[0];
+    drag(
+        &mut h,
+        plot.center(),
+        plot.center() - egui::vec2(plot.width() / 4.0, 0.0),
+    );
+    h.step();
+    let view = h.state().lake.as_ref().unwrap();
+    // Dragged left: later times come into view, by about a quarter of the width; zoom kept.
+    assert!(
+        view.timeline.t0 > before.0,
+        "{} vs {}",
+        view.timeline.t0,
+        before.0
+    );
+    let width = before.1 - before.0;
+    assert!(((view.timeline.t1 - view.timeline.t0) - width).abs() < width * 0.01);
+    let (a, _) = view.metrics.x_range_s.unwrap();
+    let origin = view
+        .engine
+        .lake()
+        .processes()
+        .iter()
+        .map(|p| p.start_unix_ns)
+        .min()
+        .unwrap() as f64;
+    assert!((a * 1e9 + origin - view.timeline.t0).abs() < width * 1e-3);
+}
+
+#[test]
+fn a_long_query_can_be_cancelled_and_a_result_plotted() {
+    let mut h = harness(Startup::Open(capture().to_string_lossy().into_owned()));
+    run_until(&mut h, "the capture to load", loaded);
+    h.get_by_label("SQL").click();
+    h.step();
+    h.state_mut().lake.as_mut().unwrap().sql.text =
+        "SELECT sum(value % 7) FROM range(100000000000)".into();
+    h.get_by_label("Run (Ctrl+Enter)").click();
+    h.step();
+    h.step();
+    h.get_by_label("Cancel").click();
+    h.step();
+    h.step();
+    let sql = &h.state().lake.as_ref().unwrap().sql;
+    assert!(!sql.running());
+    assert_eq!(sql.error.as_deref(), Some("cancelled"));
+    h.get_by_label("cancelled");
+    // A time column and numbers: Plot.
+    h.state_mut().lake.as_mut().unwrap().sql.text =
+        "SELECT time, value FROM measures WHERE name = 'frame_time' ORDER BY time".into();
+    h.get_by_label("Run (Ctrl+Enter)").click();
+    run_until(&mut h, "the metric query", |app| {
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.sql.result.is_some())
+    });
+    let result = h.state().lake.as_ref().unwrap().sql.result.clone().unwrap();
+    assert_eq!(result.time_column(), Some(0));
+    assert_eq!(result.value_columns(), vec![1]);
+    assert!(
+        result.spans().is_none(),
+        "no begin/end: nothing for the timeline"
+    );
+    h.get_by_label("Plot").click();
+    h.step();
+    assert!(h.state().lake.as_ref().unwrap().sql.show_plot);
+    assert!(h.query_by_label("Add to timeline").is_none());
+}

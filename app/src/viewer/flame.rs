@@ -32,6 +32,8 @@ pub struct FlamePanel {
     baseline_for: Option<(usize, Selection)>,
     baseline_job: Option<Job<Built>>,
     pub hovered: Option<u32>,
+    /// Where the graph was drawn last frame.
+    pub last_rect: Option<Rect>,
 }
 
 impl Default for FlamePanel {
@@ -49,6 +51,7 @@ impl Default for FlamePanel {
             baseline_for: None,
             baseline_job: None,
             hovered: None,
+            last_rect: None,
         }
     }
 }
@@ -215,6 +218,7 @@ impl FlamePanel {
             _ => None,
         };
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click());
+        self.last_rect = Some(rect);
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 0.0, Color32::from_gray(24));
         let search = self.search.to_lowercase();

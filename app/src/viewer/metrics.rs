@@ -34,6 +34,8 @@ pub struct MetricsPanel {
     /// The x range (s from the origin) set on the plots last frame.
     pub x_range_s: Option<(f64, f64)>,
     pub errors: Vec<String>,
+    /// Where each plot was drawn last frame.
+    pub plot_rects: Vec<egui::Rect>,
 }
 
 impl MetricsPanel {
@@ -204,6 +206,7 @@ impl MetricsPanel {
         let height = (ui.available_height() / plotted.len() as f32 - 4.0).max(60.0);
         let mut moved_by_user: Option<(f64, f64)> = None;
         let last = self.x_range_s;
+        let mut rects = Vec::new();
         egui::ScrollArea::vertical()
             .id_salt("metric_plots")
             .show(ui, |ui| {
@@ -215,7 +218,7 @@ impl MetricsPanel {
                         .map(|(&t, &v)| [(t as f64 - origin) / 1e9, v])
                         .collect();
                     let unit = series.unit.clone();
-                    egui_plot::Plot::new(("metric", name.as_str()))
+                    let response = egui_plot::Plot::new(("metric", name.as_str()))
                         .height(height)
                         .link_axis(egui::Id::unique("metric_plots"), [true, false])
                         .link_cursor(egui::Id::unique("metric_plots"), [true, false])
@@ -239,8 +242,10 @@ impl MetricsPanel {
                                 egui_plot::PlotPoints::from(points),
                             ));
                         });
+                    rects.push(response.response.rect);
                 }
             });
+        self.plot_rects = rects;
         match moved_by_user {
             Some((a, b)) if b > a => {
                 timeline.t0 = origin + a * 1e9;

@@ -79,6 +79,8 @@ pub struct TimelineState {
     pub last_marks: Vec<PlacedMark>,
     /// The rows of the last frame, in order.
     pub last_rows: Vec<Row>,
+    /// Where the timeline was drawn last frame (its ruler on top).
+    pub last_rect: Option<Rect>,
     /// Log markers placed in log lanes in the last frame (in the visible time range).
     pub last_log_marks: usize,
 }
@@ -277,9 +279,8 @@ pub fn timeline_ui(
     }
     // Ctrl+drag, or a drag that starts on the ruler, selects a time range; other drags pan.
     if response.drag_started()
-        && let Some(p) = response.interact_pointer_pos()
+        && let Some(start) = ui.input(|i| i.pointer.press_origin())
     {
-        let start = p - response.drag_delta();
         if ui.input(|i| i.modifiers.command) || start.y < body_top {
             state.range_drag = Some(state.t0 + (start.x - rect.left()) as f64 * ns_per_px);
         }
@@ -622,6 +623,7 @@ pub fn timeline_ui(
     }
     state.last_marks = marks;
     state.last_rows = lay.rows;
+    state.last_rect = Some(rect);
 }
 
 /// Total duration of a span's direct children (for its self time).
