@@ -280,10 +280,9 @@ pub fn timeline_ui(
     // Ctrl+drag, or a drag that starts on the ruler, selects a time range; other drags pan.
     if response.drag_started()
         && let Some(start) = ui.input(|i| i.pointer.press_origin())
+        && (ui.input(|i| i.modifiers.command) || start.y < body_top)
     {
-        if ui.input(|i| i.modifiers.command) || start.y < body_top {
-            state.range_drag = Some(state.t0 + (start.x - rect.left()) as f64 * ns_per_px);
-        }
+        state.range_drag = Some(state.t0 + (start.x - rect.left()) as f64 * ns_per_px);
     }
     if let Some(start) = state.range_drag {
         if let Some(p) = response.interact_pointer_pos() {
