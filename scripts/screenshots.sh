@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real viewer window under Xvfb (Vulkan on Mesa's llvmpipe) and writes the README's
-# screenshots: the start screen, the drill-down to the worst frame, and the log pane.
+# screenshots: the start screen, the drill-down to the worst frame, the log pane, and the analysis
+# panels on the worst frame (statistics, flame graph against the median frame, SQL, metric plots).
 #
 #   scripts/screenshots.sh [OUT_DIR]     (default docs/screenshots)
 set -euo pipefail
@@ -22,7 +23,7 @@ work="$(mktemp -d -t frameline-shots.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 "$bin" demo --out "$work/capture" --seconds 6 >&2
 mkdir -p "$out"
-for view in start drilldown logs; do
+for view in start drilldown logs stats flame sql metrics; do
   args=(open "$work/capture")
   [ "$view" = start ] && args=()
   FRAMELINE_SCREENSHOT="$out/$view.png" FRAMELINE_SCREENSHOT_VIEW="$view" XDG_CONFIG_HOME="$work/config" \

@@ -10,7 +10,7 @@ use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{CreateView, DdlStatement, DropView, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where saved views live in a lake.
 pub const VIEWS_PREFIX: &str = "views/";
@@ -29,15 +29,16 @@ pub struct SavedView {
 pub struct Engine {
     ctx: SessionContext,
     lake: Arc<Lake>,
-    views: Vec<SavedView>,
-    notices: Vec<String>,
+    /// Behind locks so panels sharing one engine (`Arc<Engine>`) can save views.
+    views: Mutex<Vec<SavedView>>,
+    notices: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("lake", &self.lake)
-            .field("views", &self.views.len())
+            .field("views", &self.views_lock().len())
             .finish()
     }
 }
@@ -95,8 +96,8 @@ impl Engine {
         let mut engine = Engine {
             ctx,
             lake,
-            views: Vec::new(),
-            notices: Vec::new(),
+            views: Mutex::new(Vec::new()),
+            notices: Mutex::new(Vec::new()),
         };
         engine.load_views().await?;
         Ok(engine)
@@ -143,18 +144,28 @@ impl Engine {
         for view in &views {
             // A view that no longer plans (e.g. written by a newer build) is reported, not fatal.
             if let Err(e) = self.ctx.sql(&view.sql).await {
-                self.notices.push(format!(
+                self.notices_lock().push(format!(
                     "view {} could not be loaded: {}",
                     view.name,
                     EngineError::from(e)
                 ));
             }
         }
-        self.views = views;
+        *self.views_lock() = views;
         self.register_views_table()
     }
 
+    fn views_lock(&self) -> MutexGuard<'_, Vec<SavedView>> {
+        // A panic while holding it cannot leave the list half-written: take it as it is.
+        self.views.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notices_lock(&self) -> MutexGuard<'_, Vec<String>> {
+        self.notices.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn register_views_table(&self) -> Result<(), EngineError> {
+        let views = self.views_lock().clone();
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
             Field::new("sql", DataType::Utf8, false),
@@ -164,19 +175,13 @@ impl Engine {
             schema.clone(),
             vec![
                 Arc::new(StringArray::from(
-                    self.views
-                        .iter()
-                        .map(|v| v.name.as_str())
-                        .collect::<Vec<_>>(),
+                    views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
-                    self.views
-                        .iter()
-                        .map(|v| v.sql.as_str())
-                        .collect::<Vec<_>>(),
+                    views.iter().map(|v| v.sql.as_str()).collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
-                    self.views.iter().map(|v| v.stored_in).collect::<Vec<_>>(),
+                    views.iter().map(|v| v.stored_in).collect::<Vec<_>>(),
                 )),
             ],
         )
@@ -192,6 +197,11 @@ impl Engine {
     /// Runs one SQL statement. `CREATE VIEW` and `DROP VIEW` are saved in the lake (or, if it
     /// is read-only, in the user's settings, with a notice).
     pub async fn sql(&mut self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+        self.execute(sql).await
+    }
+
+    /// Like [`Engine::sql`], through a shared reference (the viewer's panels share one engine).
+    pub async fn execute(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
         let plan = self.ctx.state().create_logical_plan(sql).await?;
         let change = match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateView(CreateView {
@@ -210,18 +220,17 @@ impl Engine {
         Ok(batches)
     }
 
-    async fn save_view(
-        &mut self,
-        name: &str,
-        definition: Option<String>,
-    ) -> Result<(), EngineError> {
+    async fn save_view(&self, name: &str, definition: Option<String>) -> Result<(), EngineError> {
         let key = view_key(name);
         let local = local_views_dir(&self.lake).map(|d| d.join(format!("{name}.sql")));
-        let was_local = self
-            .views
-            .iter()
-            .any(|v| v.name == name && v.stored_in == "local");
-        self.views.retain(|v| v.name != name);
+        let was_local = {
+            let mut views = self.views_lock();
+            let was_local = views
+                .iter()
+                .any(|v| v.name == name && v.stored_in == "local");
+            views.retain(|v| v.name != name);
+            was_local
+        };
         match definition {
             Some(sql) => {
                 let stored_in = match self.lake.put(&key, sql.clone().into_bytes()).await {
@@ -244,19 +253,20 @@ impl Engine {
                                 path.display()
                             ))
                         })?;
-                        self.notices.push(format!(
+                        self.notices_lock().push(format!(
                             "the lake is read-only ({e}); view {name} was saved in your settings ({}) and only you will see it",
                             path.display()
                         ));
                         "local"
                     }
                 };
-                self.views.push(SavedView {
+                let mut views = self.views_lock();
+                views.push(SavedView {
                     name: name.to_owned(),
                     sql,
                     stored_in,
                 });
-                self.views.sort_by(|a, b| a.name.cmp(&b.name));
+                views.sort_by(|a, b| a.name.cmp(&b.name));
             }
             None if was_local => {
                 // Only in this user's settings: the (maybe read-only) lake is not touched.
@@ -312,13 +322,13 @@ impl Engine {
     }
 
     /// Saved views.
-    pub fn views(&self) -> &[SavedView] {
-        &self.views
+    pub fn views(&self) -> Vec<SavedView> {
+        self.views_lock().clone()
     }
 
     /// Messages for the user (views saved locally, views that could not load).
-    pub fn notices(&self) -> &[String] {
-        &self.notices
+    pub fn notices(&self) -> Vec<String> {
+        self.notices_lock().clone()
     }
 
     /// The DataFusion session (for registering more tables or functions).

@@ -5,6 +5,7 @@
 //! `thread_spans`) decode only the blocks a query's filters on process, stream and time keep, just
 //! in time, in parallel, through `frameline_instrument::format`.
 
+pub mod analysis;
 mod aws;
 pub mod cache;
 pub mod decode;

@@ -1,19 +1,26 @@
-//! The native viewer: start screen, process browser, frame-time plot, GPU timeline, log pane.
-//! Panels ask the engine; slow work runs in background jobs with a progress line and Cancel.
+//! The native viewer: start screen, process browser, frame-time plot, GPU timeline, and a tab
+//! strip of panels (logs, span statistics, flame graph, SQL, metric plots). Panels ask the
+//! engine; slow work runs in background jobs with a progress line and Cancel.
 
 mod export_bar;
+pub mod find;
+pub mod flame;
 mod gpu;
 pub mod jobs;
+pub mod metrics;
+pub mod sql;
+pub mod stats;
 pub mod timeline;
 
 use egui::{Color32, RichText};
 use egui_extras::{Column, TableBuilder};
+use frameline_engine::analysis::Selection;
 use frameline_engine::datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use frameline_engine::datafusion::arrow::datatypes::{Int64Type, UInt32Type};
-use frameline_engine::timeline::TimelineModel;
+use frameline_engine::timeline::{Lane, SpanSite, TimelineModel, Track};
 use frameline_engine::{Engine, Progress, S3Options};
 use jobs::{Job, take_finished};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use timeline::{LogMarker, TimelineState};
@@ -53,6 +60,66 @@ pub struct LogRow {
     pub message: String,
 }
 
+/// The tabs under the timeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tab {
+    #[default]
+    Logs,
+    Statistics,
+    FlameGraph,
+    Sql,
+    Metrics,
+}
+
+/// What an analysis panel looks at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// The timeline's selected range (Ctrl+drag), or what it shows if nothing is selected.
+    #[default]
+    Selection,
+    /// What the timeline shows.
+    Visible,
+    /// Everything loaded.
+    Whole,
+}
+
+/// The selection a panel analyses: the scope's time range on the picked threads (all if none).
+pub fn selection_of(
+    scope: Scope,
+    model: &TimelineModel,
+    timeline: &timeline::TimelineState,
+) -> Selection {
+    let tracks = timeline.picked_tracks.iter().copied().collect();
+    let visible = (timeline.t0.floor() as i64, timeline.t1.ceil() as i64);
+    let (begin_ns, end_ns) = match scope {
+        Scope::Selection => timeline.range.unwrap_or(visible),
+        Scope::Visible => visible,
+        Scope::Whole => {
+            let all = Selection::all(model);
+            (all.begin_ns, all.end_ns)
+        }
+    };
+    Selection {
+        begin_ns,
+        end_ns,
+        tracks,
+    }
+}
+
+/// The scope picker of the analysis panels.
+pub fn scope_ui(ui: &mut egui::Ui, scope: &mut Scope, timeline: &timeline::TimelineState) {
+    let selection = match timeline.range {
+        Some((a, b)) => format!("Selection ({})", timeline::format_duration(b - a)),
+        None => "Selection (none: Ctrl+drag)".to_owned(),
+    };
+    ui.selectable_value(scope, Scope::Selection, selection);
+    ui.selectable_value(scope, Scope::Visible, "Visible");
+    ui.selectable_value(scope, Scope::Whole, "Whole process");
+    if !timeline.picked_tracks.is_empty() {
+        ui.label(format!("{} threads picked", timeline.picked_tracks.len()));
+    }
+}
+
 /// The S3 connection dialog. Credentials typed here live only in memory for this session.
 #[derive(Clone, Debug, Default)]
 struct S3Dialog {
@@ -81,6 +148,14 @@ pub struct LakeView {
     model_job: Option<Job<TimelineModel>>,
     model_progress: Arc<Progress>,
     pub timeline: TimelineState,
+    /// "exe on computer" per process id, for the timeline's process headers.
+    pub process_labels: BTreeMap<String, String>,
+    pub tab: Tab,
+    pub stats: stats::StatsPanel,
+    pub flame: flame::FlamePanel,
+    pub sql: sql::SqlPanel,
+    pub metrics: metrics::MetricsPanel,
+    pub find: find::FindBar,
     target_frame_ms: f64,
     /// Frame to show once the timeline is loaded (chosen before it finished loading).
     pending_range: Option<(i64, i64)>,
@@ -102,9 +177,12 @@ pub struct ViewerApp {
     screenshot: Option<ScreenshotPlan>,
     opened_at: std::time::Instant,
     first_paint_reported: bool,
+    /// `FRAMELINE_FRAME_LOG=1`: the slowest frame (ms) while a query ran, logged when it ends.
+    frame_log: Option<Option<f32>>,
 }
 
-/// `FRAMELINE_SCREENSHOT=file.png` (with `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs`): once
+/// `FRAMELINE_SCREENSHOT=file.png` (with `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs|stats|
+/// flame|sql|metrics`): once
 /// the view is ready, save the window's pixels and quit. Used by scripts/screenshots.sh.
 struct ScreenshotPlan {
     path: PathBuf,
@@ -214,6 +292,7 @@ impl ViewerApp {
             screenshot,
             opened_at: std::time::Instant::now(),
             first_paint_reported: false,
+            frame_log: std::env::var_os("FRAMELINE_FRAME_LOG").map(|_| None),
         };
         match startup {
             Startup::StartScreen => {}
@@ -299,6 +378,12 @@ impl ViewerApp {
                         .processes()
                         .last()
                         .map(|p| p.process_id.clone());
+                    let process_labels = engine
+                        .lake()
+                        .processes()
+                        .iter()
+                        .map(|p| (p.process_id.clone(), format!("{} on {}", p.exe, p.computer)))
+                        .collect();
                     let mut view = LakeView {
                         engine: Arc::new(engine),
                         name,
@@ -316,6 +401,13 @@ impl ViewerApp {
                         model_job: None,
                         model_progress: Arc::new(Progress::default()),
                         timeline: TimelineState::default(),
+                        process_labels,
+                        tab: Tab::default(),
+                        stats: Default::default(),
+                        flame: Default::default(),
+                        sql: Default::default(),
+                        metrics: Default::default(),
+                        find: Default::default(),
                         target_frame_ms: 1000.0 / 60.0,
                         pending_range: None,
                         errors: Vec::new(),
@@ -552,12 +644,49 @@ impl ViewerApp {
         if plan.ready_frames == 1
             && let Some(view) = &mut self.lake
         {
-            // The drill-down: the worst frame on the timeline; the log pane: its warnings.
-            if let Some(frame) = view.worst_frame() {
+            // The drill-down: the worst frame on the timeline; the log pane: its warnings; the
+            // panels: the worst frame selected, analysed, compared with the median frame.
+            let worst = view.worst_frame();
+            if let Some(frame) = worst {
                 view.show_frame(frame);
+                if plan.view != "drilldown" && plan.view != "logs" {
+                    view.timeline.range = Some((frame.begin_ns, frame.end_ns));
+                }
             }
-            if plan.view == "logs" {
-                view.log_min_level = 2;
+            match plan.view.as_str() {
+                "logs" => view.log_min_level = 2,
+                "stats" => {
+                    view.tab = Tab::Statistics;
+                    view.stats.selected_name = Some("streaming.load_chunk".into());
+                    view.timeline.highlight_name = Some("streaming.load_chunk".into());
+                }
+                "flame" => {
+                    view.tab = Tab::FlameGraph;
+                    view.flame.diff = true;
+                    if let Some(f) = flame::median_frame(&view.frames) {
+                        view.flame.baseline = Some(Selection {
+                            begin_ns: f.begin_ns,
+                            end_ns: f.end_ns,
+                            tracks: Vec::new(),
+                        });
+                    }
+                }
+                "sql" => {
+                    view.tab = Tab::Sql;
+                    // FRAMELINE_SQL: the query to run (BENCHMARKS.md times the UI meanwhile).
+                    if let Ok(sql) = std::env::var("FRAMELINE_SQL") {
+                        view.sql.text = sql;
+                    }
+                    let sql = view.sql.text.clone();
+                    view.sql.run(&self.runtime, ctx, &view.engine, sql);
+                }
+                "metrics" => {
+                    view.tab = Tab::Metrics;
+                    for name in ["frame_time", "memory.used"] {
+                        view.metrics.plot(&self.runtime, ctx, &view.engine, name);
+                    }
+                }
+                _ => {}
             }
         }
         if plan.ready_frames < 5 {
@@ -588,7 +717,13 @@ impl ViewerApp {
 
 impl LakeView {
     fn busy(&self) -> bool {
-        self.frames_job.is_some() || self.logs_job.is_some() || self.model_job.is_some()
+        self.frames_job.is_some()
+            || self.logs_job.is_some()
+            || self.model_job.is_some()
+            || self.stats.busy()
+            || self.flame.busy()
+            || self.sql.busy()
+            || self.metrics.busy()
     }
 
     fn cancel(&mut self) {
@@ -616,6 +751,7 @@ impl LakeView {
             return;
         }
         let ids = in_list(&self.selected);
+        self.metrics.reset(runtime, ctx, &self.engine, ids.clone());
         let engine = self.engine.clone();
         let sql = format!(
             "SELECT CAST(begin_time AS BIGINT) AS begin_ns, CAST(end_time AS BIGINT) AS end_ns FROM frames \
@@ -675,6 +811,10 @@ impl LakeView {
     }
 
     fn poll(&mut self, _ctx: &egui::Context) {
+        self.stats.poll();
+        self.flame.poll();
+        self.sql.poll();
+        self.metrics.poll();
         if let Some(result) = take_finished(&mut self.frames_job) {
             match result {
                 Ok(frames) => self.frames = frames,
@@ -694,6 +834,7 @@ impl LakeView {
                     level: l.level,
                     process_id: l.process_id.clone(),
                     thread_name: l.thread_name.clone(),
+                    message: l.message.clone(),
                 })
                 .collect();
         }
@@ -710,6 +851,111 @@ impl LakeView {
                 self.timeline.show_range(b, e);
             }
             self.model = Some(model);
+        }
+    }
+
+    /// Log markers on a thread of the timeline within its visible range (what its log lanes
+    /// should draw).
+    pub fn log_markers_on_tracks(&self) -> usize {
+        let Some(model) = &self.model else {
+            return 0;
+        };
+        let tracks: BTreeSet<(&str, &str)> = model
+            .tracks
+            .iter()
+            .map(|t| (t.process_id.as_str(), t.thread_name.as_str()))
+            .collect();
+        self.log_markers
+            .iter()
+            .filter(|l| tracks.contains(&(l.process_id.as_str(), l.thread_name.as_str())))
+            .filter(|l| {
+                (l.time_ns as f64) >= self.timeline.t0 && (l.time_ns as f64) <= self.timeline.t1
+            })
+            .count()
+    }
+
+    /// Adds a query's spans to the timeline as their own track (under a "query results"
+    /// process), in as many lanes as they need to not overlap.
+    pub fn add_query_track(&mut self, track: sql::QueryTrack) {
+        let Some(model) = &mut self.model else {
+            return;
+        };
+        let model = Arc::make_mut(model);
+        let mut spans = track.spans;
+        spans.sort_by_key(|s| (s.0, s.1));
+        let mut lanes: Vec<Lane> = Vec::new();
+        let mut site_ids: BTreeMap<String, u32> = BTreeMap::new();
+        for (b, e, name) in spans {
+            let site = *site_ids.entry(name.clone()).or_insert_with(|| {
+                model.sites.push(SpanSite {
+                    name,
+                    file: "query".into(),
+                    line: 0,
+                });
+                (model.sites.len() - 1) as u32
+            });
+            let lane = match lanes
+                .iter()
+                .position(|l| l.end_ns.last().is_none_or(|&x| x <= b))
+            {
+                Some(i) => i,
+                None => {
+                    lanes.push(Lane::default());
+                    lanes.len() - 1
+                }
+            };
+            lanes[lane].begin_ns.push(b);
+            lanes[lane].end_ns.push(e);
+            lanes[lane].name.push(site);
+        }
+        model.tracks.push(Track {
+            process_id: "query results".into(),
+            stream_id: format!("query-{}", model.tracks.len()),
+            thread_name: track.label,
+            lanes,
+        });
+        self.process_labels
+            .insert("query results".into(), "Query results".into());
+    }
+
+    /// The analysis tabs (logs, statistics, flame graph, SQL, metrics).
+    fn tabs_ui(&mut self, ui: &mut egui::Ui, runtime: &tokio::runtime::Runtime) {
+        ui.horizontal(|ui| {
+            for (tab, label) in [
+                (Tab::Logs, "Logs"),
+                (Tab::Statistics, "Statistics"),
+                (Tab::FlameGraph, "Flame graph"),
+                (Tab::Sql, "SQL"),
+                (Tab::Metrics, "Metrics"),
+            ] {
+                ui.selectable_value(&mut self.tab, tab, label);
+            }
+        });
+        ui.separator();
+        let origin = self.origin_ns();
+        match self.tab {
+            Tab::Logs => self.logs_ui(ui),
+            Tab::Sql => {
+                if let Some(track) = self.sql.sql_ui(ui, runtime, &self.engine, origin) {
+                    self.add_query_track(track);
+                }
+            }
+            Tab::Metrics => {
+                self.metrics
+                    .metrics_ui(ui, runtime, &self.engine, &mut self.timeline, origin)
+            }
+            Tab::Statistics | Tab::FlameGraph => match self.model.clone() {
+                None => {
+                    ui.label("Waiting for the spans…");
+                }
+                Some(model) if self.tab == Tab::Statistics => {
+                    self.stats.stats_ui(ui, runtime, &model, &mut self.timeline)
+                }
+                Some(model) => {
+                    self.flame
+                        .flame_ui(ui, runtime, &model, &mut self.timeline, &self.frames)
+                }
+            },
         }
     }
 
@@ -1026,9 +1272,60 @@ impl LakeView {
     }
 }
 
+impl LakeView {
+    /// Tracy-like keys: Ctrl+F finds spans (pre-filled with the statistics' selected name),
+    /// Escape clears the range selection and the highlight.
+    fn shortcuts(&mut self, ui: &mut egui::Ui, model: &Arc<TimelineModel>) {
+        let _ = model;
+        let (find, escape) = ui.input_mut(|i| {
+            (
+                i.consume_key(egui::Modifiers::COMMAND, egui::Key::F),
+                i.consume_key(egui::Modifiers::NONE, egui::Key::Escape),
+            )
+        });
+        if find {
+            let name = self.timeline.highlight_name.clone();
+            self.find.open_with(name.as_deref());
+        }
+        if escape {
+            self.timeline.range = None;
+            self.timeline.highlight_name = None;
+            self.stats.selected_name = None;
+            self.find.open = false;
+        }
+    }
+}
+
+impl ViewerApp {
+    /// With `FRAMELINE_FRAME_LOG` set: track the slowest frame while a query runs, and log it
+    /// when the query ends (BENCHMARKS.md: the UI keeps drawing while a long query runs).
+    fn log_frame_time(&mut self, ctx: &egui::Context, frame: &eframe::Frame) {
+        let Some(slowest) = &mut self.frame_log else {
+            return;
+        };
+        let running = self.lake.as_ref().is_some_and(|v| v.sql.running());
+        if running {
+            // Draw continuously meanwhile: every frame is measured, not one per 100 ms.
+            ctx.request_repaint();
+        }
+        let cpu_ms = frame.info().cpu_usage.map(|s| s * 1e3);
+        match (running, *slowest) {
+            (true, current) => {
+                *slowest = Some(current.unwrap_or(0.0).max(cpu_ms.unwrap_or(0.0)));
+            }
+            (false, Some(ms)) => {
+                eprintln!("[frameline] slowest frame {ms:.1} ms while a job ran");
+                *slowest = None;
+            }
+            (false, None) => {}
+        }
+    }
+}
+
 impl eframe::App for ViewerApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
+        self.log_frame_time(&ctx, frame);
         self.poll_jobs(&ctx);
         egui::Panel::top("top_bar").show(ui, |ui| {
             ui.horizontal(|ui| {
@@ -1068,11 +1365,12 @@ impl eframe::App for ViewerApp {
                     .show(ui, |ui| {
                         view.processes_ui(ui, &runtime);
                     });
-                egui::Panel::bottom("logs")
+                egui::Panel::bottom("tabs")
                     .resizable(true)
-                    .default_size(200.0)
+                    .default_size(300.0)
+                    .min_size(240.0)
                     .show(ui, |ui| {
-                        view.logs_ui(ui);
+                        view.tabs_ui(ui, &runtime);
                     });
                 egui::Panel::top("frames")
                     .resizable(true)
@@ -1087,12 +1385,15 @@ impl eframe::App for ViewerApp {
                     let origin = view.origin_ns();
                     match view.model.clone() {
                         Some(model) => {
+                            view.shortcuts(ui, &model);
+                            view.find.find_ui(ui, &model, &mut view.timeline);
                             view.selection_ui(ui, &model);
                             timeline::timeline_ui(
                                 ui,
                                 &model,
                                 &mut view.timeline,
                                 &view.log_markers,
+                                &view.process_labels,
                                 origin,
                             );
                             if !first_paint_reported {

@@ -1,15 +1,20 @@
-//! The timeline: a track per thread (grouped by process), nested spans drawn by the wgpu
-//! instanced pipeline, folded marks for spans too narrow to see, names where they fit, a time
-//! ruler, log markers, hover tooltips, selection, and Tracy's navigation (wheel zoom around the
-//! cursor, drag to pan, WASD).
+//! The timeline: a track per thread, under a header per process when several are shown, nested
+//! spans drawn by the wgpu instanced pipeline, folded marks for spans too narrow to see, names
+//! where they fit, a time ruler, log markers on their own lane per thread, hover tooltips,
+//! selection, a time-range selection (Ctrl+drag or drag on the ruler, like Tracy), instances of
+//! one name highlighted (find-zone), and Tracy's navigation (wheel zoom around the cursor, drag
+//! to pan, WASD).
 
 use super::gpu::{QuadInstance, QuadsCallback};
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use frameline_engine::timeline::{Mark, PlacedMark, TimelineModel, prepare_frame};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub const RULER_HEIGHT: f32 = 22.0;
+pub const PROCESS_HEADER: f32 = 22.0;
 pub const TRACK_HEADER: f32 = 18.0;
+pub const LOG_LANE: f32 = 12.0;
 pub const LANE_HEIGHT: f32 = 18.0;
 /// Spans narrower than this fold into one mark (Tracy folds under a few pixels).
 pub const MIN_SPAN_PX: f64 = 3.0;
@@ -21,6 +26,28 @@ pub struct LogMarker {
     pub level: u8,
     pub process_id: String,
     pub thread_name: String,
+    pub message: String,
+}
+
+/// What one row of the timeline shows (the last frame's rows are kept for tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    /// The header of a process, when several are shown: its label.
+    Process(String),
+    /// A thread's header.
+    Track(usize),
+    /// A thread's log markers.
+    Logs(usize),
+    /// Spans of one depth of a thread.
+    Lane(usize, usize),
+}
+
+/// A row and where it is (top, before scrolling, and height).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub kind: RowKind,
+    pub top: f32,
+    pub height: f32,
 }
 
 /// A span the user pointed at.
@@ -41,8 +68,21 @@ pub struct TimelineState {
     pub hovered: Option<SpanRef>,
     /// A time to mark with a vertical line (the hovered log line).
     pub marker_ns: Option<i64>,
+    /// The selected time range (Ctrl+drag, or drag on the ruler), for the analysis panels.
+    pub range: Option<(i64, i64)>,
+    range_drag: Option<f64>,
+    /// Threads picked by clicking their header (indices into the model's tracks); none = all.
+    pub picked_tracks: BTreeSet<usize>,
+    /// Spans of this name are highlighted, the others dimmed (statistics row, find box).
+    pub highlight_name: Option<String>,
     /// What the last frame drew (tests and benchmarks read it).
     pub last_marks: Vec<PlacedMark>,
+    /// The rows of the last frame, in order.
+    pub last_rows: Vec<Row>,
+    /// Where the timeline was drawn last frame (its ruler on top).
+    pub last_rect: Option<Rect>,
+    /// Log markers placed in log lanes in the last frame (in the visible time range).
+    pub last_log_marks: usize,
 }
 
 impl TimelineState {
@@ -136,30 +176,70 @@ fn ruler_step(ns_per_px: f64, px: f64) -> f64 {
 }
 
 struct Layout {
-    /// Top of each track's header (before scrolling), and its total height.
-    track_tops: Vec<f32>,
+    /// Top of each track's first lane (before scrolling).
+    lane_tops: Vec<f32>,
+    rows: Vec<Row>,
     total_height: f32,
 }
 
-fn layout(model: &TimelineModel) -> Layout {
+/// Rows top to bottom: per process (with a header when there are several) its threads, each a
+/// header, a log lane if the thread logged, then its depths.
+fn layout(
+    model: &TimelineModel,
+    logs_by_track: &[Vec<usize>],
+    process_labels: &BTreeMap<String, String>,
+) -> Layout {
+    let processes: BTreeSet<&str> = model.tracks.iter().map(|t| t.process_id.as_str()).collect();
+    let grouped = processes.len() > 1;
     let mut y = 0.0;
-    let mut track_tops = Vec::with_capacity(model.tracks.len());
-    for track in &model.tracks {
-        track_tops.push(y);
-        y += TRACK_HEADER + track.lanes.len() as f32 * LANE_HEIGHT + 6.0;
+    let mut rows = Vec::new();
+    let mut lane_tops = Vec::with_capacity(model.tracks.len());
+    let push = |rows: &mut Vec<Row>, y: &mut f32, kind: RowKind, height: f32| {
+        rows.push(Row {
+            kind,
+            top: *y,
+            height,
+        });
+        *y += height;
+    };
+    for (t, track) in model.tracks.iter().enumerate() {
+        let first_of_process = t == 0 || model.tracks[t - 1].process_id != track.process_id;
+        if grouped && first_of_process {
+            if t > 0 {
+                y += 6.0;
+            }
+            let short: String = track.process_id.chars().take(8).collect();
+            let label = match process_labels.get(&track.process_id) {
+                Some(label) => format!("{label}  ({short})"),
+                None => track.process_id.clone(),
+            };
+            push(&mut rows, &mut y, RowKind::Process(label), PROCESS_HEADER);
+        }
+        push(&mut rows, &mut y, RowKind::Track(t), TRACK_HEADER);
+        if logs_by_track.get(t).is_some_and(|l| !l.is_empty()) {
+            push(&mut rows, &mut y, RowKind::Logs(t), LOG_LANE);
+        }
+        lane_tops.push(y);
+        for d in 0..track.lanes.len() {
+            push(&mut rows, &mut y, RowKind::Lane(t, d), LANE_HEIGHT);
+        }
+        y += 6.0;
     }
     Layout {
-        track_tops,
+        lane_tops,
+        rows,
         total_height: y,
     }
 }
 
-/// Draws the timeline in `ui`'s remaining space. `origin_ns` is the zero of the ruler.
+/// Draws the timeline in `ui`'s remaining space. `origin_ns` is the zero of the ruler;
+/// `process_labels` names processes (exe on computer) for their headers.
 pub fn timeline_ui(
     ui: &mut egui::Ui,
     model: &TimelineModel,
     state: &mut TimelineState,
     logs: &[LogMarker],
+    process_labels: &BTreeMap<String, String>,
     origin_ns: i64,
 ) {
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
@@ -170,7 +250,18 @@ pub fn timeline_ui(
     }
     let width = rect.width().max(1.0) as f64;
     let ns_per_px = (state.t1 - state.t0) / width;
-    let lay = layout(model);
+    // Log markers per track (logs are few next to spans: one pass per frame).
+    let mut track_of: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for (t, track) in model.tracks.iter().enumerate() {
+        track_of.insert((track.process_id.as_str(), track.thread_name.as_str()), t);
+    }
+    let mut logs_by_track: Vec<Vec<usize>> = vec![Vec::new(); model.tracks.len()];
+    for (i, log) in logs.iter().enumerate() {
+        if let Some(&t) = track_of.get(&(log.process_id.as_str(), log.thread_name.as_str())) {
+            logs_by_track[t].push(i);
+        }
+    }
+    let lay = layout(model, &logs_by_track, process_labels);
     let body_top = rect.top() + RULER_HEIGHT;
     let max_scroll = (lay.total_height - (rect.height() - RULER_HEIGHT)).max(0.0);
 
@@ -186,7 +277,25 @@ pub fn timeline_ui(
             state.scroll_y = (state.scroll_y - scroll.y).clamp(0.0, max_scroll);
         }
     }
-    if response.dragged() {
+    // Ctrl+drag, or a drag that starts on the ruler, selects a time range; other drags pan.
+    if response.drag_started()
+        && let Some(start) = ui.input(|i| i.pointer.press_origin())
+        && (ui.input(|i| i.modifiers.command) || start.y < body_top)
+    {
+        state.range_drag = Some(state.t0 + (start.x - rect.left()) as f64 * ns_per_px);
+    }
+    if let Some(start) = state.range_drag {
+        if let Some(p) = response.interact_pointer_pos() {
+            let t = state.t0 + (p.x - rect.left()) as f64 * ns_per_px;
+            let (a, b) = (start.min(t) as i64, start.max(t) as i64);
+            if b > a {
+                state.range = Some((a, b));
+            }
+        }
+        if !response.dragged() {
+            state.range_drag = None;
+        }
+    } else if response.dragged() {
         let delta = response.drag_delta();
         state.pan(-delta.x as f64 * ns_per_px);
         state.scroll_y = (state.scroll_y - delta.y).clamp(0.0, max_scroll);
@@ -219,9 +328,7 @@ pub fn timeline_ui(
     prepare_frame(model, t0, t1, width, MIN_SPAN_PX, &mut marks);
 
     let lane_rect = |track: usize, depth: usize| -> Option<Rect> {
-        let top = body_top + lay.track_tops[track] - state.scroll_y
-            + TRACK_HEADER
-            + depth as f32 * LANE_HEIGHT;
+        let top = body_top + lay.lane_tops[track] - state.scroll_y + depth as f32 * LANE_HEIGHT;
         let r = Rect::from_min_max(
             Pos2::new(rect.left(), top),
             Pos2::new(rect.right(), top + LANE_HEIGHT - 1.0),
@@ -232,6 +339,10 @@ pub fn timeline_ui(
     let mut instances: Vec<QuadInstance> = Vec::with_capacity(marks.len() + 16);
     let mut labels: Vec<(Rect, String, Color32)> = Vec::new();
     let fold_color = Color32::from_gray(110);
+    let highlighted: Option<Vec<bool>> = state
+        .highlight_name
+        .as_ref()
+        .map(|name| model.sites.iter().map(|s| &s.name == name).collect());
     for placed in &marks {
         let (track, depth) = (placed.track as usize, placed.depth as usize);
         let Some(lr) = lane_rect(track, depth) else {
@@ -247,10 +358,15 @@ pub fn timeline_ui(
                         depth,
                         index,
                     });
+                let lit = highlighted
+                    .as_ref()
+                    .is_none_or(|h| h.get(lane.name[index] as usize) == Some(&true));
                 let color = if selected {
                     Color32::from_rgb(255, 255, 255)
-                } else {
+                } else if lit {
                     name_color(name)
+                } else {
+                    name_color(name).gamma_multiply(0.25)
                 };
                 (
                     lane.begin_ns[index],
@@ -263,7 +379,16 @@ pub fn timeline_ui(
                 begin_ns,
                 end_ns,
                 count,
-            } => (begin_ns, end_ns, fold_color, format!("{count}")),
+            } => (
+                begin_ns,
+                end_ns,
+                if highlighted.is_some() {
+                    fold_color.gamma_multiply(0.4)
+                } else {
+                    fold_color
+                },
+                format!("{count}"),
+            ),
         };
         let x0 = x_of(b as f64).max(rect.left() - 1.0);
         let x1 = x_of(e as f64).min(rect.right() + 1.0).max(x0 + 1.0);
@@ -296,46 +421,102 @@ pub fn timeline_ui(
         );
     }
 
-    // Track headers and log markers.
-    for (t, track) in model.tracks.iter().enumerate() {
-        let top = body_top + lay.track_tops[t] - state.scroll_y;
-        if top > rect.bottom() || top + TRACK_HEADER < body_top {
+    // Process and track headers, log lanes.
+    let mut log_marks = 0;
+    let mut hovered_log: Option<usize> = None;
+    let pointer = response.hover_pos();
+    for row in &lay.rows {
+        if let RowKind::Logs(t) = row.kind {
+            // Placed in the lane (drawn when the lane is scrolled into view).
+            log_marks += logs_by_track[t]
+                .iter()
+                .filter(|&&i| {
+                    (logs[i].time_ns as f64) >= view_t0 && (logs[i].time_ns as f64) <= state.t1
+                })
+                .count();
+        }
+        let top = body_top + row.top - state.scroll_y;
+        if top > rect.bottom() || top + row.height < body_top {
             continue;
         }
-        let header = Rect::from_min_size(
+        let r = Rect::from_min_size(
             Pos2::new(rect.left(), top),
-            Vec2::new(rect.width(), TRACK_HEADER),
+            Vec2::new(rect.width(), row.height),
         );
-        text_painter.rect_filled(header, 0.0, Color32::from_gray(36));
-        let process_short: String = track.process_id.chars().take(8).collect();
-        text_painter.text(
-            header.left_center() + Vec2::new(4.0, 0.0),
-            Align2::LEFT_CENTER,
-            format!(
-                "{}  ({process_short}, {} spans)",
-                track.thread_name,
-                track.span_count()
-            ),
-            FontId::proportional(12.0),
-            Color32::from_gray(210),
-        );
-        for log in logs
-            .iter()
-            .filter(|l| l.thread_name == track.thread_name && l.process_id == track.process_id)
-        {
-            let x = x_of(log.time_ns as f64);
-            if x < rect.left() || x > rect.right() {
-                continue;
+        match &row.kind {
+            RowKind::Process(label) => {
+                text_painter.rect_filled(r, 0.0, Color32::from_rgb(40, 48, 66));
+                text_painter.text(
+                    r.left_center() + Vec2::new(4.0, 0.0),
+                    Align2::LEFT_CENTER,
+                    label,
+                    FontId::proportional(13.0),
+                    Color32::WHITE,
+                );
             }
-            text_painter.line_segment(
-                [
-                    Pos2::new(x, header.top() + 2.0),
-                    Pos2::new(x, header.bottom() - 2.0),
-                ],
-                Stroke::new(2.0, level_color(log.level)),
-            );
+            RowKind::Track(t) => {
+                let track = &model.tracks[*t];
+                let picked = state.picked_tracks.contains(t);
+                let fill = if picked {
+                    Color32::from_rgb(50, 70, 100)
+                } else {
+                    Color32::from_gray(36)
+                };
+                text_painter.rect_filled(r, 0.0, fill);
+                let process_short: String = track.process_id.chars().take(8).collect();
+                text_painter.text(
+                    r.left_center() + Vec2::new(4.0, 0.0),
+                    Align2::LEFT_CENTER,
+                    format!(
+                        "{}  ({process_short}, {} spans){}",
+                        track.thread_name,
+                        track.span_count(),
+                        if picked { "  · picked" } else { "" }
+                    ),
+                    FontId::proportional(12.0),
+                    Color32::from_gray(210),
+                );
+                // Clicking a thread's header picks it for the analysis panels.
+                if response.clicked()
+                    && let Some(p) = response.interact_pointer_pos()
+                    && r.contains(p)
+                    && !state.picked_tracks.remove(t)
+                {
+                    state.picked_tracks.insert(*t);
+                }
+            }
+            RowKind::Logs(t) => {
+                text_painter.rect_filled(r, 0.0, Color32::from_gray(30));
+                for &i in &logs_by_track[*t] {
+                    let log = &logs[i];
+                    if (log.time_ns as f64) < view_t0 || (log.time_ns as f64) > state.t1 {
+                        continue;
+                    }
+                    let x = x_of(log.time_ns as f64);
+                    let c = r.center().y;
+                    let color = level_color(log.level);
+                    text_painter.add(egui::Shape::convex_polygon(
+                        vec![
+                            Pos2::new(x, c - 5.0),
+                            Pos2::new(x + 4.0, c),
+                            Pos2::new(x, c + 5.0),
+                            Pos2::new(x - 4.0, c),
+                        ],
+                        color,
+                        Stroke::NONE,
+                    ));
+                    if let Some(p) = pointer
+                        && r.contains(p)
+                        && (p.x - x).abs() <= 5.0
+                    {
+                        hovered_log = Some(i);
+                    }
+                }
+            }
+            RowKind::Lane(..) => {}
         }
     }
+    state.last_log_marks = log_marks;
 
     // Ruler.
     let ruler = Rect::from_min_size(rect.left_top(), Vec2::new(rect.width(), RULER_HEIGHT));
@@ -361,6 +542,21 @@ pub fn timeline_ui(
         );
         tick += step;
     }
+    if let Some((a, b)) = state.range {
+        let (xa, xb) = (x_of(a as f64), x_of(b as f64));
+        let sel = Rect::from_min_max(Pos2::new(xa, rect.top()), Pos2::new(xb, rect.bottom()))
+            .intersect(rect);
+        if sel.width() > 0.0 {
+            painter.rect_filled(sel, 0.0, Color32::from_rgba_unmultiplied(120, 170, 255, 28));
+            painter.text(
+                Pos2::new(sel.left() + 3.0, rect.bottom() - 3.0),
+                Align2::LEFT_BOTTOM,
+                format_duration(b - a),
+                FontId::monospace(11.0),
+                Color32::from_rgb(170, 200, 255),
+            );
+        }
+    }
     if let Some(marker) = state.marker_ns {
         let x = x_of(marker as f64);
         painter.line_segment(
@@ -371,10 +567,22 @@ pub fn timeline_ui(
 
     // Hover, click, double-click.
     state.hovered = None;
+    if let Some(i) = hovered_log {
+        let log = &logs[i];
+        let (time, thread) = (
+            (log.time_ns - origin_ns) as f64 / 1e9,
+            log.thread_name.clone(),
+        );
+        let (level, message) = (log.level, log.message.clone());
+        response.clone().on_hover_ui_at_pointer(|ui| {
+            ui.colored_label(level_color(level), &message);
+            ui.label(format!("at {time:.6} s on {thread}"));
+        });
+    }
     if let Some(pointer) = response.hover_pos().filter(|p| p.y > body_top) {
         let t = t_of(pointer.x) as i64;
         let hit = model.tracks.iter().enumerate().find_map(|(ti, track)| {
-            let lane_top = body_top + lay.track_tops[ti] - state.scroll_y + TRACK_HEADER;
+            let lane_top = body_top + lay.lane_tops[ti] - state.scroll_y;
             let depth = ((pointer.y - lane_top) / LANE_HEIGHT).floor();
             if depth < 0.0 || depth as usize >= track.lanes.len() {
                 return None;
@@ -395,7 +603,7 @@ pub fn timeline_ui(
             if response.double_clicked() {
                 let margin = (duration / 20).max(1000);
                 state.show_range(b - margin, e + margin);
-            } else if response.clicked() {
+            } else if response.clicked() && !ui.input(|i| i.modifiers.command) {
                 state.selected = Some(span);
             }
             let children = child_time(model, span);
@@ -413,6 +621,8 @@ pub fn timeline_ui(
         }
     }
     state.last_marks = marks;
+    state.last_rows = lay.rows;
+    state.last_rect = Some(rect);
 }
 
 /// Total duration of a span's direct children (for its self time).

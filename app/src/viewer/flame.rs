@@ -1,0 +1,341 @@
+//! The flame graph of a selection: the aggregated call tree (merged by call path), top-down,
+//! widths proportional to total time, coloured by name; hover shows total/self/calls; a click
+//! zooms into a node; the search box highlights matching names. Diff mode compares the selection
+//! against a baseline (another selection, or the median frame) and colours each node by how much
+//! slower it is. Built by `frameline_engine::analysis::FlameGraph` in the background.
+
+use super::jobs::{Job, take_finished};
+use super::timeline::{TimelineState, format_duration, name_color};
+use super::{FrameRow, Scope, scope_ui, selection_of};
+use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
+use frameline_engine::analysis::{FlameGraph, Selection};
+use frameline_engine::timeline::TimelineModel;
+use std::sync::Arc;
+
+const ROW_HEIGHT: f32 = 18.0;
+
+type Built = (usize, Selection, FlameGraph);
+
+/// The flame-graph panel.
+pub struct FlamePanel {
+    pub scope: Scope,
+    pub graph: Option<Arc<FlameGraph>>,
+    computed_for: Option<(usize, Selection)>,
+    job: Option<Job<Built>>,
+    /// The node drawn full width (0: the root).
+    pub zoom: u32,
+    pub search: String,
+    /// Colour by the difference against `baseline`.
+    pub diff: bool,
+    pub baseline: Option<Selection>,
+    pub baseline_graph: Option<Arc<FlameGraph>>,
+    baseline_for: Option<(usize, Selection)>,
+    baseline_job: Option<Job<Built>>,
+    pub hovered: Option<u32>,
+    /// Where the graph was drawn last frame.
+    pub last_rect: Option<Rect>,
+}
+
+impl Default for FlamePanel {
+    fn default() -> Self {
+        FlamePanel {
+            scope: Scope::Selection,
+            graph: None,
+            computed_for: None,
+            job: None,
+            zoom: 0,
+            search: String::new(),
+            diff: false,
+            baseline: None,
+            baseline_graph: None,
+            baseline_for: None,
+            baseline_job: None,
+            hovered: None,
+            last_rect: None,
+        }
+    }
+}
+
+fn build_job(
+    runtime: &tokio::runtime::Runtime,
+    ctx: &egui::Context,
+    model: &Arc<TimelineModel>,
+    selection: Selection,
+) -> Job<Built> {
+    let model = model.clone();
+    let key = Arc::as_ptr(&model) as usize;
+    Job::spawn(runtime, ctx, "Flame graph", async move {
+        let graph = tokio::task::spawn_blocking(move || {
+            let graph = FlameGraph::build(&model, &selection);
+            (selection, graph)
+        })
+        .await?;
+        Ok((key, graph.0, graph.1))
+    })
+}
+
+/// The frame whose duration is the median.
+pub fn median_frame(frames: &[FrameRow]) -> Option<FrameRow> {
+    let mut sorted: Vec<FrameRow> = frames.to_vec();
+    sorted.sort_by_key(|f| f.end_ns - f.begin_ns);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// The colour of a node `delta_ns` slower (or faster, if negative) than its `baseline_ns`.
+pub fn diff_color(delta_ns: i64, baseline_ns: i64) -> Color32 {
+    let ratio = if baseline_ns > 0 {
+        delta_ns as f64 / baseline_ns as f64
+    } else if delta_ns > 0 {
+        1.0
+    } else {
+        0.0
+    };
+    let t = ratio.clamp(-1.0, 1.0).abs() as f32;
+    let gray = Color32::from_gray(120);
+    let target = if ratio > 0.0 {
+        Color32::from_rgb(230, 50, 40)
+    } else {
+        Color32::from_rgb(60, 120, 240)
+    };
+    gray.lerp_to_gamma(target, t)
+}
+
+impl FlamePanel {
+    pub fn busy(&self) -> bool {
+        self.job.is_some() || self.baseline_job.is_some()
+    }
+
+    /// Starts building if the selection (or the baseline) changed since the last graph.
+    pub fn refresh(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        ctx: &egui::Context,
+        model: &Arc<TimelineModel>,
+        timeline: &TimelineState,
+    ) {
+        let key = Arc::as_ptr(model) as usize;
+        self.poll();
+        let wanted = selection_of(self.scope, model, timeline);
+        if self.job.is_none() && self.computed_for.as_ref() != Some(&(key, wanted.clone())) {
+            self.job = Some(build_job(runtime, ctx, model, wanted));
+        }
+        if let Some(baseline) = &self.baseline
+            && self.baseline_job.is_none()
+            && self.baseline_for.as_ref() != Some(&(key, baseline.clone()))
+        {
+            self.baseline_job = Some(build_job(runtime, ctx, model, baseline.clone()));
+        }
+    }
+
+    /// Takes finished graphs (every frame, whichever tab is shown).
+    pub fn poll(&mut self) {
+        if let Some(result) = take_finished(&mut self.job) {
+            match result {
+                Ok((k, selection, graph)) => {
+                    if self.computed_for.as_ref().map(|c| &c.1) != Some(&selection) {
+                        self.zoom = 0;
+                    }
+                    self.graph = Some(Arc::new(graph));
+                    self.computed_for = Some((k, selection));
+                }
+                Err(_) => self.computed_for = None,
+            }
+        }
+        if let Some(result) = take_finished(&mut self.baseline_job) {
+            match result {
+                Ok((k, selection, graph)) => {
+                    self.baseline_graph = Some(Arc::new(graph));
+                    self.baseline_for = Some((k, selection));
+                }
+                Err(_) => self.baseline_for = None,
+            }
+        }
+    }
+
+    pub fn flame_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        runtime: &tokio::runtime::Runtime,
+        model: &Arc<TimelineModel>,
+        timeline: &mut TimelineState,
+        frames: &[FrameRow],
+    ) {
+        ui.horizontal(|ui| {
+            ui.strong("Flame graph");
+            scope_ui(ui, &mut self.scope, timeline);
+            let search_label = ui.label("Search");
+            ui.add(egui::TextEdit::singleline(&mut self.search).desired_width(120.0))
+                .labelled_by(search_label.id);
+            if self.zoom != 0 && ui.button("Reset zoom").clicked() {
+                self.zoom = 0;
+            }
+            ui.checkbox(&mut self.diff, "Diff");
+            if self.diff {
+                if ui.button("Baseline: this selection").clicked() {
+                    self.baseline = Some(selection_of(self.scope, model, timeline));
+                }
+                if ui.button("Baseline: median frame").clicked()
+                    && let Some(f) = median_frame(frames)
+                {
+                    self.baseline = Some(Selection {
+                        begin_ns: f.begin_ns,
+                        end_ns: f.end_ns,
+                        tracks: timeline.picked_tracks.iter().copied().collect(),
+                    });
+                }
+                match &self.baseline {
+                    Some(b) => {
+                        ui.label(format!(
+                            "baseline {}",
+                            format_duration(b.end_ns - b.begin_ns)
+                        ));
+                    }
+                    None => {
+                        ui.label("pick a baseline");
+                    }
+                }
+            }
+            if self.busy() {
+                ui.spinner();
+            }
+        });
+        self.refresh(runtime, &ui.ctx().clone(), model, timeline);
+        let Some(graph) = self.graph.clone() else {
+            ui.label("Building…");
+            return;
+        };
+        let zoom = if (self.zoom as usize) < graph.nodes.len() {
+            self.zoom
+        } else {
+            0
+        };
+        let path = graph.path(zoom);
+        if !path.is_empty() {
+            ui.label(format!("zoomed into {}", path.join(" > ")));
+        }
+        let diff = match (&self.baseline_graph, self.diff) {
+            (Some(b), true) => Some((graph.diff_ns(b), b.clone())),
+            _ => None,
+        };
+        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click());
+        self.last_rect = Some(rect);
+        let painter = ui.painter_at(rect);
+        painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+        let search = self.search.to_lowercase();
+        let zoom_node = &graph.nodes[zoom as usize];
+        let total = zoom_node.total_ns.max(1) as f64;
+        let px_per_ns = rect.width() as f64 / total;
+        let pointer = response.hover_pos();
+        let mut hovered = None;
+        // Depth-first from the zoomed node: (node, left x, depth below it).
+        let mut stack = vec![(zoom, rect.left(), 0u32)];
+        while let Some((node, x, level)) = stack.pop() {
+            let n = &graph.nodes[node as usize];
+            let w = (n.total_ns as f64 * px_per_ns) as f32;
+            let y = rect.top() + level as f32 * ROW_HEIGHT;
+            if w < 1.0 || y > rect.bottom() {
+                continue;
+            }
+            let r = Rect::from_min_size(Pos2::new(x, y), Vec2::new(w, ROW_HEIGHT - 1.0));
+            let name = graph.name(node);
+            let mut color = match &diff {
+                Some((deltas, _)) => {
+                    let delta = deltas[node as usize];
+                    diff_color(delta, n.total_ns - delta)
+                }
+                None if node == 0 => Color32::from_gray(90),
+                None => name_color(name),
+            };
+            if !search.is_empty() && !name.to_lowercase().contains(&search) {
+                color = color.gamma_multiply(0.25);
+            }
+            painter.rect_filled(r, 1.0, color);
+            if pointer.is_some_and(|p| r.contains(p)) {
+                hovered = Some(node);
+                painter.rect_stroke(
+                    r,
+                    1.0,
+                    Stroke::new(1.0, Color32::WHITE),
+                    egui::StrokeKind::Inside,
+                );
+            }
+            if w > 30.0 {
+                let mut job = egui::text::LayoutJob::simple_singleline(
+                    name.to_owned(),
+                    FontId::proportional(11.0),
+                    Color32::BLACK,
+                );
+                job.wrap = egui::text::TextWrapping::truncate_at_width(w - 4.0);
+                let galley = painter.layout_job(job);
+                painter.galley(
+                    Pos2::new(r.left() + 2.0, r.center().y - galley.size().y / 2.0),
+                    galley,
+                    Color32::BLACK,
+                );
+            }
+            let mut cx = x;
+            for &c in &n.children {
+                stack.push((c, cx, level + 1));
+                cx += (graph.nodes[c as usize].total_ns as f64 * px_per_ns) as f32;
+            }
+        }
+        if graph.nodes.len() <= 1 {
+            painter.text(
+                rect.center(),
+                Align2::CENTER_CENTER,
+                "no spans in this selection",
+                FontId::proportional(14.0),
+                Color32::GRAY,
+            );
+        }
+        self.hovered = hovered;
+        if let Some(node) = hovered {
+            let n = graph.nodes[node as usize].clone();
+            let name = graph.name(node).to_owned();
+            let share = n.total_ns as f64 / graph.root().total_ns.max(1) as f64 * 100.0;
+            let delta = diff.as_ref().map(|(d, _)| d[node as usize]);
+            if response.clicked() {
+                self.zoom = node;
+            }
+            response.on_hover_ui_at_pointer(|ui| {
+                ui.strong(&name);
+                ui.label(format!(
+                    "total {} ({share:.1} %)",
+                    format_duration(n.total_ns)
+                ));
+                ui.label(format!("self {}", format_duration(n.self_ns)));
+                ui.label(format!("calls {}", n.calls));
+                if let Some(delta) = delta {
+                    let sign = if delta >= 0 { "+" } else { "-" };
+                    ui.label(format!(
+                        "{sign}{} against the baseline",
+                        format_duration(delta.abs())
+                    ));
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_frame_and_diff_colours() {
+        let frames: Vec<FrameRow> = [10, 50, 20]
+            .iter()
+            .enumerate()
+            .map(|(i, &ms)| FrameRow {
+                begin_ns: i as i64 * 100_000_000,
+                end_ns: i as i64 * 100_000_000 + ms * 1_000_000,
+            })
+            .collect();
+        assert_eq!(median_frame(&frames).unwrap().ms(), 20.0);
+        assert!(median_frame(&[]).is_none());
+        let slower = diff_color(100, 100);
+        let faster = diff_color(-100, 100);
+        assert!(slower.r() > slower.b() && faster.b() > faster.r());
+        assert_eq!(diff_color(0, 100), Color32::from_gray(120));
+    }
+}
