@@ -303,20 +303,66 @@ impl ExactTimeFilter {
     }
 }
 
-/// Keeps the rows of `batches` that every filter holds for. A batch whose smallest and largest
-/// value settle a filter is kept whole or dropped without looking at its rows: most blocks lie
-/// inside or outside a query's time range, only the ones at its edges are filtered row by row.
+/// Where a block's rows lie in time, from its key: every `time` and span `end_time` in
+/// `[begin_ns, end_ns]`, every span `begin_time` in `[min(earliest_ns, begin_ns), end_ns]` (up to
+/// the key's rounding, [`TIME_SLACK_NS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockBounds {
+    pub begin_ns: i64,
+    pub end_ns: i64,
+    pub earliest_ns: i64,
+}
+
+impl BlockBounds {
+    /// The range the values of `column` lie in, widened by the key's rounding.
+    fn range(&self, column: &str) -> (i64, i64) {
+        let low = if column == "begin_time" {
+            self.earliest_ns.min(self.begin_ns)
+        } else {
+            self.begin_ns
+        };
+        (
+            low.saturating_sub(TIME_SLACK_NS),
+            self.end_ns.saturating_add(TIME_SLACK_NS),
+        )
+    }
+}
+
+/// Whether `filter` holds for every value in `[low, high]` (`Some(true)`), for none
+/// (`Some(false)`), or for some (`None`). Every comparison is monotonic, so the ends decide;
+/// an equality holds for every value only if `low = high`.
+fn settle(filter: &ExactTimeFilter, low: i64, high: i64) -> Option<bool> {
+    match (filter.holds(low), filter.holds(high)) {
+        (true, true) => Some(true),
+        (false, false) if filter.op != Operator::Eq || filter.ns < low || filter.ns > high => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// Keeps the rows of `batches` that every filter holds for. Most blocks lie wholly inside or
+/// outside a query's time range, and their keys say so: they are kept whole or dropped without
+/// reading a row. Only blocks at the range's edges are filtered row by row.
 pub fn apply_exact_time_filters(
-    batches: Vec<RecordBatch>,
+    batches: Vec<(RecordBatch, Option<BlockBounds>)>,
     filters: &[ExactTimeFilter],
 ) -> Result<Vec<RecordBatch>, EngineError> {
     if filters.is_empty() {
-        return Ok(batches);
+        return Ok(batches.into_iter().map(|(batch, _)| batch).collect());
     }
     let mut kept = Vec::with_capacity(batches.len());
-    'batches: for batch in batches {
+    'batches: for (batch, bounds) in batches {
         let mut mask: Option<BooleanBuffer> = None;
         for filter in filters {
+            if let Some(bounds) = bounds {
+                let (low, high) = bounds.range(filter.column);
+                match settle(filter, low, high) {
+                    Some(true) => continue,
+                    Some(false) => continue 'batches,
+                    None => {}
+                }
+            }
             let Some(column) = batch
                 .column_by_name(filter.column)
                 .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>())
@@ -326,24 +372,18 @@ pub fn apply_exact_time_filters(
                     filter.column
                 )));
             };
-            let (Some(min), Some(max)) = (
-                datafusion::arrow::compute::min(column),
-                datafusion::arrow::compute::max(column),
-            ) else {
-                continue 'batches;
-            };
-            match (filter.holds(min), filter.holds(max)) {
-                // Every comparison here is monotonic (or an equality, which holds at both ends
-                // only if min = max): true at both ends means true in between.
-                (true, true) => continue,
-                (false, false)
-                    if filter.op != Operator::Eq || filter.ns < min || filter.ns > max =>
-                {
-                    continue 'batches;
-                }
-                _ => {}
-            }
             let values = column.values();
+            if values.is_empty() {
+                continue 'batches;
+            }
+            let (low, high) = values.iter().fold((i64::MAX, i64::MIN), |(low, high), &v| {
+                (low.min(v), high.max(v))
+            });
+            match settle(filter, low, high) {
+                Some(true) => continue,
+                Some(false) => continue 'batches,
+                None => {}
+            }
             let rows = BooleanBuffer::collect_bool(values.len(), |i| filter.holds(values[i]));
             mask = Some(match mask {
                 Some(mask) => &mask & &rows,
@@ -423,18 +463,27 @@ impl BlockTable {
         Self { table, lake }
     }
 
-    /// Decodes the blocks the pruning keeps, in parallel (one task per block), into batches.
-    pub async fn decode(&self, pruning: &Pruning) -> Result<Vec<RecordBatch>, EngineError> {
-        self.decode_with_progress(pruning, &Progress::default())
-            .await
-    }
-
     /// Like [`BlockTable::decode`], counting blocks done out of blocks selected in `progress`.
     pub async fn decode_with_progress(
         &self,
         pruning: &Pruning,
         progress: &Progress,
     ) -> Result<Vec<RecordBatch>, EngineError> {
+        Ok(self
+            .decode_blocks(pruning, progress)
+            .await?
+            .into_iter()
+            .map(|(batch, _)| batch)
+            .collect())
+    }
+
+    /// The decoded batches, each with the time bounds of the block it came from (from the
+    /// block's key; `None` for frames, which pair markers across blocks).
+    async fn decode_blocks(
+        &self,
+        pruning: &Pruning,
+        progress: &Progress,
+    ) -> Result<Vec<(RecordBatch, Option<BlockBounds>)>, EngineError> {
         let lake = &self.lake;
         let kind = self.table.stream_kind();
         let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
@@ -461,6 +510,11 @@ impl BlockTable {
             async move {
                 let stream_id = entry.info.stream_id.clone();
                 let seq = entry.info.block_seq;
+                let bounds = BlockBounds {
+                    begin_ns: entry.info.begin_unix_ns,
+                    end_ns: entry.info.end_unix_ns,
+                    earliest_ns: entry.info.earliest_unix_ns,
+                };
                 let cache_key = (table != EventTable::Frames).then(|| CacheKey {
                     table: table.name(),
                     block_key: entry.key.clone(),
@@ -476,7 +530,7 @@ impl BlockTable {
                             .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
                     }
                     if let Some(batch) = cached {
-                        return Ok((stream_id, seq, Decoded::Batch(batch)));
+                        return Ok((stream_id, seq, bounds, Decoded::Batch(batch)));
                     }
                 }
                 let bytes = lake.fetch_block(&entry.key).await?;
@@ -489,11 +543,11 @@ impl BlockTable {
                 })
                 .await
                 .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))?
-                .map(|decoded| (stream_id, seq, decoded))
+                .map(|decoded| (stream_id, seq, bounds, decoded))
             }
         });
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-        let results: Vec<Result<(String, u64, Decoded), EngineError>> =
+        let results: Vec<Result<(String, u64, BlockBounds, Decoded), EngineError>> =
             futures::stream::iter(tasks)
                 .buffered(parallelism)
                 .collect()
@@ -506,12 +560,12 @@ impl BlockTable {
         let mut markers: BTreeMap<String, Vec<(u64, FrameMarkers)>> = BTreeMap::new();
         for result in results {
             match result? {
-                (_, _, Decoded::Batch(batch)) => {
+                (_, _, bounds, Decoded::Batch(batch)) => {
                     if batch.num_rows() > 0 {
-                        batches.push(batch);
+                        batches.push((batch, Some(bounds)));
                     }
                 }
-                (stream, seq, Decoded::Markers(m)) => {
+                (stream, seq, _, Decoded::Markers(m)) => {
                     markers.entry(stream).or_default().push((seq, m))
                 }
             }
@@ -524,7 +578,7 @@ impl BlockTable {
             };
             let batch = decode::frames_batch(&all, &decode::context_for(lake, entry, false)?)?;
             if batch.num_rows() > 0 {
-                batches.push(batch);
+                batches.push((batch, None));
             }
         }
         Ok(batches)
@@ -603,7 +657,8 @@ impl TableProvider for BlockTable {
             .iter()
             .filter_map(|f| ExactTimeFilter::from_expr(f, self.table))
             .collect();
-        let batches = apply_exact_time_filters(self.decode(&pruning).await?, &exact)?;
+        let decoded = self.decode_blocks(&pruning, &Progress::default()).await?;
+        let batches = apply_exact_time_filters(decoded, &exact)?;
         let partitions = spread(batches);
         let source = MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
             .with_limit(limit);
@@ -864,8 +919,9 @@ mod tests {
             batch(vec![40, 50]),
             batch(vec![20, 20]),
         ];
+        let unbounded = |input: &[RecordBatch]| input.iter().map(|b| (b.clone(), None)).collect();
         let run = |filters: &[ExactTimeFilter]| {
-            times(&apply_exact_time_filters(input.clone(), filters).unwrap())
+            times(&apply_exact_time_filters(unbounded(&input), filters).unwrap())
         };
         assert_eq!(
             run(&[filter(Operator::GtEq, 20)]),
@@ -893,13 +949,52 @@ mod tests {
             vec![vec![30, 20], vec![40], vec![20, 20]]
         );
         // A batch inside the range is passed on as it is, not copied.
-        let kept = apply_exact_time_filters(input.clone(), &[filter(Operator::Gt, 0)]).unwrap();
+        let kept = apply_exact_time_filters(unbounded(&input), &[filter(Operator::Gt, 0)]).unwrap();
         assert!(
             kept[1]
                 .column(0)
                 .to_data()
                 .ptr_eq(&input[1].column(0).to_data())
         );
+
+        // With the block's bounds from its key, far from the filter: decided without the rows
+        // (these bounds lie about the rows on purpose, to show the rows were not read).
+        let far = BlockBounds {
+            begin_ns: 1_000_000,
+            end_ns: 2_000_000,
+            earliest_ns: 1_000_000,
+        };
+        let with = |bounds: BlockBounds| vec![(input[0].clone(), Some(bounds))];
+        assert_eq!(
+            times(&apply_exact_time_filters(with(far), &[filter(Operator::Gt, 15)]).unwrap()),
+            vec![vec![10, 30, 20]]
+        );
+        assert!(
+            apply_exact_time_filters(with(far), &[filter(Operator::Lt, 15)])
+                .unwrap()
+                .is_empty()
+        );
+        // Within the key's rounding of a bound, the rows decide.
+        let near = BlockBounds {
+            begin_ns: 10,
+            end_ns: 30,
+            earliest_ns: 10,
+        };
+        assert_eq!(
+            times(&apply_exact_time_filters(with(near), &[filter(Operator::Gt, 15)]).unwrap()),
+            vec![vec![30, 20]]
+        );
+        // A span's begin can precede its block's begin: `earliest_ns` widens its range.
+        assert_eq!(
+            near.range("begin_time"),
+            (10 - TIME_SLACK_NS, 30 + TIME_SLACK_NS)
+        );
+        let early = BlockBounds {
+            earliest_ns: -5_000,
+            ..near
+        };
+        assert_eq!(early.range("begin_time").0, -5_000 - TIME_SLACK_NS);
+        assert_eq!(early.range("end_time").0, 10 - TIME_SLACK_NS);
     }
 
     #[test]
