@@ -66,6 +66,14 @@ fn recorded_lake() -> String {
     .clone()
 }
 
+/// `FRAMELINE_BENCH_GROUPS=timeline,query` runs only those groups (their setup too: on a 10^8-span
+/// capture, the other groups' setup alone decodes gigabytes).
+fn enabled(group: &str) -> bool {
+    std::env::var("FRAMELINE_BENCH_GROUPS")
+        .map(|groups| groups.split(',').any(|g| g.trim() == group))
+        .unwrap_or(true)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,6 +82,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn decode(c: &mut Criterion) {
+    if !enabled("decode") {
+        return;
+    }
     let lake_path = recorded_lake();
     let rt = runtime();
     let lake = rt
@@ -110,6 +121,9 @@ fn decode(c: &mut Criterion) {
 }
 
 fn query(c: &mut Criterion) {
+    if !enabled("query") {
+        return;
+    }
     let lake_path = recorded_lake();
     let rt = runtime();
     let lake = rt
@@ -196,6 +210,9 @@ fn query(c: &mut Criterion) {
 /// CPU time to prepare one timeline frame (every track and depth of one process, 1920 px wide):
 /// zoomed fully out, on a 1-second window and on a single frame.
 fn timeline(c: &mut Criterion) {
+    if !enabled("timeline") {
+        return;
+    }
     let lake_path = recorded_lake();
     let rt = runtime();
     let engine = rt
@@ -248,6 +265,9 @@ fn timeline(c: &mut Criterion) {
 /// The aggregates of the engine issue, on the lake (warm: decoded blocks cached), and the same
 /// rows exported to Parquet in `FRAMELINE_BENCH_EXPORT` (if set) for `scripts/duckdb_compare.py`.
 fn aggregates(c: &mut Criterion) {
+    if !enabled("aggregates") {
+        return;
+    }
     let lake_path = recorded_lake();
     let rt = runtime();
     let mut engine = rt

@@ -306,6 +306,11 @@ pub struct PlacedMark {
 }
 
 /// Everything visible in `[t0, t1]` on a timeline `width_px` wide: the work of one frame.
+///
+/// Depth by depth, like Tracy: a span nests inside its parent, so the spans of depth `d + 1`
+/// are looked for only under the spans of depth `d` drawn wide enough to be seen. Under a fold
+/// (too narrow to see one by one) nothing deeper is drawn — its children are narrower still — so
+/// a frame's cost follows the marks on screen even zoomed out over 10^8 spans.
 pub fn prepare_frame(
     model: &TimelineModel,
     t0: i64,
@@ -316,16 +321,41 @@ pub fn prepare_frame(
 ) {
     out.clear();
     let ns_per_px = ((t1 - t0).max(1) as f64) / width_px.max(1.0);
+    let min_ns = (min_px * ns_per_px).max(1.0) as i64;
     let mut marks = Vec::new();
+    // The time ranges of the previous depth's wide spans, merged where they touch.
+    let mut parents: Vec<(i64, i64)> = Vec::new();
+    let mut next: Vec<(i64, i64)> = Vec::new();
     for (track_index, track) in model.tracks.iter().enumerate() {
+        parents.clear();
+        parents.push((t0, t1));
         for (depth, lane) in track.lanes.iter().enumerate() {
-            marks.clear();
-            visible_marks(lane, t0, t1, ns_per_px, min_px, &mut marks);
-            out.extend(marks.iter().map(|&mark| PlacedMark {
-                track: track_index as u32,
-                depth: depth as u32,
-                mark,
-            }));
+            if parents.is_empty() {
+                break;
+            }
+            next.clear();
+            for &(p0, p1) in &parents {
+                marks.clear();
+                visible_marks(lane, p0.max(t0), p1.min(t1), ns_per_px, min_px, &mut marks);
+                for &mark in &marks {
+                    // A narrow span drawn alone (its neighbours are far) has no visible children.
+                    if let Mark::Span { index } = mark
+                        && lane.end_ns[index] - lane.begin_ns[index] >= min_ns
+                    {
+                        let range = (lane.begin_ns[index], lane.end_ns[index]);
+                        match next.last_mut() {
+                            Some(last) if last.1 >= range.0 => last.1 = last.1.max(range.1),
+                            _ => next.push(range),
+                        }
+                    }
+                    out.push(PlacedMark {
+                        track: track_index as u32,
+                        depth: depth as u32,
+                        mark,
+                    });
+                }
+            }
+            std::mem::swap(&mut parents, &mut next);
         }
     }
 }
@@ -340,6 +370,66 @@ mod tests {
             end_ns: spans.iter().map(|s| s.1).collect(),
             name: vec![0; spans.len()],
         }
+    }
+
+    #[test]
+    fn nothing_is_drawn_under_a_fold_and_children_under_wide_spans_are() {
+        // Depth 0: one wide span [0, 1000) and, later, many narrow ones; depth 1: children of
+        // both (the narrow parents' children are narrower still).
+        let mut depth0: Vec<(i64, i64)> = vec![(0, 1000)];
+        let mut depth1: Vec<(i64, i64)> = vec![(100, 400), (500, 501), (502, 503)];
+        for k in 0..100 {
+            let b = 2000 + k * 2;
+            depth0.push((b, b + 1));
+            depth1.push((b, b + 1));
+        }
+        let model = TimelineModel {
+            tracks: vec![Track {
+                lanes: vec![lane(&depth0), lane(&depth1)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        // 1 ns per px, 3 px minimum: the narrow parents fold, the wide one does not.
+        prepare_frame(&model, 0, 3000, 3000.0, 3.0, &mut out);
+        let at = |d: u32| -> Vec<Mark> {
+            out.iter()
+                .filter(|m| m.depth == d)
+                .map(|m| m.mark)
+                .collect()
+        };
+        assert_eq!(at(0)[0], Mark::Span { index: 0 });
+        assert!(at(0)[1..].iter().all(|m| matches!(m, Mark::Fold { .. })));
+        assert_eq!(
+            at(0)[1..]
+                .iter()
+                .map(|m| match m {
+                    Mark::Fold { count, .. } => *count,
+                    Mark::Span { .. } => 1,
+                })
+                .sum::<usize>(),
+            100
+        );
+        // Under the wide span: its children (one wide, two narrow folded together); under the
+        // folds: nothing.
+        assert_eq!(
+            at(1),
+            vec![
+                Mark::Span { index: 0 },
+                Mark::Fold {
+                    begin_ns: 500,
+                    end_ns: 503,
+                    count: 2
+                }
+            ]
+        );
+        // Zoomed in on the narrow parents (0.01 ns per px), they and their children are drawn.
+        prepare_frame(&model, 2000, 2030, 3000.0, 3.0, &mut out);
+        assert!(
+            out.iter()
+                .any(|m| m.depth == 1 && m.mark == Mark::Span { index: 3 })
+        );
     }
 
     #[test]
