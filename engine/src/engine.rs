@@ -79,7 +79,13 @@ impl Engine {
 
     pub async fn with_lake(lake: Lake) -> Result<Engine, EngineError> {
         let lake = Arc::new(lake);
-        let config = SessionConfig::new().with_information_schema(true);
+        // Decoded blocks reach DataFusion as one in-memory partition (decoding already used
+        // every core): splitting it again for a plain scan only adds a task and a channel per
+        // partition. Operators that can use more partitions (aggregates, joins, sorts) still get
+        // DataFusion's round-robin repartitioning.
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_repartition_file_scans(false);
         let ctx = SessionContext::new_with_config(config);
         for (name, batch) in catalog_batches(&lake)? {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
