@@ -8,8 +8,6 @@
 
 use crate::desc::{LogDesc, SpanDesc};
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
@@ -27,28 +25,8 @@ pub(crate) fn is_full() -> bool {
 /// bridges fall back to one shared descriptor per level.
 pub(crate) const MAX_CALLSITES: usize = 16 * 1024;
 
-/// Hashes keys that are already addresses or hashes: one multiply.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (value ^ (value >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn write_usize(&mut self, value: usize) {
-        self.write_u64(value as u64);
-    }
-}
-
-type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+/// Keys are already addresses or hashes: the format module's one-multiply hasher spreads them.
+type KeyMap<V> = crate::format::AddrMap<V>;
 
 /// A leaked descriptor, by kind.
 #[derive(Clone, Copy)]

@@ -1040,9 +1040,10 @@ impl Iterator for MetricEvents<'_, '_> {
 // ---------------------------------------------------------------------------------------------
 // Encoding (the flush thread)
 
-/// Hashes a descriptor address: addresses are unique, so one multiply spreads them enough.
+/// Hashes a descriptor address (or a key that is already a hash): addresses are unique, so one
+/// multiply spreads them enough.
 #[derive(Default)]
-struct AddrHasher(u64);
+pub(crate) struct AddrHasher(u64);
 
 impl Hasher for AddrHasher {
     fn finish(&self) -> u64 {
@@ -1061,7 +1062,7 @@ impl Hasher for AddrHasher {
     }
 }
 
-type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
+pub(crate) type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
 /// A synchronous span open at a block boundary.
 #[derive(Clone, Debug)]
