@@ -14,7 +14,7 @@
 //! span still open when a CPU block starts (the block's own begin otherwise): no span that ends
 //! in the block began before it, so a query on span begin times can skip blocks by key.
 
-use crate::format::StreamKind;
+use crate::format::{EncodedInfo, StreamKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -121,6 +121,36 @@ pub struct BlockKey {
     pub event_count: u32,
     /// No span ending in this block began before this time (see the module comment).
     pub earliest_unix_ns: i64,
+}
+
+impl BlockKey {
+    /// The key of an encoded block of a stream: its times converted by `to_ns`, and its
+    /// `earliest_unix_ns` from the begin of the outermost span open at the block's start
+    /// (`open_begin_ticks`, taken before encoding), if that is earlier than the block.
+    pub fn of_encoded(
+        process_id: String,
+        kind: StreamKind,
+        stream_id: String,
+        block_seq: u64,
+        info: &EncodedInfo,
+        open_begin_ticks: Option<u64>,
+        to_ns: impl Fn(u64) -> i64,
+    ) -> BlockKey {
+        BlockKey {
+            process_id,
+            kind,
+            stream_id,
+            block_seq,
+            begin_unix_ns: to_ns(info.begin_ticks),
+            end_unix_ns: to_ns(info.end_ticks),
+            event_count: info.event_count,
+            earliest_unix_ns: to_ns(
+                open_begin_ticks
+                    .unwrap_or(info.begin_ticks)
+                    .min(info.begin_ticks),
+            ),
+        }
+    }
 }
 
 impl ProcessMeta {

@@ -369,20 +369,15 @@ impl ProcessWriter<'_> {
         let to_ns = |ticks: u64| {
             crate::time::ticks_to_unix_ns(ticks, START_TICKS, self.meta.start_unix_ns, FREQUENCY)
         };
-        let key = BlockKey {
-            process_id: self.meta.process_id.clone(),
-            kind: stream.kind,
-            stream_id: stream.stream_id.to_string(),
-            block_seq: stream.next_seq,
-            begin_unix_ns: to_ns(info.begin_ticks),
-            end_unix_ns: to_ns(info.end_ticks),
-            event_count: info.event_count,
-            earliest_unix_ns: to_ns(
-                open_begin_ticks
-                    .unwrap_or(info.begin_ticks)
-                    .min(info.begin_ticks),
-            ),
-        }
+        let key = BlockKey::of_encoded(
+            self.meta.process_id.clone(),
+            stream.kind,
+            stream.stream_id.to_string(),
+            stream.next_seq,
+            &info,
+            open_begin_ticks,
+            to_ns,
+        )
         .to_key();
         stream.next_seq += 1;
         stream.written_blocks += 1;

@@ -577,20 +577,15 @@ impl Flusher {
                 self.process.tsc_frequency,
             )
         };
-        let key = BlockKey {
-            process_id: self.process.process_id.clone(),
-            kind: stream.kind,
-            stream_id: uuid::Uuid::from_bytes(stream.stream_id).to_string(),
-            block_seq: block.seq,
-            begin_unix_ns: to_ns(info.begin_ticks),
-            end_unix_ns: to_ns(info.end_ticks),
-            event_count: info.event_count,
-            earliest_unix_ns: to_ns(
-                open_begin_ticks
-                    .unwrap_or(info.begin_ticks)
-                    .min(info.begin_ticks),
-            ),
-        }
+        let key = BlockKey::of_encoded(
+            self.process.process_id.clone(),
+            stream.kind,
+            uuid::Uuid::from_bytes(stream.stream_id).to_string(),
+            block.seq,
+            &info,
+            open_begin_ticks,
+            to_ns,
+        )
         .to_key();
         match self.sink.put(&key, &bytes) {
             Ok(()) => {
