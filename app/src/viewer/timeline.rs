@@ -83,6 +83,57 @@ pub struct TimelineState {
     pub last_rect: Option<Rect>,
     /// Log markers placed in log lanes in the last frame (in the visible time range).
     pub last_log_marks: usize,
+    log_index: LogIndex,
+}
+
+/// The log markers of each track, in time order: rebuilt when the model or the logs change,
+/// not every frame (a capture can hold 10^6 log lines).
+#[derive(Clone, Debug, Default)]
+struct LogIndex {
+    /// Model address and track count, log slice address and length.
+    built_for: (usize, usize, usize, usize),
+    by_track: Vec<Vec<usize>>,
+}
+
+impl LogIndex {
+    fn update(&mut self, model: &TimelineModel, logs: &[LogMarker]) {
+        let key = (
+            model as *const TimelineModel as usize,
+            model.tracks.len(),
+            logs.as_ptr() as usize,
+            logs.len(),
+        );
+        if key == self.built_for && self.by_track.len() == model.tracks.len() {
+            return;
+        }
+        let track_of: BTreeMap<(&str, &str), usize> = model
+            .tracks
+            .iter()
+            .enumerate()
+            .map(|(t, track)| ((track.process_id.as_str(), track.thread_name.as_str()), t))
+            .collect();
+        let mut by_track: Vec<Vec<usize>> = vec![Vec::new(); model.tracks.len()];
+        for (i, log) in logs.iter().enumerate() {
+            if let Some(&t) = track_of.get(&(log.process_id.as_str(), log.thread_name.as_str())) {
+                by_track[t].push(i);
+            }
+        }
+        for ids in &mut by_track {
+            ids.sort_by_key(|&i| logs[i].time_ns);
+        }
+        *self = LogIndex {
+            built_for: key,
+            by_track,
+        };
+    }
+
+    /// The markers of track `t` whose time is in `[t0, t1]`.
+    fn visible(&self, t: usize, logs: &[LogMarker], t0: f64, t1: f64) -> &[usize] {
+        let ids = self.by_track.get(t).map_or(&[][..], Vec::as_slice);
+        let lo = ids.partition_point(|&i| (logs[i].time_ns as f64) < t0);
+        let hi = ids.partition_point(|&i| (logs[i].time_ns as f64) <= t1);
+        &ids[lo..hi.max(lo)]
+    }
 }
 
 impl TimelineState {
@@ -250,18 +301,8 @@ pub fn timeline_ui(
     }
     let width = rect.width().max(1.0) as f64;
     let ns_per_px = (state.t1 - state.t0) / width;
-    // Log markers per track (logs are few next to spans: one pass per frame).
-    let mut track_of: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for (t, track) in model.tracks.iter().enumerate() {
-        track_of.insert((track.process_id.as_str(), track.thread_name.as_str()), t);
-    }
-    let mut logs_by_track: Vec<Vec<usize>> = vec![Vec::new(); model.tracks.len()];
-    for (i, log) in logs.iter().enumerate() {
-        if let Some(&t) = track_of.get(&(log.process_id.as_str(), log.thread_name.as_str())) {
-            logs_by_track[t].push(i);
-        }
-    }
-    let lay = layout(model, &logs_by_track, process_labels);
+    state.log_index.update(model, logs);
+    let lay = layout(model, &state.log_index.by_track, process_labels);
     let body_top = rect.top() + RULER_HEIGHT;
     let max_scroll = (lay.total_height - (rect.height() - RULER_HEIGHT)).max(0.0);
 
@@ -428,12 +469,7 @@ pub fn timeline_ui(
     for row in &lay.rows {
         if let RowKind::Logs(t) = row.kind {
             // Placed in the lane (drawn when the lane is scrolled into view).
-            log_marks += logs_by_track[t]
-                .iter()
-                .filter(|&&i| {
-                    (logs[i].time_ns as f64) >= view_t0 && (logs[i].time_ns as f64) <= state.t1
-                })
-                .count();
+            log_marks += state.log_index.visible(t, logs, view_t0, state.t1).len();
         }
         let top = body_top + row.top - state.scroll_y;
         if top > rect.bottom() || top + row.height < body_top {
@@ -487,11 +523,8 @@ pub fn timeline_ui(
             }
             RowKind::Logs(t) => {
                 text_painter.rect_filled(r, 0.0, Color32::from_gray(30));
-                for &i in &logs_by_track[*t] {
+                for &i in state.log_index.visible(*t, logs, view_t0, state.t1) {
                     let log = &logs[i];
-                    if (log.time_ns as f64) < view_t0 || (log.time_ns as f64) > state.t1 {
-                        continue;
-                    }
                     let x = x_of(log.time_ns as f64);
                     let c = r.center().y;
                     let color = level_color(log.level);
