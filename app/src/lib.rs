@@ -1,6 +1,7 @@
 //! The `frameline` application: the viewer (egui/wgpu) and the demo game, as a library so tests
 //! can drive them (egui_kittest) and the binary stays a thin command line.
 
+#![deny(unsafe_code)]
 pub mod demo;
 pub mod export;
 pub mod import_chrome;

@@ -1,5 +1,6 @@
 //! `frameline`: the viewer and its headless subcommands (demo, query).
 
+#![deny(unsafe_code)]
 use frameline::{demo, viewer};
 
 use anyhow::{Context, Result};

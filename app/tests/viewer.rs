@@ -361,7 +361,7 @@ fn statistics_count_what_sql_counts_and_find_instances() {
     let worst = select_worst_frame(&mut h);
     h.get_by_label("Statistics").click();
     run_until(&mut h, "the statistics", |app| {
-        app.idle() && app.lake.as_ref().is_some_and(|v| v.stats.stats.is_some())
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.stats.stats().is_some())
     });
     let pid = process_id(&h);
     let stats = h
@@ -370,8 +370,8 @@ fn statistics_count_what_sql_counts_and_find_instances() {
         .as_ref()
         .unwrap()
         .stats
-        .stats
-        .clone()
+        .stats()
+        .cloned()
         .unwrap();
     for name in ["streaming.load_chunk", "physics.step", "render.draw"] {
         let row = stats.iter().find(|s| s.name == name).unwrap();
@@ -397,7 +397,7 @@ fn statistics_count_what_sql_counts_and_find_instances() {
     run_until(&mut h, "the whole-process statistics", |app| {
         app.idle()
             && app.lake.as_ref().is_some_and(|v| {
-                v.stats.stats.as_ref().is_some_and(|s| {
+                v.stats.stats().is_some_and(|s| {
                     s.iter().map(|r| r.count).sum::<u64>() as usize
                         == v.model.as_ref().unwrap().span_count()
                 })
@@ -409,8 +409,8 @@ fn statistics_count_what_sql_counts_and_find_instances() {
         .as_ref()
         .unwrap()
         .stats
-        .stats
-        .clone()
+        .stats()
+        .cloned()
         .unwrap();
     let frames = stats.iter().find(|s| s.name == "frame").unwrap().count as i64;
     let expected = count(
@@ -459,7 +459,7 @@ fn statistics_count_what_sql_counts_and_find_instances() {
     let center = (view.timeline.t0 + view.timeline.t1) / 2.0;
     let mid = (lane.begin_ns[span.index] + lane.end_ns[span.index]) as f64 / 2.0;
     assert!((center - mid).abs() < 1e3, "centred on it");
-    assert_eq!(view.find.matches.len() as i64, {
+    assert_eq!(view.find.matches().len() as i64, {
         count(
             &h,
             &format!(
@@ -479,7 +479,7 @@ fn flame_graph_of_the_spike_frame_has_the_culprit_widest() {
     let worst = select_worst_frame(&mut h);
     h.get_by_label("Flame graph").click();
     run_until(&mut h, "the flame graph", |app| {
-        app.idle() && app.lake.as_ref().is_some_and(|v| v.flame.graph.is_some())
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.flame.graph().is_some())
     });
     let graph = h
         .state()
@@ -487,8 +487,8 @@ fn flame_graph_of_the_spike_frame_has_the_culprit_widest() {
         .as_ref()
         .unwrap()
         .flame
-        .graph
-        .clone()
+        .graph()
+        .cloned()
         .unwrap();
     let culprit = (0..graph.nodes.len() as u32)
         .find(|&n| graph.name(n) == "streaming.load_chunk")
@@ -519,10 +519,10 @@ fn flame_graph_of_the_spike_frame_has_the_culprit_widest() {
             && app
                 .lake
                 .as_ref()
-                .is_some_and(|v| v.flame.baseline_graph.is_some())
+                .is_some_and(|v| v.flame.baseline_graph().is_some())
     });
     let view = h.state().lake.as_ref().unwrap();
-    let diff = graph.diff_ns(view.flame.baseline_graph.as_ref().unwrap());
+    let diff = graph.diff_ns(view.flame.baseline_graph().unwrap());
     let slower = (1..graph.nodes.len())
         .filter(|n| !ancestors.contains(&(*n as u32)))
         .max_by_key(|&n| diff[n])
@@ -689,7 +689,7 @@ fn a_plotted_metric_has_every_sample() {
             && app
                 .lake
                 .as_ref()
-                .is_some_and(|v| !v.metrics.available.is_empty())
+                .is_some_and(|v| !v.metrics.available().is_empty())
     });
     h.get_by_label("frame_time (ms)").click();
     h.get_by_label("memory.used (bytes)").click();
@@ -698,7 +698,7 @@ fn a_plotted_metric_has_every_sample() {
             && app
                 .lake
                 .as_ref()
-                .is_some_and(|v| v.metrics.series.len() == 2)
+                .is_some_and(|v| v.metrics.series().len() == 2)
     });
     let pid = process_id(&h);
     for name in ["frame_time", "memory.used"] {
@@ -708,8 +708,8 @@ fn a_plotted_metric_has_every_sample() {
                 "SELECT count(*) FROM measures WHERE name = '{name}' AND process_id = '{pid}'"
             ),
         );
-        let series = h.state().lake.as_ref().unwrap().metrics.series[name].clone();
-        assert_eq!(series.values.len() as i64, expected, "{name}");
+        let series = h.state().lake.as_ref().unwrap().metrics.series()[name].clone();
+        assert_eq!(series.samples.values.len() as i64, expected, "{name}");
         assert!(expected > 50);
     }
     // The plots follow the timeline.
@@ -829,7 +829,7 @@ fn ruler_drag_and_ctrl_drag_select_a_range_and_headers_pick_threads() {
     );
     h.get_by_label("Statistics").click();
     run_until(&mut h, "the statistics", |app| {
-        app.idle() && app.lake.as_ref().is_some_and(|v| v.stats.stats.is_some())
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.stats.stats().is_some())
     });
     let stats = h
         .state()
@@ -837,8 +837,8 @@ fn ruler_drag_and_ctrl_drag_select_a_range_and_headers_pick_threads() {
         .as_ref()
         .unwrap()
         .stats
-        .stats
-        .clone()
+        .stats()
+        .cloned()
         .unwrap();
     assert!(
         stats.iter().all(|s| !s.name.starts_with("ai.")),
@@ -854,11 +854,11 @@ fn clicking_a_flame_graph_node_zooms_into_it() {
     select_worst_frame(&mut h);
     h.get_by_label("Flame graph").click();
     run_until(&mut h, "the flame graph", |app| {
-        app.idle() && app.lake.as_ref().is_some_and(|v| v.flame.graph.is_some())
+        app.idle() && app.lake.as_ref().is_some_and(|v| v.flame.graph().is_some())
     });
     h.step();
     let flame = &h.state().lake.as_ref().unwrap().flame;
-    let (rect, graph) = (flame.last_rect.unwrap(), flame.graph.clone().unwrap());
+    let (rect, graph) = (flame.last_rect.unwrap(), flame.graph().cloned().unwrap());
     // Row 1, far left: the root's widest child (drawn first, from the left edge).
     let first = graph.root().children[0];
     let at = egui::pos2(rect.left() + 3.0, rect.top() + 18.0 + 9.0);
@@ -888,7 +888,7 @@ fn panning_a_metric_plot_moves_the_timeline() {
             && app
                 .lake
                 .as_ref()
-                .is_some_and(|v| !v.metrics.available.is_empty())
+                .is_some_and(|v| !v.metrics.available().is_empty())
     });
     h.get_by_label("frame_time (ms)").click();
     run_until(&mut h, "the metric", |app| {
@@ -896,7 +896,7 @@ fn panning_a_metric_plot_moves_the_timeline() {
             && app
                 .lake
                 .as_ref()
-                .is_some_and(|v| v.metrics.series.len() == 1)
+                .is_some_and(|v| v.metrics.series().len() == 1)
     });
     h.step();
     let view = h.state().lake.as_ref().unwrap();

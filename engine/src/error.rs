@@ -32,6 +32,8 @@ pub enum EngineError {
     Store { key: String, detail: String },
     #[error("{key} is corrupt: {detail}")]
     Corrupt { key: String, detail: String },
+    #[error("column {column}: {detail}")]
+    Column { column: String, detail: String },
     #[error("{0}")]
     Query(String),
 }

@@ -5,16 +5,20 @@
 //! `thread_spans`) decode only the blocks a query's filters on process, stream and time keep, just
 //! in time, in parallel, through `frameline_instrument::format`.
 
+#![deny(unsafe_code)]
 pub mod analysis;
 mod aws;
 pub mod cache;
+pub mod columns;
 pub mod decode;
 pub mod dirs;
 mod engine;
 mod error;
 mod lake;
+mod reads;
 mod tables;
 pub mod timeline;
+pub mod views;
 
 pub use aws::{S3Options, profile_settings};
 pub use datafusion;
@@ -22,4 +26,5 @@ pub use decode::{frames_schema, log_entries_schema, measures_schema, thread_span
 pub use engine::{Engine, SavedView, VIEWS_PREFIX};
 pub use error::EngineError;
 pub use lake::{BlockEntry, Lake, LakeLocation};
+pub use reads::{FrameTime, LogLine, MetricName, MetricSamples};
 pub use tables::{EventTable, Progress, Pruning};

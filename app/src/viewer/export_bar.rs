@@ -1,15 +1,16 @@
 //! The timeline's Export… control: writes the selected processes over the timeline's current
 //! range to a Perfetto or Chrome JSON file, in a background job (`crate::export::export_range`).
-//! Its state lives in egui's memory, so the viewer's panels need no field for it.
+//! Its state is the open lake's (`LakeView::export`), so a running export counts as busy.
 
 use super::jobs::{Job, take_finished};
 use crate::export::{self, ExportSummary, Format};
 use frameline_engine::Engine;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-struct ExportState {
+/// The export control's state.
+pub struct ExportBar {
     open: bool,
     path: String,
     format: Format,
@@ -18,7 +19,7 @@ struct ExportState {
     message: Option<String>,
 }
 
-impl Default for ExportState {
+impl Default for ExportBar {
     fn default() -> Self {
         let dir = std::env::current_dir().unwrap_or_default();
         Self {
@@ -34,26 +35,34 @@ impl Default for ExportState {
     }
 }
 
-type Shared = Arc<Mutex<ExportState>>;
+impl ExportBar {
+    /// Whether an export runs.
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Takes a finished export's result.
+    pub fn poll(&mut self) {
+        if let Some(result) = take_finished(&mut self.job) {
+            self.message = Some(match result {
+                Ok(summary) => format!("wrote {} ({summary})", self.path),
+                Err(e) => format!("export failed: {e}"),
+            });
+        }
+    }
+}
 
 /// The Export… button (and, once clicked, path, format and Write). Exports `selected` over
 /// `[begin_ns, end_ns]`.
 pub fn export_bar_ui(
     ui: &mut egui::Ui,
+    state: &mut ExportBar,
     runtime: &tokio::runtime::Runtime,
     engine: &Arc<Engine>,
     selected: &BTreeSet<String>,
     (begin_ns, end_ns): (i64, i64),
 ) {
-    let id = egui::Id::unique("frameline_export_bar");
-    let shared: Shared = ui.data_mut(|d| d.get_temp_mut_or_default::<Shared>(id).clone());
-    let mut state = shared.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(result) = take_finished(&mut state.job) {
-        state.message = Some(match result {
-            Ok(summary) => format!("wrote {} ({summary})", state.path),
-            Err(e) => format!("export failed: {e}"),
-        });
-    }
+    state.poll();
     ui.horizontal(|ui| {
         if ui.button("Export…").clicked() {
             state.open = !state.open;

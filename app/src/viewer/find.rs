@@ -2,19 +2,24 @@
 //! order; Next/Previous (Enter, Shift+Enter) put each on the timeline, selected, with every
 //! instance of its name highlighted.
 
+use super::derived::Derived;
+use super::lake_view::LoadedModel;
 use super::timeline::{SpanRef, TimelineState};
 use frameline_engine::analysis::{SpanAt, find_instances};
 use frameline_engine::timeline::TimelineModel;
-use std::sync::Arc;
+
+/// What matches were found for: the model's generation and the text.
+type FindKey = (u64, String);
 
 #[derive(Default)]
 pub struct FindBar {
     pub open: bool,
     pub text: String,
-    pub matches: Vec<SpanAt>,
-    /// The index in `matches` shown last.
+    matches: Derived<FindKey, Vec<SpanAt>>,
+    /// The index in the matches shown last.
     pub current: Option<usize>,
-    computed_for: Option<(usize, String)>,
+    /// A Next/Previous asked for before the matches of the current text were found.
+    pending_step: Option<i64>,
     focus: bool,
 }
 
@@ -28,33 +33,60 @@ impl FindBar {
         }
     }
 
-    fn refresh(&mut self, model: &Arc<TimelineModel>) {
-        let key = (Arc::as_ptr(model) as usize, self.text.clone());
-        if self.computed_for.as_ref() != Some(&key) {
-            self.matches = if self.text.is_empty() {
-                Vec::new()
-            } else {
-                find_instances(model, &self.text, true)
-            };
+    pub fn busy(&self) -> bool {
+        self.matches.busy()
+    }
+
+    /// The spans found for the current text (empty until found).
+    pub fn matches(&self) -> &[SpanAt] {
+        self.matches.value().map_or(&[], |m| m.as_slice())
+    }
+
+    /// Searches in the background when the text or the model changed; applies a Next/Previous
+    /// that waited for the result.
+    fn refresh(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        ctx: &egui::Context,
+        model: &LoadedModel,
+        timeline: &mut TimelineState,
+    ) {
+        let key = (model.generation, self.text.clone());
+        let spans = model.model.clone();
+        if self.matches.poll() {
             self.current = None;
-            self.computed_for = Some(key);
+        }
+        self.matches
+            .request(runtime, ctx, "Find", &key, move |(_, text)| {
+                if text.is_empty() {
+                    Vec::new()
+                } else {
+                    find_instances(&spans, &text, true)
+                }
+            });
+        if self.matches.value_for(&key).is_some()
+            && let Some(step) = self.pending_step.take()
+        {
+            self.step(&model.model, timeline, step);
         }
     }
 
     /// Moves to the next (`step` 1) or previous (-1) match and shows it.
-    pub fn step(&mut self, model: &Arc<TimelineModel>, timeline: &mut TimelineState, step: i64) {
-        self.refresh(model);
-        if self.matches.is_empty() {
+    fn step(&mut self, model: &TimelineModel, timeline: &mut TimelineState, step: i64) {
+        let Some(matches) = self.matches.value().cloned() else {
+            return;
+        };
+        if matches.is_empty() {
             return;
         }
-        let n = self.matches.len() as i64;
+        let n = matches.len() as i64;
         let next = match self.current {
             None if step >= 0 => 0,
             None => n - 1,
             Some(c) => (c as i64 + step).rem_euclid(n),
         } as usize;
         self.current = Some(next);
-        let m = self.matches[next];
+        let m = matches[next];
         let lane = &model.tracks[m.track].lanes[m.depth];
         let (b, e) = (lane.begin_ns[m.index], lane.end_ns[m.index]);
         // Keep the zoom if the span fits, else zoom out to it.
@@ -73,13 +105,14 @@ impl FindBar {
     pub fn find_ui(
         &mut self,
         ui: &mut egui::Ui,
-        model: &Arc<TimelineModel>,
+        runtime: &tokio::runtime::Runtime,
+        model: &LoadedModel,
         timeline: &mut TimelineState,
     ) {
         if !self.open {
             return;
         }
-        self.refresh(model);
+        self.refresh(runtime, &ui.ctx().clone(), model, timeline);
         let mut step = 0;
         ui.horizontal(|ui| {
             let label = ui.label("Find span");
@@ -98,9 +131,12 @@ impl FindBar {
                 };
                 edit.request_focus();
             }
+            if self.matches.busy() {
+                ui.spinner();
+            }
             match self.current {
-                Some(c) => ui.label(format!("{} of {}", c + 1, self.matches.len())),
-                None => ui.label(format!("{} matches", self.matches.len())),
+                Some(c) => ui.label(format!("{} of {}", c + 1, self.matches().len())),
+                None => ui.label(format!("{} matches", self.matches().len())),
             };
             if ui.button("Previous").clicked() {
                 step = -1;
@@ -114,7 +150,9 @@ impl FindBar {
             }
         });
         if step != 0 {
-            self.step(model, timeline, step);
+            // Applied once the matches of the current text are known (maybe this frame).
+            self.pending_step = Some(step);
+            self.refresh(runtime, &ui.ctx().clone(), model, timeline);
         }
     }
 }

@@ -4,33 +4,32 @@
 //! against a baseline (another selection, or the median frame) and colours each node by how much
 //! slower it is. Built by `frameline_engine::analysis::FlameGraph` in the background.
 
-use super::jobs::{Job, take_finished};
-use super::timeline::{TimelineState, format_duration, name_color};
-use super::{FrameRow, Scope, scope_ui, selection_of};
+use super::derived::Derived;
+use super::frame_plot::FrameRow;
+use super::lake_view::LoadedModel;
+use super::scope::{Scope, scope_ui, selection_of};
+use super::theme::{self, name_color};
+use super::timeline::{TimelineState, format_duration};
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use frameline_engine::analysis::{FlameGraph, Selection};
-use frameline_engine::timeline::TimelineModel;
 use std::sync::Arc;
 
 const ROW_HEIGHT: f32 = 18.0;
 
-type Built = (usize, Selection, FlameGraph);
+/// What a graph was built for: the model's generation and the selection.
+type GraphKey = (u64, Selection);
 
 /// The flame-graph panel.
 pub struct FlamePanel {
     pub scope: Scope,
-    pub graph: Option<Arc<FlameGraph>>,
-    computed_for: Option<(usize, Selection)>,
-    job: Option<Job<Built>>,
+    graph: Derived<GraphKey, FlameGraph>,
     /// The node drawn full width (0: the root).
     pub zoom: u32,
     pub search: String,
     /// Colour by the difference against `baseline`.
     pub diff: bool,
     pub baseline: Option<Selection>,
-    pub baseline_graph: Option<Arc<FlameGraph>>,
-    baseline_for: Option<(usize, Selection)>,
-    baseline_job: Option<Job<Built>>,
+    baseline_graph: Derived<GraphKey, FlameGraph>,
     pub hovered: Option<u32>,
     /// Where the graph was drawn last frame.
     pub last_rect: Option<Rect>,
@@ -40,38 +39,33 @@ impl Default for FlamePanel {
     fn default() -> Self {
         FlamePanel {
             scope: Scope::Selection,
-            graph: None,
-            computed_for: None,
-            job: None,
+            graph: Derived::default(),
             zoom: 0,
             search: String::new(),
             diff: false,
             baseline: None,
-            baseline_graph: None,
-            baseline_for: None,
-            baseline_job: None,
+            baseline_graph: Derived::default(),
             hovered: None,
             last_rect: None,
         }
     }
 }
 
-fn build_job(
+fn build(
+    derived: &mut Derived<GraphKey, FlameGraph>,
     runtime: &tokio::runtime::Runtime,
     ctx: &egui::Context,
-    model: &Arc<TimelineModel>,
+    model: &LoadedModel,
     selection: Selection,
-) -> Job<Built> {
-    let model = model.clone();
-    let key = Arc::as_ptr(&model) as usize;
-    Job::spawn(runtime, ctx, "Flame graph", async move {
-        let graph = tokio::task::spawn_blocking(move || {
-            let graph = FlameGraph::build(&model, &selection);
-            (selection, graph)
-        })
-        .await?;
-        Ok((key, graph.0, graph.1))
-    })
+) {
+    let spans = model.model.clone();
+    derived.request(
+        runtime,
+        ctx,
+        "Flame graph",
+        &(model.generation, selection),
+        move |(_, selection)| FlameGraph::build(&spans, &selection),
+    );
 }
 
 /// The frame whose duration is the median.
@@ -91,18 +85,27 @@ pub fn diff_color(delta_ns: i64, baseline_ns: i64) -> Color32 {
         0.0
     };
     let t = ratio.clamp(-1.0, 1.0).abs() as f32;
-    let gray = Color32::from_gray(120);
     let target = if ratio > 0.0 {
-        Color32::from_rgb(230, 50, 40)
+        theme::DIFF_GREW
     } else {
-        Color32::from_rgb(60, 120, 240)
+        theme::DIFF_SHRANK
     };
-    gray.lerp_to_gamma(target, t)
+    theme::DIFF_SAME.lerp_to_gamma(target, t)
 }
 
 impl FlamePanel {
     pub fn busy(&self) -> bool {
-        self.job.is_some() || self.baseline_job.is_some()
+        self.graph.busy() || self.baseline_graph.busy()
+    }
+
+    /// The graph of the last selection built.
+    pub fn graph(&self) -> Option<&Arc<FlameGraph>> {
+        self.graph.value()
+    }
+
+    /// The graph of the baseline, once built.
+    pub fn baseline_graph(&self) -> Option<&Arc<FlameGraph>> {
+        self.baseline_graph.value()
     }
 
     /// Starts building if the selection (or the baseline) changed since the last graph.
@@ -110,53 +113,32 @@ impl FlamePanel {
         &mut self,
         runtime: &tokio::runtime::Runtime,
         ctx: &egui::Context,
-        model: &Arc<TimelineModel>,
+        model: &LoadedModel,
         timeline: &TimelineState,
     ) {
-        let key = Arc::as_ptr(model) as usize;
         self.poll();
-        let wanted = selection_of(self.scope, model, timeline);
-        if self.job.is_none() && self.computed_for.as_ref() != Some(&(key, wanted.clone())) {
-            self.job = Some(build_job(runtime, ctx, model, wanted));
-        }
-        if let Some(baseline) = &self.baseline
-            && self.baseline_job.is_none()
-            && self.baseline_for.as_ref() != Some(&(key, baseline.clone()))
-        {
-            self.baseline_job = Some(build_job(runtime, ctx, model, baseline.clone()));
+        let wanted = selection_of(self.scope, &model.model, timeline);
+        build(&mut self.graph, runtime, ctx, model, wanted);
+        if let Some(baseline) = self.baseline.clone() {
+            build(&mut self.baseline_graph, runtime, ctx, model, baseline);
         }
     }
 
-    /// Takes finished graphs (every frame, whichever tab is shown).
+    /// Takes finished graphs (every frame, whichever tab is shown); a graph of another
+    /// selection resets the zoom.
     pub fn poll(&mut self) {
-        if let Some(result) = take_finished(&mut self.job) {
-            match result {
-                Ok((k, selection, graph)) => {
-                    if self.computed_for.as_ref().map(|c| &c.1) != Some(&selection) {
-                        self.zoom = 0;
-                    }
-                    self.graph = Some(Arc::new(graph));
-                    self.computed_for = Some((k, selection));
-                }
-                Err(_) => self.computed_for = None,
-            }
+        let before = self.graph.computed_for().map(|(_, s)| s.clone());
+        if self.graph.poll() && self.graph.computed_for().map(|(_, s)| s) != before.as_ref() {
+            self.zoom = 0;
         }
-        if let Some(result) = take_finished(&mut self.baseline_job) {
-            match result {
-                Ok((k, selection, graph)) => {
-                    self.baseline_graph = Some(Arc::new(graph));
-                    self.baseline_for = Some((k, selection));
-                }
-                Err(_) => self.baseline_for = None,
-            }
-        }
+        self.baseline_graph.poll();
     }
 
     pub fn flame_ui(
         &mut self,
         ui: &mut egui::Ui,
         runtime: &tokio::runtime::Runtime,
-        model: &Arc<TimelineModel>,
+        model: &LoadedModel,
         timeline: &mut TimelineState,
         frames: &[FrameRow],
     ) {
@@ -172,7 +154,7 @@ impl FlamePanel {
             ui.checkbox(&mut self.diff, "Diff");
             if self.diff {
                 if ui.button("Baseline: this selection").clicked() {
-                    self.baseline = Some(selection_of(self.scope, model, timeline));
+                    self.baseline = Some(selection_of(self.scope, &model.model, timeline));
                 }
                 if ui.button("Baseline: median frame").clicked()
                     && let Some(f) = median_frame(frames)
@@ -200,7 +182,7 @@ impl FlamePanel {
             }
         });
         self.refresh(runtime, &ui.ctx().clone(), model, timeline);
-        let Some(graph) = self.graph.clone() else {
+        let Some(graph) = self.graph.value().cloned() else {
             ui.label("Building…");
             return;
         };
@@ -213,14 +195,14 @@ impl FlamePanel {
         if !path.is_empty() {
             ui.label(format!("zoomed into {}", path.join(" > ")));
         }
-        let diff = match (&self.baseline_graph, self.diff) {
+        let diff = match (self.baseline_graph.value(), self.diff) {
             (Some(b), true) => Some((graph.diff_ns(b), b.clone())),
             _ => None,
         };
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click());
         self.last_rect = Some(rect);
         let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+        painter.rect_filled(rect, 0.0, theme::CANVAS);
         let search = self.search.to_lowercase();
         let zoom_node = &graph.nodes[zoom as usize];
         let total = zoom_node.total_ns.max(1) as f64;
@@ -243,7 +225,7 @@ impl FlamePanel {
                     let delta = deltas[node as usize];
                     diff_color(delta, n.total_ns - delta)
                 }
-                None if node == 0 => Color32::from_gray(90),
+                None if node == 0 => theme::FLAME_ROOT,
                 None => name_color(name),
             };
             if !search.is_empty() && !name.to_lowercase().contains(&search) {
@@ -255,7 +237,7 @@ impl FlamePanel {
                 painter.rect_stroke(
                     r,
                     1.0,
-                    Stroke::new(1.0, Color32::WHITE),
+                    Stroke::new(1.0, theme::HOVER_OUTLINE),
                     egui::StrokeKind::Inside,
                 );
             }
@@ -263,14 +245,14 @@ impl FlamePanel {
                 let mut job = egui::text::LayoutJob::simple_singleline(
                     name.to_owned(),
                     FontId::proportional(11.0),
-                    Color32::BLACK,
+                    theme::LABEL_ON_SPAN,
                 );
                 job.wrap = egui::text::TextWrapping::truncate_at_width(w - 4.0);
                 let galley = painter.layout_job(job);
                 painter.galley(
                     Pos2::new(r.left() + 2.0, r.center().y - galley.size().y / 2.0),
                     galley,
-                    Color32::BLACK,
+                    theme::LABEL_ON_SPAN,
                 );
             }
             let mut cx = x;
@@ -285,7 +267,7 @@ impl FlamePanel {
                 Align2::CENTER_CENTER,
                 "no spans in this selection",
                 FontId::proportional(14.0),
-                Color32::GRAY,
+                theme::EMPTY_TEXT,
             );
         }
         self.hovered = hovered;
@@ -336,6 +318,6 @@ mod tests {
         let slower = diff_color(100, 100);
         let faster = diff_color(-100, 100);
         assert!(slower.r() > slower.b() && faster.b() > faster.r());
-        assert_eq!(diff_color(0, 100), Color32::from_gray(120));
+        assert_eq!(diff_color(0, 100), theme::DIFF_SAME);
     }
 }

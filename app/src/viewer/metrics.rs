@@ -3,70 +3,90 @@
 //! plot moves the timeline and the other plots; moving the timeline moves the plots); units on
 //! the axes. Points come from `measures` through the engine.
 
-use super::jobs::{Job, take_finished};
+use super::derived::Derived;
+use super::theme;
 use super::timeline::TimelineState;
-use super::{i64_column, sql_quote, string_column};
-use frameline_engine::Engine;
-use frameline_engine::datafusion::arrow::array::AsArray;
-use frameline_engine::datafusion::arrow::datatypes::Float64Type;
+use frameline_engine::{Engine, MetricName, MetricSamples};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-/// One metric's samples.
+/// One metric's samples, with its unit.
 #[derive(Clone, Debug, Default)]
 pub struct Series {
     pub unit: String,
-    pub time_ns: Vec<i64>,
-    pub values: Vec<f64>,
+    pub samples: MetricSamples,
 }
+
+/// A metric's samples are loaded for these processes and this name.
+type SeriesKey = (Vec<String>, String);
 
 /// The metrics panel.
 #[derive(Default)]
 pub struct MetricsPanel {
-    /// (name, unit) of every metric of the selected processes.
-    pub available: Vec<(String, String)>,
-    list_job: Option<Job<Vec<(String, String)>>>,
+    /// The processes whose metrics are listed and plotted.
+    processes: Vec<String>,
+    /// Every metric of the processes.
+    list: Derived<Vec<String>, Vec<MetricName>>,
     pub checked: BTreeSet<String>,
-    pub series: BTreeMap<String, Arc<Series>>,
-    jobs: BTreeMap<String, Job<Series>>,
-    /// Process ids, as a SQL list.
-    processes: String,
+    loads: BTreeMap<String, Derived<SeriesKey, Series>>,
     /// The x range (s from the origin) set on the plots last frame.
     pub x_range_s: Option<(f64, f64)>,
-    pub errors: Vec<String>,
     /// Where each plot was drawn last frame.
     pub plot_rects: Vec<egui::Rect>,
 }
 
 impl MetricsPanel {
     pub fn busy(&self) -> bool {
-        self.list_job.is_some() || !self.jobs.is_empty()
+        self.list.busy() || self.loads.values().any(Derived::busy)
     }
 
-    /// Lists the metrics of `processes` (a SQL list of ids); forgets what was plotted.
+    /// Every metric of the processes (empty until listed).
+    pub fn available(&self) -> &[MetricName] {
+        self.list.value().map_or(&[], |l| l.as_slice())
+    }
+
+    /// The loaded samples of each metric.
+    pub fn series(&self) -> BTreeMap<&str, Arc<Series>> {
+        self.loads
+            .iter()
+            .filter_map(|(name, load)| load.value().map(|s| (name.as_str(), s.clone())))
+            .collect()
+    }
+
+    /// What failed to load.
+    pub fn errors(&self) -> Vec<String> {
+        let list = self.list.error().map(|e| format!("metrics: {e}"));
+        let loads = self
+            .loads
+            .iter()
+            .filter_map(|(name, l)| l.error().map(|e| format!("{name}: {e}")));
+        list.into_iter().chain(loads).collect()
+    }
+
+    /// Lists the metrics of `processes`; forgets what was plotted.
     pub fn reset(
         &mut self,
         runtime: &tokio::runtime::Runtime,
         ctx: &egui::Context,
         engine: &Arc<Engine>,
-        processes: String,
+        processes: Vec<String>,
     ) {
+        self.list.cancel();
+        for load in self.loads.values_mut() {
+            load.cancel();
+        }
         *self = MetricsPanel {
             processes: processes.clone(),
             ..Default::default()
         };
         let engine = engine.clone();
-        let sql = format!(
-            "SELECT DISTINCT CAST(name AS VARCHAR) AS name, CAST(unit AS VARCHAR) AS unit \
-             FROM measures WHERE process_id IN ({processes}) ORDER BY name, unit"
+        self.list.request_async(
+            runtime,
+            ctx,
+            "Listing metrics",
+            &processes,
+            |ids| async move { Ok(engine.metric_names(&ids).await?) },
         );
-        self.list_job = Some(Job::spawn(runtime, ctx, "Listing metrics", async move {
-            let batches = engine.query(&sql).await?;
-            Ok(batches
-                .iter()
-                .flat_map(|b| string_column(b, 0).into_iter().zip(string_column(b, 1)))
-                .collect())
-        }));
     }
 
     /// Checks `name` and loads its samples (as clicking it in the list does).
@@ -77,13 +97,11 @@ impl MetricsPanel {
         engine: &Arc<Engine>,
         name: &str,
     ) {
-        let Some((name, unit)) = self.available.iter().find(|(n, _)| n == name).cloned() else {
+        if !self.available().iter().any(|m| m.name == name) {
             return;
-        };
-        self.checked.insert(name.clone());
-        if !self.series.contains_key(&name) {
-            self.load(runtime, ctx, engine, &name, &unit);
         }
+        self.checked.insert(name.to_owned());
+        self.load(runtime, ctx, engine, name);
     }
 
     fn load(
@@ -92,56 +110,35 @@ impl MetricsPanel {
         ctx: &egui::Context,
         engine: &Arc<Engine>,
         name: &str,
-        unit: &str,
     ) {
+        let unit = self
+            .available()
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.unit.clone())
+            .unwrap_or_default();
         let engine = engine.clone();
-        let sql = format!(
-            "SELECT CAST(time AS BIGINT) AS time_ns, value FROM measures \
-             WHERE process_id IN ({}) AND name = {} ORDER BY time_ns",
-            self.processes,
-            sql_quote(name)
-        );
-        let unit = unit.to_owned();
-        self.jobs.insert(
-            name.to_owned(),
-            Job::spawn(runtime, ctx, format!("Loading {name}"), async move {
-                let batches = engine.query(&sql).await?;
-                let mut series = Series {
-                    unit,
-                    ..Default::default()
-                };
-                for b in &batches {
-                    series.time_ns.extend(i64_column(b, 0));
-                    let values = b.column(1).as_primitive::<Float64Type>();
-                    series.values.extend(values.values().iter().copied());
-                }
-                Ok(series)
-            }),
-        );
+        let key = (self.processes.clone(), name.to_owned());
+        self.loads
+            .entry(name.to_owned())
+            .or_default()
+            .request_async(
+                runtime,
+                ctx,
+                &format!("Loading {name}"),
+                &key,
+                |(ids, name)| async move {
+                    let samples = engine.metric_samples(&ids, &name).await?;
+                    Ok(Series { unit, samples })
+                },
+            );
     }
 
     /// Takes finished loads (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(result) = take_finished(&mut self.list_job) {
-            match result {
-                Ok(list) => self.available = list,
-                Err(e) => self.errors.push(format!("metrics: {e}")),
-            }
-        }
-        let names: Vec<String> = self.jobs.keys().cloned().collect();
-        for name in names {
-            let mut slot = self.jobs.remove(&name);
-            match take_finished(&mut slot) {
-                Some(Ok(series)) => {
-                    self.series.insert(name, Arc::new(series));
-                }
-                Some(Err(e)) => self.errors.push(format!("{name}: {e}")),
-                None => {
-                    if let Some(job) = slot {
-                        self.jobs.insert(name, job);
-                    }
-                }
-            }
+        self.list.poll();
+        for load in self.loads.values_mut() {
+            load.poll();
         }
     }
 
@@ -160,41 +157,40 @@ impl MetricsPanel {
             .default_size(200.0)
             .show(ui, |ui| {
                 ui.strong("Metrics");
-                if self.list_job.is_some() {
+                if self.busy() {
                     ui.spinner();
                 }
-                for error in &self.errors {
-                    ui.colored_label(egui::Color32::from_rgb(240, 120, 100), error);
+                for error in self.errors() {
+                    ui.colored_label(theme::ERROR_TEXT, error);
                 }
                 let mut load = Vec::new();
                 egui::ScrollArea::vertical()
                     .id_salt("metric_list")
                     .show(ui, |ui| {
-                        for (name, unit) in &self.available {
+                        for MetricName { name, unit } in self.available() {
                             let mut on = self.checked.contains(name);
                             if ui.checkbox(&mut on, format!("{name} ({unit})")).changed() {
-                                if on {
-                                    self.checked.insert(name.clone());
-                                    if !self.series.contains_key(name) {
-                                        load.push((name.clone(), unit.clone()));
-                                    }
-                                } else {
-                                    self.checked.remove(name);
-                                }
+                                load.push((name.clone(), on));
                             }
                         }
                     });
-                for (name, unit) in load {
-                    self.load(runtime, &ctx, engine, &name, &unit);
+                for (name, on) in load {
+                    if on {
+                        self.checked.insert(name.clone());
+                        self.load(runtime, &ctx, engine, &name);
+                    } else {
+                        self.checked.remove(&name);
+                    }
                 }
             });
+        let series = self.series();
         let plotted: Vec<(String, Arc<Series>)> = self
             .checked
             .iter()
-            .filter_map(|n| self.series.get(n).map(|s| (n.clone(), s.clone())))
+            .filter_map(|n| series.get(n.as_str()).map(|s| (n.clone(), s.clone())))
             .collect();
         if plotted.is_empty() {
-            ui.label(if self.jobs.is_empty() {
+            ui.label(if !self.busy() {
                 "Check a metric to plot it."
             } else {
                 "Loading…"
@@ -212,9 +208,10 @@ impl MetricsPanel {
             .show(ui, |ui| {
                 for (name, series) in &plotted {
                     let points: Vec<[f64; 2]> = series
+                        .samples
                         .time_ns
                         .iter()
-                        .zip(&series.values)
+                        .zip(&series.samples.values)
                         .map(|(&t, &v)| [(t as f64 - origin) / 1e9, v])
                         .collect();
                     let unit = series.unit.clone();

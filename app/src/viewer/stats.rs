@@ -3,13 +3,13 @@
 //! every instance of it on the timeline (Tracy's find-zone). Computed by
 //! `frameline_engine::analysis::span_stats` in the background.
 
-use super::jobs::{Job, take_finished};
+use super::derived::Derived;
+use super::lake_view::LoadedModel;
+use super::scope::{Scope, scope_ui, selection_of};
+use super::theme;
 use super::timeline::{TimelineState, format_duration};
-use super::{Scope, scope_ui, selection_of};
-use egui::Color32;
 use egui_extras::{Column, TableBuilder};
 use frameline_engine::analysis::{NameStats, Selection, span_stats};
-use frameline_engine::timeline::TimelineModel;
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,13 +37,13 @@ const COLUMNS: [(&str, SortBy); 9] = [
     ("max", SortBy::Max),
 ];
 
+/// What a result was computed for: the model's generation and the selection.
+type StatsKey = (u64, Selection);
+
 /// The statistics panel.
 pub struct StatsPanel {
     pub scope: Scope,
-    pub stats: Option<Arc<Vec<NameStats>>>,
-    /// What `stats` was computed for (the model's address and the selection).
-    computed_for: Option<(usize, Selection)>,
-    job: Option<Job<(usize, Selection, Vec<NameStats>)>>,
+    stats: Derived<StatsKey, Vec<NameStats>>,
     /// The row clicked: its histogram is shown and its instances highlighted.
     pub selected_name: Option<String>,
     sort: SortBy,
@@ -56,9 +56,7 @@ impl Default for StatsPanel {
     fn default() -> Self {
         StatsPanel {
             scope: Scope::Selection,
-            stats: None,
-            computed_for: None,
-            job: None,
+            stats: Derived::default(),
             selected_name: None,
             sort: SortBy::Total,
             descending: true,
@@ -67,27 +65,19 @@ impl Default for StatsPanel {
     }
 }
 
-fn model_key(model: &Arc<TimelineModel>) -> usize {
-    Arc::as_ptr(model) as usize
-}
-
 impl StatsPanel {
     pub fn busy(&self) -> bool {
-        self.job.is_some()
+        self.stats.busy()
+    }
+
+    /// The last statistics computed.
+    pub fn stats(&self) -> Option<&Arc<Vec<NameStats>>> {
+        self.stats.value()
     }
 
     /// Takes a finished result (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
-        if let Some(result) = take_finished(&mut self.job) {
-            match result {
-                Ok((key, selection, stats)) => {
-                    self.stats = Some(Arc::new(stats));
-                    self.computed_for = Some((key, selection));
-                }
-                // Only a cancelled job fails; the next frame starts again.
-                Err(_) => self.computed_for = None,
-            }
-        }
+        self.stats.poll();
     }
 
     /// Starts computing if the selection changed since the last result.
@@ -95,30 +85,28 @@ impl StatsPanel {
         &mut self,
         runtime: &tokio::runtime::Runtime,
         ctx: &egui::Context,
-        model: &Arc<TimelineModel>,
+        model: &LoadedModel,
         timeline: &TimelineState,
     ) {
-        self.poll();
-        let wanted = (model_key(model), selection_of(self.scope, model, timeline));
-        if self.job.is_none() && self.computed_for.as_ref() != Some(&wanted) {
-            let model = model.clone();
-            self.job = Some(Job::spawn(runtime, ctx, "Span statistics", async move {
-                let (key, selection) = wanted;
-                let stats = tokio::task::spawn_blocking(move || {
-                    let stats = span_stats(&model, &selection);
-                    (selection, stats)
-                })
-                .await?;
-                Ok((key, stats.0, stats.1))
-            }));
-        }
+        let key = (
+            model.generation,
+            selection_of(self.scope, &model.model, timeline),
+        );
+        let spans = model.model.clone();
+        self.stats.request(
+            runtime,
+            ctx,
+            "Span statistics",
+            &key,
+            move |(_, selection)| span_stats(&spans, &selection),
+        );
     }
 
     pub fn stats_ui(
         &mut self,
         ui: &mut egui::Ui,
         runtime: &tokio::runtime::Runtime,
-        model: &Arc<TimelineModel>,
+        model: &LoadedModel,
         timeline: &mut TimelineState,
     ) {
         ui.horizontal(|ui| {
@@ -127,10 +115,10 @@ impl StatsPanel {
             let filter_label = ui.label("Filter names");
             ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(120.0))
                 .labelled_by(filter_label.id);
-            if self.job.is_some() {
+            if self.stats.busy() {
                 ui.spinner();
             }
-            if let Some(stats) = &self.stats {
+            if let Some(stats) = self.stats.value() {
                 ui.label(format!(
                     "{} names, {} spans",
                     stats.len(),
@@ -143,7 +131,7 @@ impl StatsPanel {
             }
         });
         self.refresh(runtime, &ui.ctx().clone(), model, timeline);
-        let Some(stats) = self.stats.clone() else {
+        let Some(stats) = self.stats.value().cloned() else {
             ui.label("Computing…");
             return;
         };
@@ -271,7 +259,7 @@ fn histogram_ui(ui: &mut egui::Ui, s: &NameStats) {
             let x_ms = (min + (i as f64 + 0.5) * width) / 1e6;
             egui_plot::Bar::new(x_ms, c as f64)
                 .width(width / 1e6)
-                .fill(super::timeline::name_color(&s.name))
+                .fill(theme::name_color(&s.name))
         })
         .collect();
     let marks = [
@@ -288,9 +276,7 @@ fn histogram_ui(ui: &mut egui::Ui, s: &NameStats) {
         .show(ui, |plot| {
             plot.bar_chart(egui_plot::BarChart::new("durations", bars));
             for (label, ns) in marks {
-                plot.vline(
-                    egui_plot::VLine::new(label, ns as f64 / 1e6).color(Color32::from_gray(170)),
-                );
+                plot.vline(egui_plot::VLine::new(label, ns as f64 / 1e6).color(theme::PLOT_MARK));
             }
         });
 }

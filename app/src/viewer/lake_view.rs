@@ -1,0 +1,239 @@
+//! An open lake: the selected processes and what was loaded for them (frames, logs, spans), the
+//! timeline's state and the panels.
+
+use super::export_bar::ExportBar;
+use super::frame_plot::FrameRow;
+use super::jobs::{Job, take_finished};
+use super::logs::{LogPane, LogRow};
+use super::tabs::Tab;
+use super::timeline::TimelineState;
+use super::{find, flame, metrics, sql, stats};
+use frameline_engine::timeline::TimelineModel;
+use frameline_engine::{Engine, Progress};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The log pane keeps at most this many lines of the selected processes.
+const MAX_LOG_LINES: usize = 1_000_000;
+
+/// The loaded model with its generation, which changes whenever the model does (a new load, a
+/// query track added): what the analysis panels key their results on.
+#[derive(Clone)]
+pub struct LoadedModel {
+    pub model: Arc<TimelineModel>,
+    pub generation: u64,
+}
+
+/// A lake that is open.
+pub struct LakeView {
+    pub engine: Arc<Engine>,
+    pub name: String,
+    pub(super) process_filter: String,
+    pub selected: BTreeSet<String>,
+    pub frames: Vec<FrameRow>,
+    frames_job: Option<Job<Vec<FrameRow>>>,
+    pub logs: Vec<LogRow>,
+    logs_job: Option<Job<Vec<LogRow>>>,
+    pub(super) log_pane: LogPane,
+    pub model: Option<Arc<TimelineModel>>,
+    /// Bumped whenever `model` changes.
+    pub(super) model_generation: u64,
+    pub(super) model_job: Option<Job<TimelineModel>>,
+    pub(super) model_progress: Arc<Progress>,
+    pub timeline: TimelineState,
+    /// "exe on computer" per process id, for the timeline's process headers.
+    pub process_labels: BTreeMap<String, String>,
+    pub tab: Tab,
+    pub stats: stats::StatsPanel,
+    pub flame: flame::FlamePanel,
+    pub sql: sql::SqlPanel,
+    pub metrics: metrics::MetricsPanel,
+    pub find: find::FindBar,
+    /// The top bar's Export… control.
+    pub export: ExportBar,
+    pub(super) target_frame_ms: f64,
+    /// Frame to show once the timeline is loaded (chosen before it finished loading).
+    pub(super) pending_range: Option<(i64, i64)>,
+    /// What failed while loading the selection (shown above the timeline).
+    pub errors: Vec<String>,
+}
+
+impl LakeView {
+    /// The view of a lake just opened, with its latest process selected and loading.
+    pub fn new(engine: Engine, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) -> Self {
+        let processes = engine.lake().processes();
+        let latest = processes.last().map(|p| p.process_id.clone());
+        let process_labels = processes
+            .iter()
+            .map(|p| (p.process_id.clone(), format!("{} on {}", p.exe, p.computer)))
+            .collect();
+        let mut view = LakeView {
+            name: engine.lake().location().to_string(),
+            engine: Arc::new(engine),
+            process_filter: String::new(),
+            selected: BTreeSet::new(),
+            frames: Vec::new(),
+            frames_job: None,
+            logs: Vec::new(),
+            logs_job: None,
+            log_pane: LogPane::default(),
+            model: None,
+            model_generation: 0,
+            model_job: None,
+            model_progress: Arc::new(Progress::default()),
+            timeline: TimelineState::default(),
+            process_labels,
+            tab: Tab::default(),
+            stats: Default::default(),
+            flame: Default::default(),
+            sql: Default::default(),
+            metrics: Default::default(),
+            find: Default::default(),
+            export: ExportBar::default(),
+            target_frame_ms: 1000.0 / 60.0,
+            pending_range: None,
+            errors: Vec::new(),
+        };
+        if let Some(id) = latest {
+            view.selected.insert(id);
+            view.load_selection(runtime, ctx);
+        }
+        view
+    }
+
+    pub(super) fn busy(&self) -> bool {
+        self.frames_job.is_some()
+            || self.logs_job.is_some()
+            || self.model_job.is_some()
+            || self.stats.busy()
+            || self.flame.busy()
+            || self.find.busy()
+            || self.sql.busy()
+            || self.metrics.busy()
+            || self.export.busy()
+    }
+
+    pub(super) fn cancel(&mut self) {
+        if let Some(job) = self.frames_job.take() {
+            job.cancel();
+        }
+        if let Some(job) = self.logs_job.take() {
+            job.cancel();
+        }
+        if let Some(job) = self.model_job.take() {
+            job.cancel();
+        }
+    }
+
+    /// The model and its generation, once loaded.
+    pub fn loaded_model(&self) -> Option<LoadedModel> {
+        self.model.clone().map(|model| LoadedModel {
+            model,
+            generation: self.model_generation,
+        })
+    }
+
+    /// Replaces the model (a new generation: panels recompute).
+    pub(super) fn set_model(&mut self, model: Arc<TimelineModel>) {
+        self.model = Some(model);
+        self.model_generation += 1;
+    }
+
+    /// Starts loading frames, logs and spans of the selected processes.
+    pub fn load_selection(&mut self, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) {
+        self.cancel();
+        self.frames.clear();
+        self.logs.clear();
+        self.model = None;
+        self.model_generation += 1;
+        self.errors.clear();
+        self.timeline = TimelineState::default();
+        if self.selected.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.selected.iter().cloned().collect();
+        self.metrics.reset(runtime, ctx, &self.engine, ids.clone());
+        let (engine, process_ids) = (self.engine.clone(), ids.clone());
+        self.frames_job = Some(Job::spawn(runtime, ctx, "Loading frames", async move {
+            Ok(engine.frame_times(&process_ids, "frame").await?)
+        }));
+        let (engine, process_ids) = (self.engine.clone(), ids.clone());
+        self.logs_job = Some(Job::spawn(runtime, ctx, "Loading logs", async move {
+            Ok(engine.log_lines(&process_ids, MAX_LOG_LINES).await?)
+        }));
+        let engine = self.engine.clone();
+        self.model_progress = Arc::new(Progress::default());
+        let progress = self.model_progress.clone();
+        self.model_job = Some(Job::spawn(runtime, ctx, "Decoding spans", async move {
+            Ok(engine.load_timeline(&ids, None, &progress).await?)
+        }));
+    }
+
+    /// Takes what finished loading (every frame).
+    pub(super) fn poll(&mut self) {
+        self.stats.poll();
+        self.flame.poll();
+        self.sql.poll();
+        self.metrics.poll();
+        self.export.poll();
+        if let Some(result) = take_finished(&mut self.frames_job) {
+            match result {
+                Ok(frames) => self.frames = frames,
+                Err(e) => self.errors.push(format!("frames: {e}")),
+            }
+        }
+        if let Some(result) = take_finished(&mut self.logs_job) {
+            match result {
+                Ok(logs) => self.logs = logs,
+                Err(e) => self.errors.push(format!("logs: {e}")),
+            }
+        }
+        if let Some(result) = take_finished(&mut self.model_job) {
+            let model = match result {
+                Ok(model) => Arc::new(model),
+                Err(e) => {
+                    self.errors.push(format!("spans: {e}"));
+                    return;
+                }
+            };
+            self.timeline.show_range(model.begin_ns, model.end_ns);
+            if let Some((b, e)) = self.pending_range.take() {
+                self.timeline.show_range(b, e);
+            }
+            self.set_model(model);
+        }
+    }
+
+    /// Log markers on a thread of the timeline within its visible range (what its log lanes
+    /// should draw).
+    pub fn log_markers_on_tracks(&self) -> usize {
+        let Some(model) = &self.model else {
+            return 0;
+        };
+        let tracks: BTreeSet<(&str, &str)> = model
+            .tracks
+            .iter()
+            .map(|t| (t.process_id.as_str(), t.thread_name.as_str()))
+            .collect();
+        self.logs
+            .iter()
+            .filter(|l| tracks.contains(&(l.process_id.as_str(), l.thread_name.as_str())))
+            .filter(|l| {
+                (l.time_ns as f64) >= self.timeline.t0 && (l.time_ns as f64) <= self.timeline.t1
+            })
+            .count()
+    }
+
+    /// The zero of the ruler and of the plots' time axes: the earliest start of the selected
+    /// processes.
+    pub(super) fn origin_ns(&self) -> i64 {
+        self.engine
+            .lake()
+            .processes()
+            .iter()
+            .filter(|p| self.selected.contains(&p.process_id))
+            .map(|p| p.start_unix_ns)
+            .min()
+            .unwrap_or(0)
+    }
+}
