@@ -139,8 +139,7 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         }
     };
     let ids = [process.process_id.clone()];
-    let summary =
-        export::export_range(&engine, &ids, range, args.format.into(), &args.out).await?;
+    let summary = export::export_range(&engine, &ids, range, args.format.into(), &args.out).await?;
     println!("{}: {summary}", args.out.display());
     Ok(())
 }

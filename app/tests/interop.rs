@@ -316,7 +316,10 @@ fn import_prints_its_warnings_and_refuses_a_bad_file_in_one_line() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(": 1 processes, 3 slices, "), "{stdout}");
     let imported = process_id(lake.to_str().unwrap());
-    assert!(stdout.contains(&format!("process:  {imported}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("process:  {imported}")),
+        "{stdout}"
+    );
     // Not a trace: one clear line, nothing written.
     let bad = dir.join("bad.json");
     std::fs::write(&bad, br#"{"events": []}"#).unwrap();

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-use common::{FRAME_NS, FRAMES, START_NS, capture, check, expected, open, temp_dir, write_expected};
+use common::{
+    FRAME_NS, FRAMES, START_NS, capture, check, expected, open, temp_dir, write_expected,
+};
 use frameline_interop::export::{self, Format};
 use frameline_interop::{InteropError, export_range};
 
@@ -82,13 +84,9 @@ async fn only_the_chosen_processes_are_exported() {
     assert_eq!(trace.processes.len(), 1);
     assert_eq!(trace.processes[0].exe, "tool");
     assert_eq!(trace.slice_count(), 10);
-    let both = export::load_trace(
-        &engine,
-        &[capture.game.clone(), capture.tool.clone()],
-        None,
-    )
-    .await
-    .unwrap();
+    let both = export::load_trace(&engine, &[capture.game.clone(), capture.tool.clone()], None)
+        .await
+        .unwrap();
     // In start order, with pids and tids unique in the whole trace.
     let exes: Vec<&str> = both.processes.iter().map(|p| p.exe.as_str()).collect();
     assert_eq!(exes, ["game", "tool"]);
@@ -100,7 +98,10 @@ async fn only_the_chosen_processes_are_exported() {
     let count = tids.len();
     tids.dedup();
     assert_eq!((count, tids.len()), (4, 4));
-    assert_eq!(both.slice_count(), trace.slice_count() + FRAMES as usize * (5 + 2 * 2));
+    assert_eq!(
+        both.slice_count(),
+        trace.slice_count() + FRAMES as usize * (5 + 2 * 2)
+    );
     assert_eq!(both.origin_ns, START_NS);
 }
 

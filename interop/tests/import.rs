@@ -228,7 +228,10 @@ async fn export_import_export_gives_the_same_slices() {
         "first difference: {:?}",
         a.iter().zip(&b).find(|(x, y)| x != y)
     );
-    assert!(a_logs > 0 && a_samples > 0, "{a_logs} logs, {a_samples} samples");
+    assert!(
+        a_logs > 0 && a_samples > 0,
+        "{a_logs} logs, {a_samples} samples"
+    );
     assert_eq!((a_logs, a_samples), (b_logs, b_samples));
     // Nesting survives too: the same slices at the same depths, by SQL.
     let depths = "SELECT depth, count(*) AS n FROM thread_spans GROUP BY depth ORDER BY depth";

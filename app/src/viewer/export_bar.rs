@@ -3,8 +3,8 @@
 //! Its state lives in egui's memory, so the viewer's panels need no field for it.
 
 use super::jobs::{Job, take_finished};
-use frameline_interop::export::{self, ExportSummary, Format};
 use frameline_engine::Engine;
+use frameline_interop::export::{self, ExportSummary, Format};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};

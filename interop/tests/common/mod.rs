@@ -57,10 +57,22 @@ pub fn capture() -> &'static TestCapture {
                 game.span_end(worker, w + 4_000_003);
             }
             if frame % 10 == 0 {
-                game.log(main, t + 50_000, Level::Info, "game", &format!("frame {frame}"));
+                game.log(
+                    main,
+                    t + 50_000,
+                    Level::Info,
+                    "game",
+                    &format!("frame {frame}"),
+                );
                 game.log(workers[0], t + 1_500_000, Level::Warn, "jobs", "it's late");
             }
-            game.metric(main, t + 16_000_000, "frame_time", "ms", 16.0 + (frame % 3) as f64);
+            game.metric(
+                main,
+                t + 16_000_000,
+                "frame_time",
+                "ms",
+                16.0 + (frame % 3) as f64,
+            );
             game.metric(main, t + 16_000_000, "entities", "", (frame * 2) as f64);
         }
         let game = game.finish(START_NS + FRAMES * FRAME_NS).unwrap();
