@@ -1,9 +1,28 @@
-//! The `export` and `import` subcommands' arguments and glue.
+//! The `export` and `import` subcommands' arguments and glue: a thin command line over the
+//! `frameline-interop` crate.
 
-use crate::export::{self, Format};
 use anyhow::{Context, Result, bail};
 use frameline_engine::Engine;
+use frameline_interop::{Format, export, import_chrome};
 use std::path::PathBuf;
+
+/// The `--format` of `frameline export` (the interop crate's [`Format`], which knows no clap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Perfetto's protobuf trace (ui.perfetto.dev, trace_processor).
+    Perfetto,
+    /// Chrome's JSON Trace Event Format (chrome://tracing, Perfetto, Speedscope).
+    Chrome,
+}
+
+impl From<FormatArg> for Format {
+    fn from(format: FormatArg) -> Format {
+        match format {
+            FormatArg::Perfetto => Format::Perfetto,
+            FormatArg::Chrome => Format::Chrome,
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct ExportArgs {
@@ -21,7 +40,7 @@ pub struct ExportArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub end: Option<String>,
     #[arg(long, value_enum)]
-    pub format: Format,
+    pub format: FormatArg,
     /// The file to write.
     #[arg(long)]
     pub out: PathBuf,
@@ -120,7 +139,7 @@ pub async fn export(args: ExportArgs) -> Result<()> {
         }
     };
     let ids = [process.process_id.clone()];
-    let summary = export::export_range(&engine, &ids, range, args.format, &args.out).await?;
+    let summary = export::export_range(&engine, &ids, range, args.format.into(), &args.out).await?;
     println!("{}: {summary}", args.out.display());
     Ok(())
 }
@@ -128,7 +147,7 @@ pub async fn export(args: ExportArgs) -> Result<()> {
 pub fn import(command: ImportCommand) -> Result<()> {
     match command {
         ImportCommand::ChromeTrace { file, out } => {
-            let report = crate::import_chrome::import_file(&file, &out)?;
+            let report = import_chrome::import_file(&file, &out)?;
             for line in report.warnings() {
                 eprintln!("{line}");
             }

@@ -1,10 +1,10 @@
 //! The timeline's Export… control: writes the selected processes over the timeline's current
-//! range to a Perfetto or Chrome JSON file, in a background job (`crate::export::export_range`).
+//! range to a Perfetto or Chrome JSON file, in a background job (`frameline_interop::export_range`).
 //! Its state is the open lake's (`LakeView::export`), so a running export counts as busy.
 
 use super::jobs::{Job, take_finished};
-use crate::export::{self, ExportSummary, Format};
 use frameline_engine::Engine;
+use frameline_interop::export::{self, ExportSummary, Format};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -97,6 +97,7 @@ pub fn export_bar_ui(
                 state.job = Some(Job::spawn(runtime, ui.ctx(), "Exporting", async move {
                     export::export_range(&engine, &ids, Some((begin_ns, end_ns)), format, &path)
                         .await
+                        .map_err(anyhow::Error::from)
                 }));
             }
             if busy {

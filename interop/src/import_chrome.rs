@@ -10,12 +10,14 @@
 //! another and ends after it (clipped to its parent), and a `B` never ended (ended at the
 //! thread's last time) are counted and reported, never fatal.
 
-use anyhow::{Context, Result, bail};
+use crate::InteropError;
 use frameline_instrument::Level;
 use frameline_instrument::offline::{LakeWriter, ThreadHandle};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+type Result<T> = std::result::Result<T, InteropError>;
 
 /// Examples kept per kind of problem.
 const MAX_EXAMPLES: usize = 3;
@@ -158,7 +160,9 @@ fn events_of(root: &Value) -> Result<(&Vec<Value>, i64)> {
         Value::Array(events) => Ok((events, 0)),
         Value::Object(object) => {
             let Some(Value::Array(events)) = object.get("traceEvents") else {
-                bail!("not a Chrome trace: an object without a traceEvents array");
+                return Err(InteropError::NotChromeTrace {
+                    reason: "an object without a traceEvents array",
+                });
             };
             let origin = object
                 .get("otherData")
@@ -170,7 +174,9 @@ fn events_of(root: &Value) -> Result<(&Vec<Value>, i64)> {
                 .unwrap_or(0);
             Ok((events, origin))
         }
-        _ => bail!("not a Chrome trace: neither an array of events nor an object"),
+        _ => Err(InteropError::NotChromeTrace {
+            reason: "neither an array of events nor an object",
+        }),
     }
 }
 
@@ -185,7 +191,7 @@ fn level_of(event: &Value) -> Level {
 
 /// Reads `bytes` (a Chrome JSON trace) and writes it into the lake at `out`.
 pub fn import(bytes: &[u8], out: &str, source_name: &str) -> Result<ImportReport> {
-    let root: Value = serde_json::from_slice(bytes).context("not JSON")?;
+    let root: Value = serde_json::from_slice(bytes).map_err(InteropError::NotJson)?;
     let (events, origin_ns) = events_of(&root)?;
     let mut report = ImportReport::default();
     let mut processes: BTreeMap<String, ProcessData> = BTreeMap::new();
@@ -265,7 +271,10 @@ pub fn import(bytes: &[u8], out: &str, source_name: &str) -> Result<ImportReport
         }
     }
 
-    let writer = LakeWriter::open(out).with_context(|| format!("opening {out}"))?;
+    let writer = LakeWriter::open(out).map_err(|source| InteropError::OpenLake {
+        lake: out.to_owned(),
+        source,
+    })?;
     for (pid, mut data) in processes {
         let Some(first_ns) = data.first_ns else {
             continue;
@@ -293,9 +302,14 @@ pub fn import(bytes: &[u8], out: &str, source_name: &str) -> Result<ImportReport
             }
             report.samples += data.samples.len();
         }
-        let process_id = process
-            .finish(data.last_ns)
-            .with_context(|| format!("writing process {pid} into {out}"))?;
+        let process_id =
+            process
+                .finish(data.last_ns)
+                .map_err(|source| InteropError::WriteProcess {
+                    pid: pid.clone(),
+                    lake: out.to_owned(),
+                    source,
+                })?;
         report.process_ids.push(process_id);
     }
     Ok(report)
@@ -402,10 +416,16 @@ fn write_slices(
 
 /// Reads the file at `path` and imports it (what `frameline import chrome-trace` runs).
 pub fn import_file(path: &Path, out: &str) -> Result<ImportReport> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|source| InteropError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    import(&bytes, out, &name).with_context(|| format!("importing {}", path.display()))
+    import(&bytes, out, &name).map_err(|source| InteropError::Import {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
 }

@@ -7,7 +7,7 @@ pub mod chrome;
 pub mod perfetto;
 mod protobuf;
 
-use anyhow::{Context, Result, bail};
+use crate::InteropError;
 use frameline_engine::Engine;
 use frameline_engine::datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use frameline_engine::datafusion::arrow::compute::cast;
@@ -15,8 +15,10 @@ use frameline_engine::datafusion::arrow::datatypes::{DataType, Float64Type, Int6
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+type Result<T> = std::result::Result<T, InteropError>;
+
 /// A trace format to export to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// Perfetto's protobuf trace (ui.perfetto.dev, trace_processor).
     Perfetto,
@@ -141,7 +143,7 @@ pub async fn load_trace(
     range: Option<(i64, i64)>,
 ) -> Result<Trace> {
     if process_ids.is_empty() {
-        bail!("no process to export");
+        return Err(InteropError::NoProcess);
     }
     let ids = process_ids
         .iter()
@@ -183,9 +185,9 @@ pub async fn load_trace(
         .iter()
         .find(|id| !process_index.contains_key(*id))
     {
-        bail!(
-            "no process {missing} in this lake (list them with: SELECT process_id, exe, start_time FROM processes)"
-        );
+        return Err(InteropError::MissingProcess {
+            process_id: missing.clone(),
+        });
     }
 
     // Threads: one per (process, thread index), whatever the kind of stream.
@@ -375,8 +377,14 @@ pub async fn export_range(
     let trace = load_trace(engine, process_ids, range).await?;
     let bytes = encode(&trace, format);
     let tmp = path.with_extension(format!("{}.partial", format.extension()));
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&tmp, &bytes).map_err(|source| InteropError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| InteropError::Write {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok(ExportSummary {
         slices: trace.slice_count(),
         logs: trace.log_count(),

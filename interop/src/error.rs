@@ -1,0 +1,60 @@
+//! What can go wrong exporting or importing. Each variant names what it tried; the cause, when
+//! there is one, is its `source` (so `{:#}` through `anyhow` prints the whole chain on one line).
+
+use frameline_engine::EngineError;
+use frameline_engine::datafusion::arrow::error::ArrowError;
+use frameline_instrument::InitError;
+use frameline_instrument::sink::SinkError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InteropError {
+    /// A query of the lake failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A column of a query's result could not be read as the type expected.
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+    #[error("no process to export")]
+    NoProcess,
+    #[error(
+        "no process {process_id} in this lake (list them with: SELECT process_id, exe, start_time FROM processes)"
+    )]
+    MissingProcess { process_id: String },
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not JSON")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not a Chrome trace: {reason}")]
+    NotChromeTrace { reason: &'static str },
+    #[error("opening {lake}")]
+    OpenLake {
+        lake: String,
+        #[source]
+        source: InitError,
+    },
+    #[error("writing process {pid} into {lake}")]
+    WriteProcess {
+        pid: String,
+        lake: String,
+        #[source]
+        source: SinkError,
+    },
+    /// An import of a file failed (the cause says why).
+    #[error("importing {}", path.display())]
+    Import {
+        path: PathBuf,
+        #[source]
+        source: Box<InteropError>,
+    },
+}
