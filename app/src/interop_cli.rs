@@ -80,20 +80,20 @@ async fn parse_time(engine: &Engine, text: &str, process_start_ns: i64) -> Resul
         return Ok(process_start_ns.saturating_add(ns));
     }
     let sql = format!(
-        "SELECT CAST(to_timestamp('{}') AS BIGINT)",
+        "SELECT CAST(to_timestamp('{}') AS BIGINT) AS t",
         text.replace('\'', "''")
     );
     let batches = engine.query(&sql).await.with_context(|| {
         format!("{text}: not Unix nanoseconds, an offset (+1.5s) or a timestamp")
     })?;
-    use frameline_engine::datafusion::arrow::array::{Array, AsArray};
-    use frameline_engine::datafusion::arrow::datatypes::Int64Type;
-    batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .map(|b| b.column(0).as_primitive::<Int64Type>())
-        .filter(|c| !c.is_null(0))
-        .map(|c| c.value(0))
+    let mut times = Vec::new();
+    for batch in &batches {
+        times.extend(frameline_engine::columns::i64s(batch, "t")?);
+    }
+    times
+        .first()
+        .copied()
+        .filter(|&t| t != 0)
         .with_context(|| format!("{text}: not a timestamp"))
 }
 

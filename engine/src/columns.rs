@@ -26,11 +26,19 @@ fn mismatch(name: &str, expected: &str, found: &DataType) -> EngineError {
     }
 }
 
-/// An `Int64` or nanosecond-timestamp column as `i64`s (nulls read as 0).
+/// An integer or nanosecond-timestamp column as `i64`s (nulls, and unsigned values past
+/// `i64::MAX`, read as 0).
 pub fn i64s(batch: &RecordBatch, name: &str) -> Result<Vec<i64>, EngineError> {
     let array = column(batch, name)?;
     let values: Vec<i64> = match array.data_type() {
         DataType::Int64 => array.as_primitive::<Int64Type>().iter().collect_values(),
+        t if t.is_integer() => {
+            let wide = cast(array, &DataType::Int64).map_err(|e| EngineError::Column {
+                column: name.to_owned(),
+                detail: e.to_string(),
+            })?;
+            wide.as_primitive::<Int64Type>().iter().collect_values()
+        }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => array
             .as_primitive::<TimestampNanosecondType>()
             .iter()
@@ -137,6 +145,11 @@ mod tests {
             ("f", Arc::new(Float64Array::from(vec![1.5, 2.5]))),
         ]);
         assert_eq!(i64s(&b, "n").unwrap(), [1, 2]);
+        let small = batch(vec![(
+            "u",
+            Arc::new(datafusion::arrow::array::UInt32Array::from(vec![7, 8])) as ArrayRef,
+        )]);
+        assert_eq!(i64s(&small, "u").unwrap(), [7, 8]);
         assert_eq!(f64s(&b, "f").unwrap(), [1.5, 2.5]);
         for result in [
             strings(&b, "n").map(|_| ()),

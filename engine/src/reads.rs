@@ -127,8 +127,12 @@ impl Engine {
             col("process_id"),
             col("message"),
         ])?
-        .sort(vec![col("time").sort(true, false)])?
-        .limit(0, Some(limit))?;
+        .sort(vec![col("time").sort(true, false)])?;
+        // DataFusion's limits are signed: a larger one is no limit.
+        let frame = match i64::try_from(limit) {
+            Ok(_) => frame.limit(0, Some(limit))?,
+            Err(_) => frame,
+        };
         let mut lines = Vec::new();
         for batch in self.read(frame).await? {
             let times = i64s(&batch, "time")?;

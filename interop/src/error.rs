@@ -2,7 +2,6 @@
 //! there is one, is its `source` (so `{:#}` through `anyhow` prints the whole chain on one line).
 
 use frameline_engine::EngineError;
-use frameline_engine::datafusion::arrow::error::ArrowError;
 use frameline_instrument::InitError;
 use frameline_instrument::sink::SinkError;
 use std::path::PathBuf;
@@ -12,9 +11,6 @@ pub enum InteropError {
     /// A query of the lake failed.
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// A column of a query's result could not be read as the type expected.
-    #[error(transparent)]
-    Arrow(#[from] ArrowError),
     #[error("no process to export")]
     NoProcess,
     #[error(

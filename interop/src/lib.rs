@@ -5,6 +5,8 @@
 //! No GUI and no command line here: the `frameline` app's `export` / `import` subcommands and
 //! the viewer's Export… button are thin layers over these functions.
 
+#![deny(unsafe_code)]
+
 mod error;
 pub mod export;
 pub mod import_chrome;

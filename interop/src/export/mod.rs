@@ -9,9 +9,7 @@ mod protobuf;
 
 use crate::InteropError;
 use frameline_engine::Engine;
-use frameline_engine::datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use frameline_engine::datafusion::arrow::compute::cast;
-use frameline_engine::datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use frameline_engine::columns::{f64s, i64s, strings};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -117,24 +115,6 @@ fn sql_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn strings(batch: &RecordBatch, column: usize) -> Result<Vec<String>> {
-    let utf8 = cast(batch.column(column), &DataType::Utf8)?;
-    let utf8 = utf8.as_string::<i32>();
-    Ok((0..utf8.len()).map(|r| utf8.value(r).to_owned()).collect())
-}
-
-fn ints(batch: &RecordBatch, column: usize) -> Result<Vec<i64>> {
-    let values = cast(batch.column(column), &DataType::Int64)?;
-    let values = values.as_primitive::<Int64Type>();
-    Ok((0..values.len()).map(|r| values.value(r)).collect())
-}
-
-fn floats(batch: &RecordBatch, column: usize) -> Result<Vec<f64>> {
-    let values = cast(batch.column(column), &DataType::Float64)?;
-    let values = values.as_primitive::<Float64Type>();
-    Ok((0..values.len()).map(|r| values.value(r)).collect())
-}
-
 /// Gathers the spans, logs and metrics of `process_ids` that overlap `[begin_ns, end_ns]` (the
 /// whole capture without a range). Spans that overlap the range are kept whole.
 pub async fn load_trace(
@@ -170,7 +150,10 @@ pub async fn load_trace(
         ))
         .await?
     {
-        for (process_id, exe) in strings(&batch, 0)?.into_iter().zip(strings(&batch, 1)?) {
+        for (process_id, exe) in strings(&batch, "process_id")?
+            .into_iter()
+            .zip(strings(&batch, "exe")?)
+        {
             process_index.insert(process_id.clone(), processes.len());
             processes.push(TraceProcess {
                 process_id,
@@ -202,10 +185,10 @@ pub async fn load_trace(
         .await?
     {
         let (streams, owners, names, indices) = (
-            strings(&batch, 0)?,
-            strings(&batch, 1)?,
-            strings(&batch, 2)?,
-            ints(&batch, 3)?,
+            strings(&batch, "stream_id")?,
+            strings(&batch, "process_id")?,
+            strings(&batch, "thread_name")?,
+            i64s(&batch, "thread_index")?,
         );
         for row in 0..batch.num_rows() {
             let Some(&p) = process_index.get(&owners[row]) else {
@@ -233,12 +216,12 @@ pub async fn load_trace(
         .await?
     {
         let (streams, depths, names, targets, begins, ends) = (
-            strings(&batch, 0)?,
-            ints(&batch, 1)?,
-            strings(&batch, 2)?,
-            strings(&batch, 3)?,
-            ints(&batch, 4)?,
-            ints(&batch, 5)?,
+            strings(&batch, "stream_id")?,
+            i64s(&batch, "depth")?,
+            strings(&batch, "name")?,
+            strings(&batch, "target")?,
+            i64s(&batch, "begin_ns")?,
+            i64s(&batch, "end_ns")?,
         );
         for row in 0..batch.num_rows() {
             let Some(&(p, t)) = stream_thread.get(&streams[row]) else {
@@ -262,11 +245,11 @@ pub async fn load_trace(
         .await?
     {
         let (streams, times, levels, targets, messages) = (
-            strings(&batch, 0)?,
-            ints(&batch, 1)?,
-            strings(&batch, 2)?,
-            strings(&batch, 3)?,
-            strings(&batch, 4)?,
+            strings(&batch, "stream_id")?,
+            i64s(&batch, "time_ns")?,
+            strings(&batch, "level")?,
+            strings(&batch, "target")?,
+            strings(&batch, "message")?,
         );
         for row in 0..batch.num_rows() {
             let Some(&(p, t)) = stream_thread.get(&streams[row]) else {
@@ -290,11 +273,11 @@ pub async fn load_trace(
         .await?
     {
         let (owners, times, names, units, values) = (
-            strings(&batch, 0)?,
-            ints(&batch, 1)?,
-            strings(&batch, 2)?,
-            strings(&batch, 3)?,
-            floats(&batch, 4)?,
+            strings(&batch, "process_id")?,
+            i64s(&batch, "time_ns")?,
+            strings(&batch, "name")?,
+            strings(&batch, "unit")?,
+            f64s(&batch, "value")?,
         );
         for row in 0..batch.num_rows() {
             let Some(&p) = process_index.get(&owners[row]) else {
