@@ -347,7 +347,9 @@ fn a_plotted_metric_has_every_sample() {
                 .as_ref()
                 .is_some_and(|v| !v.metrics.available().is_empty())
     });
+    // One click per frame: egui reads one click per frame from the pointer.
     h.get_by_label("frame_time (ms)").click();
+    h.step();
     h.get_by_label("memory.used (bytes)").click();
     run_until(&mut h, "the metrics", |app| {
         app.idle()

@@ -182,7 +182,8 @@ impl BlockCache {
         let pending: Vec<tokio::task::JoinHandle<()>> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
         for handle in pending {
-            let _ = handle.await;
+            // A write that failed (or panicked) is a cache miss next time, nothing more.
+            handle.await.ok();
         }
     }
 
@@ -254,7 +255,7 @@ impl BlockCache {
             std::fs::rename(&tmp, &path).ok()
         })();
         if written.is_none() {
-            let _ = std::fs::remove_file(&tmp);
+            std::fs::remove_file(&tmp).ok();
         }
     }
 
@@ -262,7 +263,8 @@ impl BlockCache {
     pub fn clear(&self) {
         *self.memory() = Memory::default();
         if let Some(dir) = &self.disk_dir {
-            let _ = std::fs::remove_dir_all(dir);
+            // A folder that cannot be removed is only a cache left behind.
+            std::fs::remove_dir_all(dir).ok();
         }
     }
 

@@ -277,7 +277,8 @@ impl Engine {
             None if was_local => {
                 // Only in this user's settings: the (maybe read-only) lake is not touched.
                 if let Some(path) = local {
-                    let _ = std::fs::remove_file(path);
+                    // Already gone is what was asked.
+                    std::fs::remove_file(path).ok();
                 }
             }
             None => self.lake.delete(&key).await?,

@@ -853,7 +853,7 @@ pub fn format_message(template: &str, args: &[LogArg<'_>]) -> String {
                 match args.next() {
                     // Writing to a String cannot fail.
                     Some(arg) => {
-                        let _ = write!(out, "{arg}");
+                        write!(out, "{arg}").ok();
                     }
                     None => out.push_str("{?}"),
                 }

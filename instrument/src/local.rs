@@ -246,6 +246,8 @@ impl ThreadState {
         let len = queue.len.load(Ordering::Relaxed);
         // SAFETY: lock held; the owner is the caller.
         let sent = unsafe { &mut *queue.sent.get() };
+        // SAFETY: lock held; the owner is the caller, and no other reference to the buffer is
+        // alive (the flush thread takes the same lock before reading it).
         let buf = unsafe { &mut *queue.buf.get() };
         if len > *sent
             && let Some(session) = session::current()
@@ -290,6 +292,8 @@ impl ThreadState {
                 // its buffer fills before the sink catches up.
                 continue;
             }
+            // SAFETY: the lock we hold is the one the owner takes to replace the buffer, so the
+            // buffer stays alive; we only read it (below, bytes the owner has published).
             let buf = unsafe { &*queue.buf.get() };
             // SAFETY: bytes `sent..len` were written and published (release) by the owner
             // before we acquired `len`; the owner never writes below `len` again until it

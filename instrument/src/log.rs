@@ -127,7 +127,7 @@ pub fn write_display(w: &mut LogWriter<'_>, value: &(impl fmt::Display + ?Sized)
         written: 0,
     };
     // A Display impl that fails leaves what it wrote so far.
-    let _ = fmt::write(&mut adapter, format_args!("{value}"));
+    fmt::write(&mut adapter, format_args!("{value}")).ok();
     let written = adapter.written as u32;
     w.patch_u32(len_at, written);
 }

@@ -332,8 +332,9 @@ impl TelemetryGuard {
             return;
         };
         local::flush_current_thread();
-        let _ = self.session.tx.send(Msg::Shutdown);
-        let _ = handle.join();
+        // The flush thread gone (it panicked) has nothing left to flush: carry on shutting down.
+        self.session.tx.send(Msg::Shutdown).ok();
+        handle.join().ok();
         *SESSION.write().unwrap_or_else(PoisonError::into_inner) = None;
         *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = None;
     }

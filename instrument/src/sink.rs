@@ -78,7 +78,8 @@ impl Sink for LocalSink {
         ));
         std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
+            // Best effort: the rename's error is the one to report.
+            std::fs::remove_file(&tmp).ok();
             SinkError::Io {
                 path: path.clone(),
                 source,

@@ -28,7 +28,8 @@ impl<T: Send + 'static> Job<T> {
                 let message = format!("{e:#}");
                 message.split_whitespace().collect::<Vec<_>>().join(" ")
             });
-            let _ = tx.send(result);
+            // The job's owner dropped it (cancelled, view closed): nobody waits for the result.
+            tx.send(result).ok();
             ctx.request_repaint();
         });
         Job {

@@ -21,9 +21,13 @@ pub(super) fn load_recent() -> Vec<String> {
 fn save_recent(recent: &[String]) {
     if let Some(file) = recent_file() {
         if let Some(dir) = file.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            std::fs::create_dir_all(dir).ok();
         }
-        let _ = std::fs::write(file, serde_json::to_vec_pretty(recent).unwrap_or_default());
+        // The list of recent lakes is a convenience: a settings folder we cannot write only
+        // means it is not remembered.
+        if let Err(e) = std::fs::write(&file, serde_json::to_vec_pretty(recent).unwrap_or_default()) {
+            eprintln!("[frameline] cannot remember recent lakes in {}: {e}", file.display());
+        }
     }
 }
 
@@ -52,7 +56,8 @@ impl ViewerApp {
                     let picked = rfd::FileDialog::new()
                         .set_title("Open a Frameline capture")
                         .pick_folder();
-                    let _ = tx.send(picked);
+                    // The app closed meanwhile: nobody waits for the answer.
+                    tx.send(picked).ok();
                     ctx.request_repaint();
                 });
             }

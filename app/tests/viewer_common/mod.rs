@@ -40,6 +40,8 @@ pub fn run_until(h: &mut Harness<'_, ViewerApp>, what: &str, done: impl Fn(&View
                     v.model.as_ref().map(|m| m.span_count()),
                     v.errors.clone(),
                     v.metrics.errors(),
+                    v.metrics.checked.clone(),
+                    v.metrics.series().keys().map(|k| k.to_string()).collect::<Vec<_>>(),
                 )
             });
             panic!(

@@ -115,7 +115,7 @@ pub fn encode(trace: &Trace) -> Vec<u8> {
             out.extend_from_slice(b",\n");
         }
         // Serializing plain strings and numbers into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, event);
+        serde_json::to_writer(&mut out, event).ok();
     }
     out.extend_from_slice(
         b"\n],\n\"displayTimeUnit\":\"ns\",\n\"otherData\":{\"frameline_origin_unix_ns\":\"",
