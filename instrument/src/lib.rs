@@ -38,9 +38,9 @@ pub mod format;
 pub mod lake;
 mod local;
 mod log;
-pub mod native;
 #[cfg(feature = "log")]
 pub mod log_bridge;
+pub mod native;
 pub mod offline;
 mod raw;
 mod session;

@@ -88,7 +88,10 @@ pub fn span_begin(desc: &'static CSpanDesc) {
 
 /// Begins a span of the C call site `desc` named `name` at run time.
 pub fn span_begin_named(desc: &'static CSpanDesc, name: &str) {
-    local::record_named_span_word(desc as *const CSpanDesc as u64 | raw::CPU_BEGIN_NAMED_C, name);
+    local::record_named_span_word(
+        desc as *const CSpanDesc as u64 | raw::CPU_BEGIN_NAMED_C,
+        name,
+    );
 }
 
 /// Ends the innermost span of this thread.

@@ -181,7 +181,10 @@ impl StreamInfo {
     }
 
     pub(crate) fn set_thread_name(&self, name: &str) {
-        *self.thread_name.lock().unwrap_or_else(PoisonError::into_inner) = name.to_owned();
+        *self
+            .thread_name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = name.to_owned();
     }
 
     pub(crate) fn count_dropped(&self) {
@@ -703,9 +706,7 @@ impl Flusher {
 
     fn publish_held_bytes(&self) {
         let held = self.ring.as_ref().map_or(0, |ring| ring.held_bytes());
-        self.stats
-            .held_bytes
-            .store(held as u64, Ordering::Relaxed);
+        self.stats.held_bytes.store(held as u64, Ordering::Relaxed);
     }
 
     fn count_sampled_out(&mut self, blocks: Vec<Encoded>) {

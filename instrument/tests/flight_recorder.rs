@@ -65,7 +65,11 @@ fn files(dir: &Path) -> Vec<(String, PathBuf)> {
     walk(dir, &mut all);
     all.into_iter()
         .map(|p| {
-            let key = p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+            let key = p
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             (key, p)
         })
         .filter(|(key, _)| !key.contains(".tmp-"))
@@ -185,10 +189,16 @@ fn long_frames_ship_their_whole_span_tree_and_the_rest_is_sampled_out() {
     let stats = telemetry.shutdown();
     let lake = read(dir.path());
 
-    assert_eq!(lake.orphan_ends, 0, "every shipped block decodes on its own");
+    assert_eq!(
+        lake.orphan_ends, 0,
+        "every shipped block decodes on its own"
+    );
     assert_counts_add_up(&lake);
     assert!(stats.blocks_sampled_out > 0, "{stats:?}");
-    assert_eq!(stats.blocks_sampled_out, lake.processes[0].sampled_out_blocks);
+    assert_eq!(
+        stats.blocks_sampled_out,
+        lake.processes[0].sampled_out_blocks
+    );
     // Blocks are small here (20 ms of events): the ring never holds much more than its size.
     assert!(max_held <= (RING_BYTES + 64 * 1024) as u64, "{max_held}");
     // Frame markers always ship: every frame is there.
@@ -205,25 +215,42 @@ fn long_frames_ship_their_whole_span_tree_and_the_rest_is_sampled_out() {
         }
         long_frames += 1;
         let inside = |s: &&Span| s.begin >= begin && s.end <= end;
-        let names: Vec<&str> = lake.spans.iter().filter(inside).map(|s| s.name.as_str()).collect();
+        let names: Vec<&str> = lake
+            .spans
+            .iter()
+            .filter(inside)
+            .map(|s| s.name.as_str())
+            .collect();
         let count = |name: &str| names.iter().filter(|n| **n == name).count();
         // A spike frame, or one the machine slowed down: either way its whole tree.
         let spike = count("spike");
         assert_eq!(
-            (count("frame"), count("update"), count("leaf"), count("spike.part")),
+            (
+                count("frame"),
+                count("update"),
+                count("leaf"),
+                count("spike.part")
+            ),
             (1, 1, 3, 4 * spike),
             "frame {begin}..{end}: {names:?}"
         );
         assert!(spike <= 1);
         spike_frames += spike;
-        let root = lake.spans.iter().find(|s| inside(s) && s.name == "frame").unwrap();
+        let root = lake
+            .spans
+            .iter()
+            .find(|s| inside(s) && s.name == "frame")
+            .unwrap();
         assert_eq!(root.depth, 0);
     }
     assert!(long_frames >= 2, "the two spikes are long frames");
     assert_eq!(spike_frames, 2, "both spikes shipped");
     // Most of the session was not written: fewer CPU spans than recorded.
     let frames_with_spans = lake.spans.iter().filter(|s| s.name == "frame").count();
-    assert!(frames_with_spans < 400, "{frames_with_spans} frames shipped");
+    assert!(
+        frames_with_spans < 400,
+        "{frames_with_spans} frames shipped"
+    );
 }
 
 #[test]
@@ -307,7 +334,11 @@ fn flight_recorder_child() {
     let ready = Path::new(&lake).join("child-ready");
     loop {
         frame(false);
-        if !ready.exists() && files(Path::new(&lake)).iter().any(|(k, _)| k.contains("/cpu-")) {
+        if !ready.exists()
+            && files(Path::new(&lake))
+                .iter()
+                .any(|(k, _)| k.contains("/cpu-"))
+        {
             std::fs::write(&ready, b"ready").unwrap();
         }
     }
@@ -317,14 +348,22 @@ fn flight_recorder_child() {
 fn a_sigkill_loses_at_most_the_ring() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "flight_recorder_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "flight_recorder_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir.path())
         .spawn()
         .unwrap();
     let ready = dir.path().join("child-ready");
     let started = Instant::now();
     while !ready.exists() {
-        assert!(started.elapsed() < Duration::from_secs(120), "the child never got ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the child never got ready"
+        );
         assert!(child.try_wait().unwrap().is_none(), "the child exited");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -336,10 +375,20 @@ fn a_sigkill_loses_at_most_the_ring() {
 
     let lake = read(dir.path());
     assert_eq!(lake.processes.len(), 1);
-    assert!(lake.processes[0].end_unix_ns.is_none(), "killed, not shut down");
+    assert!(
+        lake.processes[0].end_unix_ns.is_none(),
+        "killed, not shut down"
+    );
     assert_eq!(lake.orphan_ends, 0);
-    assert!(lake.spans.iter().any(|s| s.name == "frame"), "the window shipped");
+    assert!(
+        lake.spans.iter().any(|s| s.name == "frame"),
+        "the window shipped"
+    );
     // The frames after the window were held, never written: only the window's are there.
     let shipped = lake.spans.iter().filter(|s| s.name == "frame").count();
-    assert!(shipped < lake.frame_markers.len(), "{shipped} of {}", lake.frame_markers.len());
+    assert!(
+        shipped < lake.frame_markers.len(),
+        "{shipped} of {}",
+        lake.frame_markers.len()
+    );
 }

@@ -134,8 +134,10 @@ unsafe fn config(lake: &str, options: Option<&FlOptions>) -> Result<Config, (i32
         config = config.exe(exe);
     }
     if options.max_level != 0 {
-        let level = Level::from_u8(options.max_level)
-            .ok_or((FL_ERROR_ARGUMENT, format!("bad level {}", options.max_level)))?;
+        let level = Level::from_u8(options.max_level).ok_or((
+            FL_ERROR_ARGUMENT,
+            format!("bad level {}", options.max_level),
+        ))?;
         config = config.max_level(level);
     }
     config = config.flush_interval(millis_or(options.flush_interval_ms, 1000));

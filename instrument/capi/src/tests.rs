@@ -59,7 +59,11 @@ fn read(dir: &std::path::Path) -> Vec<(StreamKind, Vec<String>)> {
     walk(dir, &mut files);
     let mut out = Vec::new();
     for path in files {
-        let key = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let key = path
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let Some(parsed) = BlockKey::parse(&key) else {
             continue;
         };
@@ -75,7 +79,11 @@ fn read(dir: &std::path::Path) -> Vec<(StreamKind, Vec<String>)> {
                         let d = view.span_dep(dep).unwrap();
                         format!("begin {} {}:{}", d.name, d.file, d.line)
                     }
-                    other => format!("{other:?}").split_whitespace().next().unwrap().into(),
+                    other => format!("{other:?}")
+                        .split_whitespace()
+                        .next()
+                        .unwrap()
+                        .into(),
                 })
                 .collect(),
             StreamKind::Log => view
@@ -106,7 +114,10 @@ fn init_refuses_bad_arguments_and_explains_why() {
     let _serial = serial();
     // SAFETY: null is allowed; the error text is copied into a buffer of the given size.
     unsafe {
-        assert_eq!(fl_init(std::ptr::null(), std::ptr::null()), FL_ERROR_ARGUMENT);
+        assert_eq!(
+            fl_init(std::ptr::null(), std::ptr::null()),
+            FL_ERROR_ARGUMENT
+        );
         let mut buffer = [0 as c_char; 8];
         let full = fl_last_error(buffer.as_mut_ptr(), buffer.len());
         assert_eq!(full, "the lake is null or not UTF-8".len());
@@ -179,14 +190,23 @@ fn every_call_records_what_it_was_given() {
         arg(FL_ARG_F32, FlArgValue { f: 0.5 }, 0),
         arg(FL_ARG_BOOL, FlArgValue { u: 1 }, 0),
         arg(FL_ARG_CHAR, FlArgValue { u: 'é' as u64 }, 0),
-        arg(FL_ARG_STR, FlArgValue { s: text.as_ptr().cast() }, text.len() as u32),
+        arg(
+            FL_ARG_STR,
+            FlArgValue {
+                s: text.as_ptr().cast(),
+            },
+            text.len() as u32,
+        ),
         arg(99, FlArgValue { u: 0 }, 0),
     ];
     // SAFETY: static descriptors, arguments and names valid for the stated lengths; null
     // pointers where the functions accept them.
     unsafe {
         assert_eq!(fl_init(lake.as_ptr(), &options), FL_OK);
-        assert_eq!(fl_init(lake.as_ptr(), &options), FL_ERROR_ALREADY_INITIALIZED);
+        assert_eq!(
+            fl_init(lake.as_ptr(), &options),
+            FL_ERROR_ALREADY_INITIALIZED
+        );
         fl_set_thread_name(c"capi-thread".as_ptr());
         fl_set_thread_name(std::ptr::null());
         fl_span_begin(&SPAN);
@@ -242,5 +262,8 @@ fn every_call_records_what_it_was_given() {
         .flat_map(|p| std::fs::read_dir(p.path()).unwrap().flatten())
         .map(|f| std::fs::read_to_string(f.path()).unwrap())
         .collect::<Vec<_>>();
-    assert!(streams.iter().all(|s| s.contains("\"capi-thread\"")), "{streams:?}");
+    assert!(
+        streams.iter().all(|s| s.contains("\"capi-thread\"")),
+        "{streams:?}"
+    );
 }

@@ -86,7 +86,10 @@ fn the_cpp_game_round_trips_event_for_event() {
     assert_eq!(process.exe, "cpp-game");
     assert_eq!(process.properties.get("engine").unwrap(), "cpp-example");
     assert_eq!(process.properties.get("map").unwrap(), "test_map");
-    assert!(process.end_unix_ns.is_some(), "fl_shutdown ends the process");
+    assert!(
+        process.end_unix_ns.is_some(),
+        "fl_shutdown ends the process"
+    );
 
     let mut cpu = Vec::new();
     for _ in 0..3 {

@@ -120,7 +120,9 @@ fn parse_declaration(statement: &str) -> Option<(String, (String, Vec<String>))>
                 return p;
             }
             // Drop the parameter's name (the last identifier).
-            let cut = p.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(0);
+            let cut = p
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(0);
             normalize(&p[..cut + 1])
         })
         .filter(|p| p != "void")
@@ -153,8 +155,7 @@ fn the_static_library_exports_what_the_header_declares() {
             (kind == "T" && name.starts_with("fl_")).then(|| name.to_owned())
         })
         .collect();
-    let declared: std::collections::BTreeSet<String> =
-        header_prototypes().into_keys().collect();
+    let declared: std::collections::BTreeSet<String> = header_prototypes().into_keys().collect();
     assert_eq!(exported, declared);
 }
 
@@ -217,7 +218,11 @@ fn structs_and_constants_have_the_same_layout_in_c_and_rust() {
     field!("fl_options.flight_recorder", FlOptions, flight_recorder);
     field!("fl_options.no_error_trigger", FlOptions, no_error_trigger);
     field!("fl_options.flush_interval_ms", FlOptions, flush_interval_ms);
-    field!("fl_options.frame_threshold_us", FlOptions, frame_threshold_us);
+    field!(
+        "fl_options.frame_threshold_us",
+        FlOptions,
+        frame_threshold_us
+    );
     field!("fl_options.before_ms", FlOptions, before_ms);
     field!("fl_options.after_ms", FlOptions, after_ms);
     field!("fl_options.ring_bytes", FlOptions, ring_bytes);

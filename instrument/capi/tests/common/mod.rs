@@ -14,16 +14,20 @@ pub fn capi_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>/`: where cargo put `libframeline_capi.a` (built with this test).
-pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
+/// `libframeline_capi.a`, built by cargo with this test: `cargo test` leaves it in
+/// `target/<profile>/deps/` (next to the test binary), `cargo build` in `target/<profile>/`.
 pub fn static_lib() -> PathBuf {
-    let lib = target_dir().join("libframeline_capi.a");
-    assert!(lib.exists(), "{} not built", lib.display());
-    lib
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    let candidates = [
+        deps.join("libframeline_capi.a"),
+        deps.parent().unwrap().join("libframeline_capi.a"),
+    ];
+    candidates
+        .iter()
+        .find(|lib| lib.exists())
+        .unwrap_or_else(|| panic!("libframeline_capi.a not built: looked at {candidates:?}"))
+        .clone()
 }
 
 /// Compiles `source` (C with gcc, C++ with g++) against the header and the static library.
@@ -77,10 +81,23 @@ pub struct Site {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ev {
-    Begin { name: String, site: Site },
+    Begin {
+        name: String,
+        site: Site,
+    },
     End,
-    Log { level: String, message: String, args: Vec<String>, site: Site },
-    Metric { name: String, unit: String, value: MetricValue, site: Site },
+    Log {
+        level: String,
+        message: String,
+        args: Vec<String>,
+        site: Site,
+    },
+    Metric {
+        name: String,
+        unit: String,
+        value: MetricValue,
+        site: Site,
+    },
 }
 
 fn site(file: &str, line: u32, target: &str) -> Site {
