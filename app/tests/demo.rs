@@ -337,8 +337,9 @@ fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction()
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
     let sampled = dir.path().join("sampled");
-    // Spikes at 1.5 s and 4.5 s; a short window so that most of the run is left out.
-    let common = ["--seconds", "5.5", "--threads", "2"];
+    // Spikes 90 frames in, then every 180 (1.5 s and 4.5 s at 60 fps; fewer on a loaded
+    // machine); a short window so that most of the run is left out.
+    let common = ["--seconds", "7", "--threads", "2"];
     frameline_ok(&[&["demo", "--out", full.to_str().unwrap()], &common[..]].concat());
     let stdout = frameline_ok(
         &[
@@ -357,6 +358,16 @@ fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction()
         .concat(),
     );
     assert!(stdout.contains("sampled out:"), "{stdout}");
+    // "frames:   N (S streaming spikes) in …"
+    let counts: Vec<usize> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("frames:"))
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (frames, spikes) = (counts[0], counts[1]);
+    assert!(spikes >= 1, "the first spike comes 90 frames in: {stdout}");
     let full = read_standalone(&full);
     let lake = read_standalone(&sampled);
     let process = lake.process.as_ref().unwrap();
@@ -406,6 +417,7 @@ fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction()
     let frequency = process.tsc_frequency as f64;
     let threshold = (0.045 * frequency) as u64;
     let mut long_frames = 0;
+    let mut spike_frames = 0;
     for pair in lake.frame_markers.windows(2) {
         if pair[1] - pair[0] <= threshold {
             continue;
@@ -413,6 +425,7 @@ fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction()
         long_frames += 1;
         let names = tree(&lake, pair[0], pair[1]);
         let spike = names.contains_key("streaming.load_chunk");
+        spike_frames += usize::from(spike);
         assert_eq!(&names, &shapes[&spike], "frame {}..{}", pair[0], pair[1]);
         let root = lake
             .spans
@@ -421,14 +434,9 @@ fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction()
             .unwrap();
         assert_eq!(root.depth, 0);
     }
-    assert!(long_frames >= 2, "the two spikes are long frames");
+    // A spike stalls the main thread 40 ms on top of its frame: always over 45 ms.
+    assert_eq!(spike_frames, spikes, "every spike shipped whole");
     // Frame markers always ship: the frame-time plot covers the whole run.
-    let frames: usize = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("frames:"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
     assert_eq!(lake.frame_markers.len(), frames);
 
     let ratio = lake.cpu_bytes as f64 / full.cpu_bytes as f64;
