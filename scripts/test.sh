@@ -17,6 +17,9 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv' 2>/dev/null || need_apt+=(python3-venv)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v cc >/dev/null || need_apt+=(gcc)
+# frameline-capi's tests compile the C++ example game and check the header (g++, gcc, nm).
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v nm >/dev/null || need_apt+=(binutils)
 # The viewer's tests render through wgpu on Mesa's software Vulkan (lavapipe).
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need_apt+=(mesa-vulkan-drivers libvulkan1)
 if [ ${#need_apt[@]} -gt 0 ]; then

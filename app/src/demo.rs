@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use frameline_instrument::prelude::*;
-use frameline_instrument::{Config, Level};
+use frameline_instrument::{Config, FlightRecorder, Level};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,48 @@ pub struct DemoOptions {
     pub fast: bool,
 }
 
+/// `frameline demo --flight-recorder …`: keep CPU blocks only around long frames, error logs
+/// and explicit captures.
+#[derive(Clone, Debug, clap::Args)]
+pub struct FlightRecorderArgs {
+    /// Keep CPU blocks in a bounded in-memory ring; write only the window around a trigger (a
+    /// frame longer than --frame-threshold-ms, an error log).
+    #[arg(long)]
+    pub flight_recorder: bool,
+    /// Flight recorder: a frame longer than this triggers.
+    #[arg(long, default_value_t = 33.4)]
+    pub frame_threshold_ms: f64,
+    /// Flight recorder: kept before a trigger.
+    #[arg(long, default_value_t = 2000)]
+    pub before_ms: u64,
+    /// Flight recorder: kept after a trigger.
+    #[arg(long, default_value_t = 500)]
+    pub after_ms: u64,
+    /// Flight recorder: most encoded CPU bytes held in memory.
+    #[arg(long, default_value_t = 16)]
+    pub ring_mib: usize,
+}
+
+impl FlightRecorderArgs {
+    /// The recorder's settings, if it is on.
+    pub fn recorder(&self) -> Option<FlightRecorder> {
+        self.flight_recorder.then(|| {
+            FlightRecorder::default()
+                .frame_threshold(Duration::from_secs_f64(
+                    self.frame_threshold_ms.max(0.0) / 1000.0,
+                ))
+                .window(
+                    Duration::from_millis(self.before_ms),
+                    Duration::from_millis(self.after_ms),
+                )
+                .ring_bytes(self.ring_mib.saturating_mul(1024 * 1024))
+        })
+    }
+}
+
+/// With a flight recorder, blocks are cut this often, so a window ships little more than itself.
+const FLIGHT_RECORDER_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// What was generated.
 #[derive(Clone, Debug)]
 pub struct DemoSummary {
@@ -32,6 +74,8 @@ pub struct DemoSummary {
     pub blocks_written: u64,
     pub bytes_written: u64,
     pub blocks_dropped: u64,
+    /// CPU blocks the flight recorder never wrote.
+    pub blocks_sampled_out: u64,
     pub elapsed: Duration,
 }
 
@@ -266,13 +310,24 @@ fn update(frame: u64, jobs: &mpsc::Sender<Job>, fast: bool) {
 
 /// Runs the demo game and records it into `options.lake`.
 pub fn run(options: &DemoOptions) -> Result<DemoSummary> {
-    let config = Config::lake(&options.lake)
+    run_with(options, None)
+}
+
+/// [`run`], with a flight recorder if `recorder` is set.
+pub fn run_with(options: &DemoOptions, recorder: Option<FlightRecorder>) -> Result<DemoSummary> {
+    let mut config = Config::lake(&options.lake)
         .with_context(|| format!("opening {}", options.lake))?
         .exe("frameline-demo")
         .max_level(Level::Debug)
         .property("map", "harbor_district")
         .property("build", env!("CARGO_PKG_VERSION"))
         .property("mode", if options.fast { "fast" } else { "realtime" });
+    if let Some(recorder) = recorder {
+        config = config
+            .flight_recorder(recorder)
+            .flush_interval(FLIGHT_RECORDER_FLUSH_INTERVAL)
+            .property("flight_recorder", "on");
+    }
     let telemetry = frameline_instrument::init(config).context("starting telemetry")?;
     let process_id = telemetry.process_id();
     info!(
@@ -388,6 +443,7 @@ pub fn run(options: &DemoOptions) -> Result<DemoSummary> {
         blocks_written: stats.blocks_written,
         bytes_written: stats.bytes_written,
         blocks_dropped: stats.blocks_dropped,
+        blocks_sampled_out: stats.blocks_sampled_out,
         elapsed,
     })
 }

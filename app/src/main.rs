@@ -50,6 +50,8 @@ enum Command {
         /// Don't sleep and do minimal work per span: record as many spans as possible.
         #[arg(long)]
         fast: bool,
+        #[command(flatten)]
+        recorder: demo::FlightRecorderArgs,
     },
 }
 
@@ -258,6 +260,7 @@ fn run() -> Result<()> {
             seconds,
             threads,
             fast,
+            recorder,
         }) => {
             let open_after = out.is_none();
             let lake = match out {
@@ -268,12 +271,15 @@ fn run() -> Result<()> {
                 "recording a {seconds} s demo ({}) into {lake}",
                 if fast { "fast" } else { "60 fps" }
             );
-            let summary = demo::run(&demo::DemoOptions {
-                lake: lake.clone(),
-                seconds,
-                worker_threads: threads,
-                fast,
-            })?;
+            let summary = demo::run_with(
+                &demo::DemoOptions {
+                    lake: lake.clone(),
+                    seconds,
+                    worker_threads: threads,
+                    fast,
+                },
+                recorder.recorder(),
+            )?;
             let secs = summary.elapsed.as_secs_f64();
             println!("capture:  {lake}");
             println!("process:  {}", summary.process_id);
@@ -301,6 +307,12 @@ fn run() -> Result<()> {
                 println!(
                     "lost:     {} blocks (sink too slow)",
                     summary.blocks_dropped
+                );
+            }
+            if recorder.flight_recorder {
+                println!(
+                    "sampled out: {} CPU blocks (flight recorder)",
+                    summary.blocks_sampled_out
                 );
             }
             if open_after {

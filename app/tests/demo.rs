@@ -228,3 +228,228 @@ fn demo_writes_to_s3() {
         "{body}"
     );
 }
+
+/// A closed span of one thread, decoded from one block on its own (open-spans column first).
+struct ClosedSpan {
+    name: String,
+    begin: u64,
+    end: u64,
+    depth: usize,
+}
+
+/// What the flight-recorder test compares between two captures of the demo.
+#[derive(Default)]
+struct Standalone {
+    process: Option<ProcessMeta>,
+    streams: BTreeMap<String, StreamMeta>,
+    cpu_seqs: BTreeMap<String, Vec<u64>>,
+    cpu_bytes: u64,
+    orphan_ends: u64,
+    /// Main thread only.
+    spans: Vec<ClosedSpan>,
+    frame_markers: Vec<u64>,
+}
+
+/// Decodes every block of a local capture on its own, as the engine does.
+fn read_standalone(root: &Path) -> Standalone {
+    let mut all = Vec::new();
+    files(root, &mut all);
+    let mut lake = Standalone::default();
+    let mut blocks = Vec::new();
+    for path in all {
+        let key = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let bytes = std::fs::read(&path).unwrap();
+        if key.starts_with(lake::PROCESSES_PREFIX) {
+            lake.process = Some(serde_json::from_slice(&bytes).unwrap());
+        } else if key.starts_with(lake::STREAMS_PREFIX) {
+            let meta: StreamMeta = serde_json::from_slice(&bytes).unwrap();
+            lake.streams.insert(meta.stream_id.clone(), meta);
+        } else if let Some(parsed) = BlockKey::parse(&key) {
+            blocks.push((parsed, bytes));
+        }
+    }
+    for (parsed, bytes) in blocks {
+        let main = lake
+            .streams
+            .get(&parsed.stream_id)
+            .is_some_and(|m| m.thread_name == "main");
+        let block = Block::parse(&bytes).unwrap();
+        let view = block.view().unwrap();
+        match parsed.kind {
+            frameline_instrument::format::StreamKind::Cpu => {
+                lake.cpu_bytes += bytes.len() as u64;
+                lake.cpu_seqs
+                    .entry(parsed.stream_id.clone())
+                    .or_default()
+                    .push(parsed.block_seq);
+                let mut stack = view.open_spans().unwrap();
+                for event in view.cpu_events().unwrap() {
+                    match event.unwrap() {
+                        CpuEvent::Begin { ticks, dep } => stack.push((dep, ticks)),
+                        CpuEvent::End { ticks } => match stack.pop() {
+                            Some((dep, begin)) if main => lake.spans.push(ClosedSpan {
+                                name: view.span_dep(dep).unwrap().name.to_owned(),
+                                begin,
+                                end: ticks,
+                                depth: stack.len(),
+                            }),
+                            Some(_) => {}
+                            None => lake.orphan_ends += 1,
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            frameline_instrument::format::StreamKind::Metrics if main => {
+                for event in view.metric_events().unwrap() {
+                    let event = event.unwrap();
+                    if view.metric_dep(event.dep).unwrap().name == "frame" {
+                        lake.frame_markers.push(event.ticks);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    lake.frame_markers.sort_unstable();
+    lake
+}
+
+/// Spans of the main thread inside `[begin, end]`, by name.
+fn tree(lake: &Standalone, begin: u64, end: u64) -> BTreeMap<&str, usize> {
+    let mut names = BTreeMap::new();
+    for span in lake
+        .spans
+        .iter()
+        .filter(|s| s.begin >= begin && s.end <= end)
+    {
+        *names.entry(span.name.as_str()).or_default() += 1;
+    }
+    names
+}
+
+#[test]
+fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let sampled = dir.path().join("sampled");
+    // Spikes 90 frames in, then every 180 (1.5 s and 4.5 s at 60 fps; fewer on a loaded
+    // machine); a short window so that most of the run is left out.
+    let common = ["--seconds", "7", "--threads", "2"];
+    frameline_ok(&[&["demo", "--out", full.to_str().unwrap()], &common[..]].concat());
+    let stdout = frameline_ok(
+        &[
+            &["demo", "--out", sampled.to_str().unwrap()],
+            &common[..],
+            &[
+                "--flight-recorder",
+                "--frame-threshold-ms",
+                "45",
+                "--before-ms",
+                "300",
+                "--after-ms",
+                "100",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(stdout.contains("sampled out:"), "{stdout}");
+    // "frames:   N (S streaming spikes) in …"
+    let counts: Vec<usize> = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("frames:"))
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (frames, spikes) = (counts[0], counts[1]);
+    assert!(spikes >= 1, "the first spike comes 90 frames in: {stdout}");
+    let full = read_standalone(&full);
+    let lake = read_standalone(&sampled);
+    let process = lake.process.as_ref().unwrap();
+    assert_eq!(process.properties.get("flight_recorder").unwrap(), "on");
+    assert_eq!(
+        lake.orphan_ends, 0,
+        "every shipped block decodes on its own"
+    );
+
+    // Sampled-out and written blocks account for every block of each CPU stream.
+    let mut sampled_out = 0;
+    for (id, meta) in &lake.streams {
+        let seqs = lake.cpu_seqs.get(id).cloned().unwrap_or_default();
+        if meta.kind != "cpu" {
+            assert_eq!(meta.sampled_out_blocks, 0);
+            continue;
+        }
+        assert_eq!(seqs.len() as u64, meta.written_blocks, "{meta:?}");
+        let used = meta.written_blocks + meta.sampled_out_blocks + meta.dropped_blocks;
+        assert!(seqs.iter().all(|&s| s < used), "{meta:?}: {seqs:?}");
+        sampled_out += meta.sampled_out_blocks;
+    }
+    assert!(sampled_out > 0);
+    assert_eq!(process.sampled_out_blocks, sampled_out);
+    assert!(
+        stdout.contains(&format!("sampled out: {sampled_out} CPU blocks")),
+        "{stdout}"
+    );
+
+    // The span tree of an ordinary frame and of a spike frame, from the full capture.
+    let mut shapes: BTreeMap<bool, BTreeMap<&str, usize>> = BTreeMap::new();
+    for pair in full.frame_markers.windows(2) {
+        let names = tree(&full, pair[0], pair[1]);
+        if names.get("frame") == Some(&1) {
+            shapes
+                .entry(names.contains_key("streaming.load_chunk"))
+                .or_insert(names);
+        }
+    }
+    assert_eq!(
+        shapes.len(),
+        2,
+        "the full capture has ordinary and spike frames"
+    );
+
+    // Every frame over the threshold has its whole tree in the sampled capture.
+    let frequency = process.tsc_frequency as f64;
+    let threshold = (0.045 * frequency) as u64;
+    let mut long_frames = 0;
+    let mut spike_frames = 0;
+    for pair in lake.frame_markers.windows(2) {
+        if pair[1] - pair[0] <= threshold {
+            continue;
+        }
+        long_frames += 1;
+        let names = tree(&lake, pair[0], pair[1]);
+        let spike = names.contains_key("streaming.load_chunk");
+        spike_frames += usize::from(spike);
+        assert_eq!(&names, &shapes[&spike], "frame {}..{}", pair[0], pair[1]);
+        let root = lake
+            .spans
+            .iter()
+            .find(|s| s.name == "frame" && s.begin >= pair[0] && s.end <= pair[1])
+            .unwrap();
+        assert_eq!(root.depth, 0);
+    }
+    // A spike stalls the main thread 40 ms on top of its frame: always over 45 ms.
+    assert_eq!(spike_frames, spikes, "every spike shipped whole");
+    // Frame markers always ship: the frame-time plot covers the whole run.
+    assert_eq!(lake.frame_markers.len(), frames);
+
+    let ratio = lake.cpu_bytes as f64 / full.cpu_bytes as f64;
+    println!(
+        "CPU bytes: {} with the flight recorder, {} without: {:.3}",
+        lake.cpu_bytes, full.cpu_bytes, ratio
+    );
+    // Each long frame ships about half a second around it; on a machine so loaded that many
+    // ordinary frames pass the threshold too, only the sampled-out count above is checked.
+    if long_frames <= 4 {
+        assert!(
+            ratio < 0.5,
+            "the flight recorder wrote {ratio:.3} of a full capture"
+        );
+    }
+}

@@ -698,6 +698,7 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
         Field::new("parent_process_id", DataType::Utf8, true),
         Field::new("properties", DataType::Utf8, false),
         Field::new("dropped_blocks", DataType::UInt64, false),
+        Field::new("sampled_out_blocks", DataType::UInt64, false),
     ]));
     let processes = RecordBatch::try_new(
         processes_schema,
@@ -726,6 +727,9 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
             Arc::new(UInt64Array::from(
                 p.iter().map(|x| x.dropped_blocks).collect::<Vec<_>>(),
             )),
+            Arc::new(UInt64Array::from(
+                p.iter().map(|x| x.sampled_out_blocks).collect::<Vec<_>>(),
+            )),
         ],
     )
     .map_err(to_err)?;
@@ -742,6 +746,7 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
         Field::new("thread_index", DataType::UInt64, false),
         Field::new("written_blocks", DataType::UInt64, false),
         Field::new("dropped_blocks", DataType::UInt64, false),
+        Field::new("sampled_out_blocks", DataType::UInt64, false),
     ]));
     let streams = RecordBatch::try_new(
         streams_schema,
@@ -758,6 +763,9 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
             )),
             Arc::new(UInt64Array::from(
                 s.iter().map(|x| x.dropped_blocks).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                s.iter().map(|x| x.sampled_out_blocks).collect::<Vec<_>>(),
             )),
         ],
     )

@@ -11,6 +11,7 @@
 //! payload. Corrupt or hostile input yields a [`FormatError`], never a panic.
 
 use crate::desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
+use crate::native::{CLogDesc, CMetricDesc, CSpanDesc, static_c_str};
 use crate::raw;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -1129,8 +1130,12 @@ pub(crate) struct StaticDescriptors;
 impl Descriptors for StaticDescriptors {
     #[inline(always)]
     fn span(&self, addr: u64) -> SpanDep<'_> {
+        if addr & raw::C_DESC != 0 {
+            return c_span_dep(addr);
+        }
         // SAFETY: CPU queues only hold addresses of `&'static SpanDesc` written by
-        // `crate::local` (tested by the round-trip tests in tests/round_trip.rs).
+        // `crate::local` (tested by the round-trip tests in tests/round_trip.rs), except
+        // those marked as C descriptors, handled above.
         let desc = unsafe { &*(addr as *const SpanDesc) };
         SpanDep {
             name: desc.name,
@@ -1142,7 +1147,11 @@ impl Descriptors for StaticDescriptors {
 
     #[inline(always)]
     fn log(&self, addr: u64) -> LogDep<'_> {
-        // SAFETY: log queues only hold addresses of `&'static LogDesc` (see `crate::local`).
+        if addr & raw::C_DESC != 0 {
+            return c_log_dep(addr);
+        }
+        // SAFETY: log queues only hold addresses of `&'static LogDesc` (see `crate::local`),
+        // except those marked as C descriptors, handled above.
         let desc = unsafe { &*(addr as *const LogDesc) };
         LogDep {
             level: desc.level,
@@ -1155,7 +1164,11 @@ impl Descriptors for StaticDescriptors {
 
     #[inline(always)]
     fn metric(&self, addr: u64) -> MetricDep<'_> {
-        // SAFETY: metric queues only hold addresses of `&'static MetricDesc`.
+        if addr & raw::C_DESC != 0 {
+            return c_metric_dep(addr);
+        }
+        // SAFETY: metric queues only hold addresses of `&'static MetricDesc`, except those
+        // marked as C descriptors, handled above.
         let desc = unsafe { &*(addr as *const MetricDesc) };
         MetricDep {
             kind: desc.kind,
@@ -1163,6 +1176,55 @@ impl Descriptors for StaticDescriptors {
             unit: desc.unit,
             target: desc.target,
             file: desc.file,
+            line: desc.line,
+        }
+    }
+}
+
+/// The dependency of a C span call site (`addr` marked with `raw::C_DESC`).
+fn c_span_dep(addr: u64) -> SpanDep<'static> {
+    // SAFETY: an address marked as a C descriptor was written by `crate::native` from a
+    // `&'static CSpanDesc` (the C ABI's call sites; tested by frameline-capi's round trip).
+    let desc = unsafe { &*((addr & !raw::CPU_KIND_MASK) as *const CSpanDesc) };
+    // SAFETY: a C descriptor's strings are static NUL-terminated strings (or null).
+    unsafe {
+        SpanDep {
+            name: static_c_str(desc.name),
+            target: static_c_str(desc.target),
+            file: static_c_str(desc.file),
+            line: desc.line,
+        }
+    }
+}
+
+/// The dependency of a C log call site.
+fn c_log_dep(addr: u64) -> LogDep<'static> {
+    // SAFETY: as in `c_span_dep`, for a `&'static CLogDesc`.
+    let desc = unsafe { &*((addr & !raw::CPU_KIND_MASK) as *const CLogDesc) };
+    // SAFETY: as in `c_span_dep`.
+    unsafe {
+        LogDep {
+            level: desc.level(),
+            target: static_c_str(desc.target),
+            template: static_c_str(desc.template),
+            file: static_c_str(desc.file),
+            line: desc.line,
+        }
+    }
+}
+
+/// The dependency of a C metric call site.
+fn c_metric_dep(addr: u64) -> MetricDep<'static> {
+    // SAFETY: as in `c_span_dep`, for a `&'static CMetricDesc`.
+    let desc = unsafe { &*((addr & !raw::CPU_KIND_MASK) as *const CMetricDesc) };
+    // SAFETY: as in `c_span_dep`.
+    unsafe {
+        MetricDep {
+            kind: desc.metric_kind(),
+            name: static_c_str(desc.name),
+            unit: static_c_str(desc.unit),
+            target: static_c_str(desc.target),
+            file: static_c_str(desc.file),
             line: desc.line,
         }
     }
@@ -1307,7 +1369,13 @@ impl BlockEncoder {
         ) {
             offset += 16;
             let addr = word & !raw::CPU_KIND_MASK;
-            let tag = match word & raw::CPU_KIND_MASK {
+            // A C call site's begins read like Rust ones, its reference marked as C.
+            let (kind, addr) = match word & raw::CPU_KIND_MASK {
+                raw::CPU_BEGIN_C => (raw::CPU_BEGIN, addr | raw::C_DESC),
+                raw::CPU_BEGIN_NAMED_C => (raw::CPU_BEGIN_NAMED, addr | raw::C_DESC),
+                kind => (kind, addr),
+            };
+            let tag = match kind {
                 raw::CPU_BEGIN => {
                     open.0.push(OpenSpan {
                         addr,
@@ -1518,6 +1586,47 @@ impl BlockEncoder {
         self.col_a = events;
         result
     }
+}
+
+/// The frame markers in a metrics queue's raw bytes, in order: `(call site, ticks)` (for the
+/// flight recorder's triggers).
+pub(crate) fn raw_frame_markers(raw_bytes: &[u8]) -> Vec<(u64, u64)> {
+    let mut markers = Vec::new();
+    let mut offset = 0;
+    while let (Some(ticks), Some(addr)) = (
+        raw::read_u64(raw_bytes, offset),
+        raw::read_u64(raw_bytes, offset + 8),
+    ) {
+        offset += raw::METRIC_RECORD_BYTES;
+        if offset > raw_bytes.len() {
+            break;
+        }
+        if StaticDescriptors.metric(addr).kind == MetricKind::Frame {
+            markers.push((addr, ticks));
+        }
+    }
+    markers
+}
+
+/// The times of the error-level entries in a log queue's raw bytes (for the flight recorder's
+/// triggers).
+pub(crate) fn raw_error_log_ticks(raw_bytes: &[u8]) -> Vec<u64> {
+    let mut ticks_of_errors = Vec::new();
+    let mut offset = 0;
+    while let (Some(ticks), Some(addr), Some(args_len)) = (
+        raw::read_u64(raw_bytes, offset),
+        raw::read_u64(raw_bytes, offset + 8),
+        raw::read_u32(raw_bytes, offset + 16),
+    ) {
+        offset += raw::LOG_HEADER_BYTES + args_len as usize;
+        if offset > raw_bytes.len() {
+            break;
+        }
+        if StaticDescriptors.log(addr).level == Level::Error {
+            ticks_of_errors.push(ticks);
+        }
+    }
+    ticks_of_errors
 }
 
 /// Re-encodes raw arguments (fixed-width) into the block's compact form; returns their count.

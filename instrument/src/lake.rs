@@ -76,6 +76,10 @@ pub struct ProcessMeta {
     /// Blocks of this process dropped before reaching the lake (known at shutdown).
     #[serde(default)]
     pub dropped_blocks: u64,
+    /// CPU blocks the flight recorder kept in memory and never wrote (known at shutdown; 0
+    /// without a flight recorder). Not lost: left out on purpose, away from any trigger.
+    #[serde(default)]
+    pub sampled_out_blocks: u64,
 }
 
 /// Description of one stream (one kind of data of one thread).
@@ -92,6 +96,9 @@ pub struct StreamMeta {
     /// Blocks written, as of the last update.
     #[serde(default)]
     pub written_blocks: u64,
+    /// Blocks the flight recorder never wrote (sampled out, not lost), as of the last update.
+    #[serde(default)]
+    pub sampled_out_blocks: u64,
 }
 
 pub fn process_key(process_id: &str, start_unix_ns: i64) -> String {

@@ -33,12 +33,14 @@ extern crate self as frameline_instrument;
 #[cfg(any(feature = "tracing", feature = "log"))]
 mod callsites;
 mod desc;
+pub mod flight_recorder;
 pub mod format;
 pub mod lake;
 mod local;
 mod log;
 #[cfg(feature = "log")]
 pub mod log_bridge;
+pub mod native;
 pub mod offline;
 mod raw;
 mod session;
@@ -49,11 +51,18 @@ pub mod time;
 pub mod tracing_layer;
 
 pub use desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
+pub use flight_recorder::{FlightRecorder, capture_now};
 pub use session::{
     Config, InitError, Stats, TelemetryGuard, init, init_from_env, level_enabled, process_id,
     set_max_level, stats,
 };
 pub use span::{InstrumentFuture, InstrumentedFuture, SpanGuard};
+
+/// Names the calling thread in the lake (instead of its `std::thread` name or `thread-N`), for
+/// threads not started by Rust or started without a name.
+pub fn set_thread_name(name: &str) {
+    local::set_thread_name(name);
+}
 
 /// Everything a game needs: `use frameline_instrument::prelude::*;`.
 pub mod prelude {

@@ -216,7 +216,7 @@ impl ThreadState {
                 next_seq: 0,
                 info: Arc::new(StreamInfo::new(
                     queue.kind,
-                    &old.thread_name,
+                    &old.thread_name(),
                     old.thread_index,
                 )),
             };
@@ -369,6 +369,19 @@ fn with_thread<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
         .ok()
 }
 
+/// Names the calling thread's streams (instead of its `std::thread` name or `thread-N`).
+pub(crate) fn set_thread_name(name: &str) {
+    with_thread(|state| {
+        let _guard = state.lock();
+        for queue in [&state.cpu, &state.log, &state.metrics] {
+            // SAFETY: the thread's lock is held (see `unsafe impl Sync for ThreadState`) and
+            // the reference does not outlive this statement.
+            let slot = unsafe { &*queue.stream.get() };
+            slot.info.set_thread_name(name);
+        }
+    });
+}
+
 /// Flushes the calling thread's queues (used at shutdown by the thread that owns the guard).
 pub(crate) fn flush_current_thread() {
     with_thread(|state| state.flush_own());
@@ -389,14 +402,26 @@ pub(crate) fn record_span_end() {
     with_thread(|t| t.cpu.push2(t, ticks, raw::CPU_END));
 }
 
+/// Appends a span begin whose word (descriptor address and kind) is already built.
+#[inline(always)]
+pub(crate) fn record_span_word(word: u64) {
+    let ticks = crate::time::now();
+    with_thread(|t| t.cpu.push2(t, ticks, word));
+}
+
 pub(crate) fn record_named_span_begin(addr: u64, name: &str) {
+    record_named_span_word(addr | raw::CPU_BEGIN_NAMED, name);
+}
+
+/// Appends a named span begin whose word (address and a named kind) is already built.
+pub(crate) fn record_named_span_word(word: u64, name: &str) {
     let ticks = crate::time::now();
     let name = raw::truncate_str(name, raw::MAX_INLINE_STR_BYTES);
     let words = raw::padded_words(name.len());
     with_thread(|t| {
         let mut record = [0u8; 24 + raw::MAX_INLINE_STR_BYTES + 8];
         record[..8].copy_from_slice(&ticks.to_le_bytes());
-        record[8..16].copy_from_slice(&(addr | raw::CPU_BEGIN_NAMED).to_le_bytes());
+        record[8..16].copy_from_slice(&word.to_le_bytes());
         record[16..24].copy_from_slice(&(name.len() as u64).to_le_bytes());
         record[24..24 + name.len()].copy_from_slice(name.as_bytes());
         t.cpu.push_bytes(t, &record[..24 + words * 8]);

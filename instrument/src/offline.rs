@@ -73,6 +73,7 @@ impl LakeWriter {
                 parent_process_id: None,
                 properties: BTreeMap::new(),
                 dropped_blocks: 0,
+                sampled_out_blocks: 0,
             },
             process_id_bytes: *process_id.as_bytes(),
             descs: OfflineDescriptors::default(),
@@ -407,6 +408,7 @@ impl ProcessWriter<'_> {
                     thread_index: index as u64,
                     dropped_blocks: 0,
                     written_blocks: stream.written_blocks,
+                    sampled_out_blocks: 0,
                 });
             }
         }

@@ -5,6 +5,8 @@
 //! `&'static SpanDesc` address (8-aligned) or-ed with a kind in its low three bits.
 //! Log queue: `[ticks u64][desc u64][args_len u32][args]`, each argument a tag byte + payload.
 //! Metrics queue: `[ticks u64][desc u64][value u64]`.
+//! A C call site's descriptor (`crate::native`) is marked by the CPU kinds `*_C`, and in log and
+//! metric records by bit [`C_DESC`] of the descriptor word.
 
 pub(crate) const CPU_BEGIN: u64 = 0;
 pub(crate) const CPU_END: u64 = 1;
@@ -14,7 +16,14 @@ pub(crate) const CPU_BEGIN_NAMED: u64 = 2;
 pub(crate) const CPU_ASYNC_BEGIN: u64 = 3;
 /// Followed by `[id u64]`; no descriptor.
 pub(crate) const CPU_ASYNC_END: u64 = 4;
+/// [`CPU_BEGIN`] of a C call site (`crate::native::CSpanDesc`).
+pub(crate) const CPU_BEGIN_C: u64 = 5;
+/// [`CPU_BEGIN_NAMED`] of a C call site; followed by `[len u64][name bytes padded to 8]`.
+pub(crate) const CPU_BEGIN_NAMED_C: u64 = 6;
 pub(crate) const CPU_KIND_MASK: u64 = 0b111;
+/// Set in a log or metric record's descriptor word (whose low three bits are otherwise zero),
+/// and in the encoder's descriptor references, when the descriptor is a C call site's.
+pub(crate) const C_DESC: u64 = 1;
 
 pub(crate) const ARG_U64: u8 = 0;
 pub(crate) const ARG_I64: u8 = 1;

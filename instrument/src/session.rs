@@ -2,7 +2,8 @@
 //! hand-off between the game's threads and it.
 
 use crate::Level;
-use crate::format::{BlockEncoder, BlockMeta, OpenSpans, StreamKind};
+use crate::flight_recorder::{FlightRecorder, HeldBlock, Ring};
+use crate::format::{self, BlockEncoder, BlockMeta, OpenSpans, StreamKind};
 use crate::lake::{self, BlockKey, ProcessMeta, StreamMeta};
 use crate::local;
 use crate::sink::{NullSink, Sink, SinkError};
@@ -10,7 +11,7 @@ use crate::time::{self, ClockPair};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,7 @@ pub struct Config {
     flush_interval: Duration,
     max_level: Level,
     max_inflight_bytes: usize,
+    flight_recorder: Option<FlightRecorder>,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             flush_interval: Duration::from_secs(1),
             max_level: Level::Info,
             max_inflight_bytes: 64 * 1024 * 1024,
+            flight_recorder: None,
         }
     }
 
@@ -134,6 +137,13 @@ impl Config {
         self
     }
 
+    /// Keeps CPU blocks in a bounded ring and writes only those around a trigger (a long
+    /// frame, an error log, [`crate::capture_now`]); see [`FlightRecorder`].
+    pub fn flight_recorder(mut self, recorder: FlightRecorder) -> Self {
+        self.flight_recorder = Some(recorder);
+        self
+    }
+
     /// Raw bytes allowed to wait for the sink before whole blocks are dropped (default 64 MiB).
     pub fn max_inflight_bytes(mut self, bytes: usize) -> Self {
         self.max_inflight_bytes = bytes;
@@ -145,7 +155,8 @@ impl Config {
 pub(crate) struct StreamInfo {
     pub(crate) kind: StreamKind,
     pub(crate) stream_id: [u8; 16],
-    pub(crate) thread_name: String,
+    /// Renamed by `set_thread_name`; read when the stream's metadata is written.
+    thread_name: Mutex<String>,
     pub(crate) thread_index: u64,
     /// Blocks dropped by the game thread because the sink was behind.
     dropped_blocks: AtomicU32,
@@ -156,10 +167,24 @@ impl StreamInfo {
         Self {
             kind,
             stream_id: *uuid::Uuid::new_v4().as_bytes(),
-            thread_name: thread_name.to_owned(),
+            thread_name: Mutex::new(thread_name.to_owned()),
             thread_index,
             dropped_blocks: AtomicU32::new(0),
         }
+    }
+
+    pub(crate) fn thread_name(&self) -> String {
+        self.thread_name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_thread_name(&self, name: &str) {
+        *self
+            .thread_name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = name.to_owned();
     }
 
     pub(crate) fn count_dropped(&self) {
@@ -180,6 +205,8 @@ pub(crate) struct RawBlock {
 
 enum Msg {
     Block(RawBlock),
+    /// `capture_now` at these ticks.
+    Capture(u64),
     Shutdown,
 }
 
@@ -196,6 +223,10 @@ pub struct Stats {
     pub blocks_dropped: u64,
     /// Sink errors (each also drops its block, or a metadata object).
     pub sink_errors: u64,
+    /// CPU blocks the flight recorder left out (never written, not lost).
+    pub blocks_sampled_out: u64,
+    /// Encoded CPU bytes the flight recorder holds in memory now.
+    pub flight_recorder_bytes: u64,
 }
 
 pub(crate) struct Session {
@@ -214,6 +245,8 @@ struct SharedStats {
     events_written: AtomicU64,
     sink_errors: AtomicU64,
     sink_dropped: AtomicU64,
+    sampled_out: AtomicU64,
+    held_bytes: AtomicU64,
 }
 
 impl Session {
@@ -258,6 +291,8 @@ impl Session {
             blocks_dropped: self.blocks_dropped.load(Ordering::Relaxed)
                 + s.sink_dropped.load(Ordering::Relaxed),
             sink_errors: s.sink_errors.load(Ordering::Relaxed),
+            blocks_sampled_out: s.sampled_out.load(Ordering::Relaxed),
+            flight_recorder_bytes: s.held_bytes.load(Ordering::Relaxed),
         }
     }
 }
@@ -288,6 +323,13 @@ pub fn set_max_level(level: Level) {
 /// Counters of the running session (all zero if none runs).
 pub fn stats() -> Stats {
     current().map(|s| s.stats()).unwrap_or_default()
+}
+
+/// Hands a `capture_now` to the flush thread.
+pub(crate) fn request_capture(ticks: u64) {
+    if let Some(session) = current() {
+        let _ = session.tx.send(Msg::Capture(ticks));
+    }
 }
 
 /// The id of the process being recorded, if a session runs.
@@ -406,6 +448,7 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
         parent_process_id: config.parent_process_id,
         properties: config.properties,
         dropped_blocks: 0,
+        sampled_out_blocks: 0,
     };
     let process_key = lake::process_key(&process_id, start.unix_ns);
     let process_json = serde_json::to_vec_pretty(&process).unwrap_or_default();
@@ -422,6 +465,10 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
         blocks_dropped: AtomicU64::new(0),
         shared_stats: shared_stats.clone(),
     });
+    let ring = config
+        .flight_recorder
+        .as_ref()
+        .map(|recorder| Ring::new(recorder, frequency, config.flush_interval));
     let flusher = Flusher {
         sink: config.sink,
         session: session.clone(),
@@ -435,6 +482,7 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
         streams: HashMap::new(),
         stats: shared_stats,
         interval: config.flush_interval,
+        ring,
     };
     let handle = std::thread::Builder::new()
         .name("frameline-flush".to_owned())
@@ -489,6 +537,14 @@ struct StreamState {
     sink_dropped: u32,
 }
 
+/// An encoded block ready to be written (now, or when the flight recorder ships it).
+struct Encoded {
+    stream_id: [u8; 16],
+    key: String,
+    bytes: Vec<u8>,
+    event_count: u32,
+}
+
 struct Flusher {
     sink: Box<dyn Sink>,
     session: Arc<Session>,
@@ -500,6 +556,8 @@ struct Flusher {
     streams: HashMap<[u8; 16], StreamState>,
     stats: Arc<SharedStats>,
     interval: Duration,
+    /// The flight recorder's ring of CPU blocks, if it is on.
+    ring: Option<Ring<Encoded>>,
 }
 
 impl Flusher {
@@ -509,6 +567,7 @@ impl Flusher {
             let timeout = next_steal.saturating_duration_since(Instant::now());
             match rx.recv_timeout(timeout) {
                 Ok(Msg::Block(block)) => self.write_block(block),
+                Ok(Msg::Capture(ticks)) => self.capture(ticks),
                 Ok(Msg::Shutdown) => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -523,6 +582,10 @@ impl Flusher {
         self.drain(&rx);
         self.steal_all(true);
         self.drain(&rx);
+        if let Some(ring) = &mut self.ring {
+            let held = ring.drain();
+            self.count_sampled_out(held);
+        }
         self.write_final_metadata();
     }
 
@@ -534,8 +597,10 @@ impl Flusher {
 
     fn drain(&mut self, rx: &mpsc::Receiver<Msg>) {
         while let Ok(msg) = rx.try_recv() {
-            if let Msg::Block(block) = msg {
-                self.write_block(block);
+            match msg {
+                Msg::Block(block) => self.write_block(block),
+                Msg::Capture(ticks) => self.capture(ticks),
+                Msg::Shutdown => {}
             }
         }
     }
@@ -588,23 +653,91 @@ impl Flusher {
             to_ns,
         )
         .to_key();
-        match self.sink.put(&key, &bytes) {
+        let encoded = Encoded {
+            stream_id: stream.stream_id,
+            key,
+            bytes,
+            event_count: info.event_count,
+        };
+        let Some(ring) = self.ring.as_mut() else {
+            self.put_block(encoded);
+            return;
+        };
+        // The flight recorder: CPU blocks wait in the ring; logs and metrics are written, and
+        // may fire triggers that ship held blocks.
+        let (ship, sampled_out) = match stream.kind {
+            StreamKind::Cpu => {
+                let outcome = ring.offer(HeldBlock {
+                    begin_ticks: info.begin_ticks,
+                    end_ticks: info.end_ticks,
+                    size_bytes: encoded.bytes.len(),
+                    payload: encoded,
+                });
+                (outcome.ship, outcome.sampled_out)
+            }
+            StreamKind::Log => {
+                let mut ship = vec![encoded];
+                ship.extend(ring.error_logs(&format::raw_error_log_ticks(raw)));
+                (ship, Vec::new())
+            }
+            StreamKind::Metrics => {
+                let mut ship = vec![encoded];
+                ship.extend(ring.frame_markers(stream.stream_id, &format::raw_frame_markers(raw)));
+                (ship, Vec::new())
+            }
+        };
+        self.ship(ship);
+        self.count_sampled_out(sampled_out);
+    }
+
+    /// `capture_now` at `ticks`: ships the held blocks around it.
+    fn capture(&mut self, ticks: u64) {
+        if let Some(ring) = &mut self.ring {
+            let ship = ring.trigger_at(ticks);
+            self.ship(ship);
+        }
+    }
+
+    fn ship(&mut self, blocks: Vec<Encoded>) {
+        for block in blocks {
+            self.put_block(block);
+        }
+        self.publish_held_bytes();
+    }
+
+    fn publish_held_bytes(&self) {
+        let held = self.ring.as_ref().map_or(0, |ring| ring.held_bytes());
+        self.stats.held_bytes.store(held as u64, Ordering::Relaxed);
+    }
+
+    fn count_sampled_out(&mut self, blocks: Vec<Encoded>) {
+        for block in blocks {
+            self.stats.sampled_out.fetch_add(1, Ordering::Relaxed);
+            if let Some(state) = self.streams.get_mut(&block.stream_id) {
+                state.meta.sampled_out_blocks += 1;
+            }
+        }
+        self.publish_held_bytes();
+    }
+
+    fn put_block(&mut self, block: Encoded) {
+        match self.sink.put(&block.key, &block.bytes) {
             Ok(()) => {
                 self.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
                 self.stats
                     .bytes_written
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    .fetch_add(block.bytes.len() as u64, Ordering::Relaxed);
                 self.stats
                     .events_written
-                    .fetch_add(info.event_count as u64, Ordering::Relaxed);
-                if let Some(state) = self.streams.get_mut(&stream.stream_id) {
+                    .fetch_add(block.event_count as u64, Ordering::Relaxed);
+                if let Some(state) = self.streams.get_mut(&block.stream_id) {
                     state.meta.written_blocks += 1;
                 }
             }
             Err(_) => {
                 self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
                 self.stats.sink_dropped.fetch_add(1, Ordering::Relaxed);
-                if let Some(state) = self.streams.get_mut(&stream.stream_id) {
+                if let Some(state) = self.streams.get_mut(&block.stream_id) {
                     state.sink_dropped += 1;
                 }
             }
@@ -620,10 +753,11 @@ impl Flusher {
             stream_id: stream_id.clone(),
             process_id: self.process.process_id.clone(),
             kind: stream.kind.as_str().to_owned(),
-            thread_name: stream.thread_name.clone(),
+            thread_name: stream.thread_name(),
             thread_index: stream.thread_index,
             dropped_blocks: 0,
             written_blocks: 0,
+            sampled_out_blocks: 0,
         };
         let key = lake::stream_key(&self.process.process_id, &stream_id);
         self.put_json(&key, &meta);
@@ -660,6 +794,7 @@ impl Flusher {
     /// frequency measured over its whole life.
     fn write_final_metadata(&mut self) {
         let mut total_dropped = 0u64;
+        let mut total_sampled_out = 0u64;
         let mut updates = Vec::new();
         // Streams of live threads that lost blocks but never reached the sink get described too.
         for thread in local::registered_threads() {
@@ -672,7 +807,9 @@ impl Flusher {
         for state in self.streams.values_mut() {
             let game_dropped = state.info.dropped_blocks.load(Ordering::Relaxed) as u64;
             state.meta.dropped_blocks = game_dropped + state.sink_dropped as u64;
+            state.meta.thread_name = state.info.thread_name();
             total_dropped += state.meta.dropped_blocks;
+            total_sampled_out += state.meta.sampled_out_blocks;
             updates.push((state.key.clone(), state.meta.clone()));
         }
         for (key, meta) in updates {
@@ -690,6 +827,7 @@ impl Flusher {
         self.process.end_ticks = Some(end.ticks);
         self.process.end_unix_ns = Some(end.unix_ns);
         self.process.dropped_blocks = total_dropped.max(self.session.stats().blocks_dropped);
+        self.process.sampled_out_blocks = total_sampled_out;
         let key = self.process_key.clone();
         let process = self.process.clone();
         self.put_json(&key, &process);
