@@ -117,7 +117,8 @@ fn worker_loop(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, fast: bool) {
         };
         let Ok(job) = job else { return };
         ai_think(job.entity, job.frame, fast);
-        let _ = job.done.send(());
+        // The main loop stopped waiting (the demo is ending): nothing to report to.
+        job.done.send(()).ok();
     }
 }
 
@@ -281,11 +282,13 @@ fn update(frame: u64, jobs: &mpsc::Sender<Job>, fast: bool) {
     {
         span_scope!("jobs.dispatch_ai");
         for entity in 0..ENTITIES / 2 {
-            let _ = jobs.send(Job {
+            // Workers only stop once the main loop drops the sender: a send cannot fail here.
+            jobs.send(Job {
                 frame,
                 entity,
                 done: done_tx.clone(),
-            });
+            })
+            .ok();
         }
     }
     drop(done_tx);
@@ -428,11 +431,12 @@ pub fn run_with(options: &DemoOptions, recorder: Option<FlightRecorder>) -> Resu
     }
     info!(target: "demo", "demo done: {frame} frames, {spikes} spikes");
     drop(job_tx);
+    // A worker that panicked has already printed why; the demo still closes its capture.
     for worker in workers {
-        let _ = worker.join();
+        worker.join().ok();
     }
     stop.store(true, Ordering::Relaxed);
-    let _ = streamer.join();
+    streamer.join().ok();
     let elapsed = started.elapsed();
     let stats = telemetry.shutdown();
     Ok(DemoSummary {

@@ -100,12 +100,13 @@ pub(crate) fn lookup(
         }
     };
     // During thread teardown the cache is gone: the call site is simply looked up again.
-    CACHE.try_with(|cache| {
-        if let Ok(mut cache) = cache.try_borrow_mut() {
-            cache.entry(key).or_default().push(found);
-        }
-    })
-    .ok();
+    CACHE
+        .try_with(|cache| {
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                cache.entry(key).or_default().push(found);
+            }
+        })
+        .ok();
     Some(found)
 }
 

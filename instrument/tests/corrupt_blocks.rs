@@ -32,11 +32,13 @@ thread_local! {
 fn note_allocation(size: usize) {
     // `try_with`: nothing to record while the thread-local is being torn down. A const-initialized
     // `Cell<usize>` needs no allocation and no destructor, so this cannot recurse.
-    let _ = LARGEST.try_with(|largest| {
-        if size > largest.get() {
-            largest.set(size);
-        }
-    });
+    LARGEST
+        .try_with(|largest| {
+            if size > largest.get() {
+                largest.set(size);
+            }
+        })
+        .ok();
 }
 
 // SAFETY: every call is forwarded unchanged to the system allocator; sizes are only recorded.

@@ -262,7 +262,7 @@ fn record_into_a_slow_sink(park: bool) -> SlowRun {
             })();
             done_tx.send(outcome).unwrap();
             if park {
-                let _ = release_rx.recv();
+                release_rx.recv().ok();
             }
         })
         .unwrap();

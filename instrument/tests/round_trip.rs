@@ -308,7 +308,7 @@ fn events_of_live_threads_are_flushed_at_shutdown_and_on_interval() {
             }
             info!("parked thread says hi");
             ready_tx.send(()).unwrap();
-            let _ = rx.recv();
+            rx.recv().ok();
         })
         .unwrap();
     ready_rx.recv().unwrap();

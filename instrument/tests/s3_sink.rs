@@ -271,7 +271,7 @@ fn an_unreachable_endpoint_fails_init_without_panicking() {
     let drain = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
+            pipe.read_to_string(&mut text).ok();
             text
         })
     };
@@ -285,8 +285,8 @@ fn an_unreachable_endpoint_fails_init_without_panicking() {
             break status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            child.kill().ok();
+            child.wait().ok();
             panic!(
                 "init against an unreachable endpoint hung; child output:\n{}\n{}",
                 stdout.join().unwrap(),

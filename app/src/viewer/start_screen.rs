@@ -25,8 +25,12 @@ fn save_recent(recent: &[String]) {
         }
         // The list of recent lakes is a convenience: a settings folder we cannot write only
         // means it is not remembered.
-        if let Err(e) = std::fs::write(&file, serde_json::to_vec_pretty(recent).unwrap_or_default()) {
-            eprintln!("[frameline] cannot remember recent lakes in {}: {e}", file.display());
+        if let Err(e) = std::fs::write(&file, serde_json::to_vec_pretty(recent).unwrap_or_default())
+        {
+            eprintln!(
+                "[frameline] cannot remember recent lakes in {}: {e}",
+                file.display()
+            );
         }
     }
 }

@@ -41,7 +41,11 @@ pub fn run_until(h: &mut Harness<'_, ViewerApp>, what: &str, done: impl Fn(&View
                     v.errors.clone(),
                     v.metrics.errors(),
                     v.metrics.checked.clone(),
-                    v.metrics.series().keys().map(|k| k.to_string()).collect::<Vec<_>>(),
+                    v.metrics
+                        .series()
+                        .keys()
+                        .map(|k| k.to_string())
+                        .collect::<Vec<_>>(),
                 )
             });
             panic!(
