@@ -3,11 +3,14 @@
 //! blocks just in time, only those that the query's filters on process, stream and time leave.
 
 mod catalog;
+mod decode_stream;
 mod exec;
 mod pushdown;
 
 pub use catalog::catalog_batches;
-pub use pushdown::{ExactTimeFilter, Pruning, apply_exact_time_filters};
+pub use decode_stream::BlockScan;
+pub use exec::BlockScanExec;
+pub use pushdown::{ExactTimeFilter, Pruning};
 
 use crate::decode;
 use crate::lake::Lake;
@@ -15,7 +18,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Result as DfResult;
-use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use frameline_instrument::format::StreamKind;
@@ -76,6 +78,11 @@ impl BlockTable {
     pub fn new(table: EventTable, lake: Arc<Lake>) -> Self {
         Self { table, lake }
     }
+
+    /// The blocks `pruning` keeps, to stream their rows ([`BlockScan::batches`]).
+    pub fn blocks(&self, pruning: &Pruning) -> BlockScan {
+        BlockScan::select(self.table, self.lake.clone(), pruning)
+    }
 }
 
 #[async_trait]
@@ -126,11 +133,16 @@ impl TableProvider for BlockTable {
             .iter()
             .filter_map(|f| ExactTimeFilter::from_expr(f, self.table))
             .collect();
-        let decoded = self.decode_blocks(&pruning, &Progress::default()).await?;
-        let batches = apply_exact_time_filters(decoded, &exact)?;
-        let partitions = exec::spread(batches);
-        let source = MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
+        let schema = match projection {
+            Some(columns) => Arc::new(self.schema().project(columns)?),
+            None => self.schema(),
+        };
+        // Only the catalog is read here: blocks are fetched and decoded as the plan runs.
+        let scan = self
+            .blocks(&pruning)
+            .with_exact_filters(exact)
+            .with_projection(projection.cloned())
             .with_limit(limit);
-        Ok(DataSourceExec::from_data_source(source))
+        Ok(Arc::new(BlockScanExec::new(scan, schema)))
     }
 }
