@@ -12,6 +12,7 @@ pub mod decode;
 pub mod dirs;
 mod engine;
 mod error;
+mod group_by;
 mod lake;
 mod tables;
 pub mod timeline;

@@ -913,3 +913,57 @@ fn a_timeline_load_does_not_fill_the_memory_cache() {
         assert!(engine.lake().cache().memory_bytes() > 0);
     });
 }
+
+/// Grouping by a dictionary string column runs on `Utf8View` (DataFusion's specialised string
+/// group-by, not its row format) and gives the same groups, with the column's type unchanged.
+#[test]
+fn grouping_by_strings_keeps_its_results_and_types() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let plan = table(
+            &engine
+                .sql("EXPLAIN SELECT name, count(*) FROM thread_spans GROUP BY name")
+                .await
+                .unwrap(),
+        );
+        assert!(plan.contains("Utf8View"), "{plan}");
+        let grouped = engine
+            .sql(
+                "SELECT name, count(*) AS n, avg(duration_ns) AS mean_ns FROM thread_spans \
+                 GROUP BY name ORDER BY name",
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            grouped[0].schema().field(0).data_type(),
+            frameline_engine::datafusion::arrow::datatypes::DataType::Dictionary(_, _)
+        ));
+        // The same groups through a plain string column (DataFusion's own plan).
+        let plain = engine
+            .sql(
+                "SELECT arrow_cast(name, 'Utf8') AS name, count(*) AS n, avg(duration_ns) AS mean_ns \
+                 FROM thread_spans GROUP BY arrow_cast(name, 'Utf8') ORDER BY name",
+            )
+            .await
+            .unwrap();
+        assert_eq!(table(&grouped), table(&plain));
+        assert!(table(&grouped).contains(&format!("| chunk.inner   | {INNER_SPANS}")));
+        // Two columns, one of them a string, and grouping sets.
+        let two = engine
+            .sql("SELECT name, depth, count(*) AS n FROM thread_spans GROUP BY name, depth ORDER BY name, depth")
+            .await
+            .unwrap();
+        let two_plain = engine
+            .sql("SELECT arrow_cast(name, 'Utf8') AS name, depth, count(*) AS n FROM thread_spans GROUP BY arrow_cast(name, 'Utf8'), depth ORDER BY name, depth")
+            .await
+            .unwrap();
+        assert_eq!(table(&two), table(&two_plain));
+        let rollup = count(
+            &mut engine,
+            "SELECT count(*) FROM (SELECT name, depth, count(*) FROM thread_spans GROUP BY ROLLUP(name, depth))",
+        )
+        .await;
+        assert!(rollup as usize > two.iter().map(|b| b.num_rows()).sum::<usize>());
+    });
+}
