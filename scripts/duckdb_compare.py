@@ -1,6 +1,6 @@
 """Times DuckDB on the same aggregates frameline runs, over the rows exported to Parquet.
 
-    python scripts/duckdb_compare.py DIR   # DIR holds log_entries.parquet and measures.parquet
+    python scripts/duckdb_compare.py DIR   # DIR holds log_entries, measures and thread_spans .parquet
 
 Prints the best of 5 runs for each query, with 2 threads (the machine's cores).
 """
@@ -14,6 +14,7 @@ MEASURES_SQL = (
     "SELECT name, date_trunc('second', time) AS second, avg(value) AS avg_value, max(value) AS max_value "
     "FROM measures GROUP BY name, second ORDER BY name, second"
 )
+SPANS_SQL = "SELECT name, count(*), avg(duration_ns) FROM thread_spans GROUP BY name"
 
 
 def main() -> None:
@@ -22,8 +23,9 @@ def main() -> None:
     con.execute("SET threads TO 2")
     con.execute(f"CREATE VIEW log_entries AS SELECT * FROM read_parquet('{work}/log_entries.parquet')")
     con.execute(f"CREATE VIEW measures AS SELECT * FROM read_parquet('{work}/measures.parquet')")
+    con.execute(f"CREATE VIEW thread_spans AS SELECT * FROM read_parquet('{work}/thread_spans.parquet')")
     print(f"duckdb {duckdb.__version__}")
-    for name, sql in [("log_entries", LOGS_SQL), ("measures", MEASURES_SQL)]:
+    for name, sql in [("log_entries", LOGS_SQL), ("measures", MEASURES_SQL), ("thread_spans", SPANS_SQL)]:
         times = []
         rows = []
         for _ in range(5):

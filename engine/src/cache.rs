@@ -162,6 +162,12 @@ impl BlockCache {
     /// query's path); [`BlockCache::flush`] waits for those writes.
     pub fn put_later(self: &std::sync::Arc<Self>, key: CacheKey, batch: &RecordBatch) {
         self.insert_memory(key.clone(), batch.clone());
+        self.write_later(key, batch);
+    }
+
+    /// Writes a decoded block to disk in the background, without keeping it in memory: for
+    /// readers that hold the rows themselves (the timeline's model).
+    pub fn write_later(self: &std::sync::Arc<Self>, key: CacheKey, batch: &RecordBatch) {
         if self.disk_dir.is_none() {
             return;
         }

@@ -9,6 +9,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{CreateView, DdlStatement, DropView, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
+use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -87,6 +88,7 @@ impl Engine {
             .with_information_schema(true)
             .with_repartition_file_scans(false);
         let ctx = SessionContext::new_with_config(config);
+        ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsAsViews));
         for (name, batch) in catalog_batches(&lake)? {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             ctx.register_table(name, Arc::new(table))?;
@@ -305,11 +307,42 @@ impl Engine {
             max_begin_ns: range_ns.map(|r| r.1),
             ..Default::default()
         };
-        let table = BlockTable::new(EventTable::ThreadSpans, self.lake.clone());
-        let batches = table.decode_with_progress(&pruning, progress).await?;
-        tokio::task::spawn_blocking(move || crate::timeline::TimelineModel::from_batches(&batches))
+        // The model holds the spans: decoded blocks go to the disk cache only, and each batch
+        // is added to the model (on a blocking thread) as it is decoded, so a load holds the
+        // model plus a few batches in flight.
+        let scan = BlockTable::new(EventTable::ThreadSpans, self.lake.clone())
+            .blocks(&pruning)
+            .keeping_in_memory(false);
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+        let builder = tokio::task::spawn_blocking(move || {
+            let mut builder = crate::timeline::TimelineBuilder::new();
+            while let Some(batch) = receiver.blocking_recv() {
+                builder.push(&batch)?;
+            }
+            Ok::<_, EngineError>(builder.finish())
+        });
+        let mut batches = std::pin::pin!(scan.batches(progress));
+        let mut decoded = Ok(());
+        while let Some(batch) = batches.next().await {
+            match batch {
+                // A closed channel: the builder failed, and says why below.
+                Ok(batch) => {
+                    if sender.send(batch).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    decoded = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(sender);
+        let model = builder
             .await
-            .map_err(|e| EngineError::Query(format!("building the timeline failed: {e}")))?
+            .map_err(|e| EngineError::Query(format!("building the timeline failed: {e}")))?;
+        decoded?;
+        model
     }
 
     /// Waits until decoded blocks are written to the disk cache (they are written in the

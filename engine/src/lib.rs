@@ -14,6 +14,7 @@ pub mod decode;
 pub mod dirs;
 mod engine;
 mod error;
+mod group_by;
 mod lake;
 mod reads;
 mod tables;

@@ -6,8 +6,12 @@
 //! Memory: 20 bytes per span (begin, end, name index) plus the per-lane vectors' slack.
 
 use crate::error::EngineError;
-use datafusion::arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
-use datafusion::arrow::datatypes::{Int32Type, TimestampNanosecondType, UInt32Type};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, DictionaryArray, PrimitiveArray, RecordBatch,
+};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, Int32Type, TimestampNanosecondType, UInt32Type,
+};
 use std::collections::HashMap;
 
 /// Spans of one depth of one thread: they never overlap, so sorted by begin they are also
@@ -28,15 +32,21 @@ impl Lane {
         self.begin_ns.is_empty()
     }
 
+    /// Sorts by begin. Decoded blocks come in order, so this is rarely needed; when it is, the
+    /// columns are permuted one at a time (peak: one column and the order, not three columns).
     fn sort(&mut self) {
         if self.begin_ns.windows(2).all(|w| w[0] <= w[1]) {
             return;
         }
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.sort_by_key(|&i| self.begin_ns[i]);
-        self.begin_ns = order.iter().map(|&i| self.begin_ns[i]).collect();
-        self.end_ns = order.iter().map(|&i| self.end_ns[i]).collect();
-        self.name = order.iter().map(|&i| self.name[i]).collect();
+        fn permute<T: Copy>(column: &mut Vec<T>, order: &[usize]) {
+            let sorted: Vec<T> = order.iter().map(|&i| column[i]).collect();
+            *column = sorted;
+        }
+        permute(&mut self.begin_ns, &order);
+        permute(&mut self.end_ns, &order);
+        permute(&mut self.name, &order);
     }
 }
 
@@ -119,101 +129,140 @@ fn track_for_row(
     tracks.len() - 1
 }
 
-impl TimelineModel {
-    /// Builds the model from `thread_spans` batches (any order).
-    pub fn from_batches(batches: &[RecordBatch]) -> Result<TimelineModel, EngineError> {
-        let mut sites: Vec<SpanSite> = Vec::new();
-        let mut site_ids: HashMap<SpanSite, u32> = HashMap::new();
-        let mut tracks: Vec<Track> = Vec::new();
-        let mut track_ids: HashMap<String, usize> = HashMap::new();
-        let mut begin_all = i64::MAX;
-        let mut end_all = i64::MIN;
-        let column = |batch: &RecordBatch, name: &str| {
-            batch
-                .column_by_name(name)
-                .cloned()
-                .ok_or_else(|| EngineError::Query(format!("thread_spans has no {name} column")))
-        };
-        for batch in batches {
-            let stream = column(batch, "stream_id")?;
-            let stream = stream.as_dictionary::<Int32Type>();
-            let stream_values = stream.values().as_string::<i32>();
-            let process = column(batch, "process_id")?;
-            let process = process.as_dictionary::<Int32Type>();
-            let thread = column(batch, "thread_name")?;
-            let thread = thread.as_dictionary::<Int32Type>();
-            let name = column(batch, "name")?;
-            let name = name.as_dictionary::<Int32Type>();
-            let name_values = name.values().as_string::<i32>();
-            let file = column(batch, "file")?;
-            let file = file.as_dictionary::<Int32Type>();
-            let file_values = file.values().as_string::<i32>();
-            let line = column(batch, "line")?;
-            let line = line.as_primitive::<UInt32Type>();
-            let depth = column(batch, "depth")?;
-            let depth = depth.as_primitive::<UInt32Type>();
-            let begin = column(batch, "begin_time")?;
-            let begin = begin.as_primitive::<TimestampNanosecondType>();
-            let end = column(batch, "end_time")?;
-            let end = end.as_primitive::<TimestampNanosecondType>();
-            // (name key, file key, line) of this batch → site id, looked up once per site: the
-            // decoder gives name and file the same key per call site, so a slot per name key
-            // answers almost every row without hashing.
-            let mut local_sites: HashMap<(i32, i32, u32), u32> = HashMap::new();
-            let mut by_name_key: Vec<Option<(i32, u32, u32)>> = vec![None; name_values.len()];
-            let mut site_of = |name_key: i32, file_key: i32, line: u32| -> u32 {
-                let slot = by_name_key.get_mut(name_key as usize);
-                if let Some(Some((f, l, site))) = slot.as_deref()
-                    && *f == file_key
-                    && *l == line
-                {
-                    return *site;
-                }
-                let site = *local_sites
-                    .entry((name_key, file_key, line))
-                    .or_insert_with(|| {
-                        let site = SpanSite {
-                            name: name_values.value(name_key as usize).to_owned(),
-                            file: file_values.value(file_key as usize).to_owned(),
-                            line,
-                        };
-                        *site_ids.entry(site.clone()).or_insert_with(|| {
-                            sites.push(site);
-                            (sites.len() - 1) as u32
-                        })
-                    });
-                if let Some(slot) = slot {
-                    *slot = Some((file_key, line, site));
-                }
-                site
-            };
-            // A batch of the decoder holds one stream: its track is found once, not per row.
-            let ids = (stream, process, thread);
-            let batch_track = (stream_values.len() == 1 && batch.num_rows() > 0)
-                .then(|| track_for_row(&mut tracks, &mut track_ids, ids, 0));
-            let (depths, begins, ends) = (depth.values(), begin.values(), end.values());
-            let (name_keys, file_keys, lines) =
-                (name.keys().values(), file.keys().values(), line.values());
-            for row in 0..batch.num_rows() {
-                let track = match batch_track {
-                    Some(t) => t,
-                    None => track_for_row(&mut tracks, &mut track_ids, ids, row),
-                };
-                let d = depths[row] as usize;
-                let lanes = &mut tracks[track].lanes;
-                if lanes.len() <= d {
-                    lanes.resize_with(d + 1, Lane::default);
-                }
-                let (b, e) = (begins[row], ends[row]);
-                begin_all = begin_all.min(b);
-                end_all = end_all.max(e);
-                let lane = &mut lanes[d];
-                lane.begin_ns.push(b);
-                lane.end_ns.push(e);
-                lane.name
-                    .push(site_of(name_keys[row], file_keys[row], lines[row]));
+/// Builds a [`TimelineModel`] one `thread_spans` batch at a time, so a load holds the model and
+/// the batches in flight, never every decoded batch.
+#[derive(Debug, Default)]
+pub struct TimelineBuilder {
+    sites: Vec<SpanSite>,
+    site_ids: HashMap<SpanSite, u32>,
+    tracks: Vec<Track>,
+    track_ids: HashMap<String, usize>,
+    begin_ns: Option<i64>,
+    end_ns: Option<i64>,
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, EngineError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| EngineError::Query(format!("thread_spans has no {name} column")))
+}
+
+fn dictionary<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a DictionaryArray<Int32Type>, EngineError> {
+    column(batch, name)?
+        .as_dictionary_opt::<Int32Type>()
+        .filter(|d| d.values().as_string_opt::<i32>().is_some())
+        .ok_or_else(|| {
+            EngineError::Query(format!("thread_spans.{name} is not a string dictionary"))
+        })
+}
+
+fn primitive<'a, T: ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a PrimitiveArray<T>, EngineError> {
+    column(batch, name)?
+        .as_primitive_opt::<T>()
+        .ok_or_else(|| EngineError::Query(format!("thread_spans.{name} has an unexpected type")))
+}
+
+impl TimelineBuilder {
+    pub fn new() -> TimelineBuilder {
+        TimelineBuilder::default()
+    }
+
+    /// Adds the spans of one `thread_spans` batch (batches may come in any order).
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let TimelineBuilder {
+            sites,
+            site_ids,
+            tracks,
+            track_ids,
+            begin_ns,
+            end_ns,
+        } = self;
+        let stream = dictionary(batch, "stream_id")?;
+        let stream_values = stream.values().as_string::<i32>();
+        let process = dictionary(batch, "process_id")?;
+        let thread = dictionary(batch, "thread_name")?;
+        let name = dictionary(batch, "name")?;
+        let name_values = name.values().as_string::<i32>();
+        let file = dictionary(batch, "file")?;
+        let file_values = file.values().as_string::<i32>();
+        let line = primitive::<UInt32Type>(batch, "line")?;
+        let depth = primitive::<UInt32Type>(batch, "depth")?;
+        let begin = primitive::<TimestampNanosecondType>(batch, "begin_time")?;
+        let end = primitive::<TimestampNanosecondType>(batch, "end_time")?;
+        // (name key, file key, line) of this batch → site id, looked up once per site: the
+        // decoder gives name and file the same key per call site, so a slot per name key
+        // answers almost every row without hashing.
+        let mut local_sites: HashMap<(i32, i32, u32), u32> = HashMap::new();
+        let mut by_name_key: Vec<Option<(i32, u32, u32)>> = vec![None; name_values.len()];
+        let mut site_of = |name_key: i32, file_key: i32, line: u32| -> u32 {
+            let slot = by_name_key.get_mut(name_key as usize);
+            if let Some(Some((f, l, site))) = slot.as_deref()
+                && *f == file_key
+                && *l == line
+            {
+                return *site;
             }
+            let site = *local_sites
+                .entry((name_key, file_key, line))
+                .or_insert_with(|| {
+                    let site = SpanSite {
+                        name: name_values.value(name_key as usize).to_owned(),
+                        file: file_values.value(file_key as usize).to_owned(),
+                        line,
+                    };
+                    *site_ids.entry(site.clone()).or_insert_with(|| {
+                        sites.push(site);
+                        (sites.len() - 1) as u32
+                    })
+                });
+            if let Some(slot) = slot {
+                *slot = Some((file_key, line, site));
+            }
+            site
+        };
+        // A batch of the decoder holds one stream: its track is found once, not per row.
+        let ids = (stream, process, thread);
+        let batch_track = (stream_values.len() == 1 && batch.num_rows() > 0)
+            .then(|| track_for_row(tracks, track_ids, ids, 0));
+        let (depths, begins, ends) = (depth.values(), begin.values(), end.values());
+        let (name_keys, file_keys, lines) =
+            (name.keys().values(), file.keys().values(), line.values());
+        let (mut begin_all, mut end_all) = (i64::MAX, i64::MIN);
+        for row in 0..batch.num_rows() {
+            let track = match batch_track {
+                Some(t) => t,
+                None => track_for_row(tracks, track_ids, ids, row),
+            };
+            let d = depths[row] as usize;
+            let lanes = &mut tracks[track].lanes;
+            if lanes.len() <= d {
+                lanes.resize_with(d + 1, Lane::default);
+            }
+            let (b, e) = (begins[row], ends[row]);
+            begin_all = begin_all.min(b);
+            end_all = end_all.max(e);
+            let lane = &mut lanes[d];
+            lane.begin_ns.push(b);
+            lane.end_ns.push(e);
+            lane.name
+                .push(site_of(name_keys[row], file_keys[row], lines[row]));
         }
+        if batch.num_rows() > 0 {
+            *begin_ns = Some(begin_ns.map_or(begin_all, |b| b.min(begin_all)));
+            *end_ns = Some(end_ns.map_or(end_all, |e| e.max(end_all)));
+        }
+        Ok(())
+    }
+
+    /// The model: lanes sorted by begin, without spare capacity.
+    pub fn finish(self) -> TimelineModel {
+        let mut tracks = self.tracks;
         for track in &mut tracks {
             for lane in &mut track.lanes {
                 lane.sort();
@@ -224,12 +273,23 @@ impl TimelineModel {
         }
         tracks
             .sort_by(|a, b| (&a.process_id, &a.thread_name).cmp(&(&b.process_id, &b.thread_name)));
-        Ok(TimelineModel {
+        TimelineModel {
             tracks,
-            sites,
-            begin_ns: if begin_all == i64::MAX { 0 } else { begin_all },
-            end_ns: if end_all == i64::MIN { 0 } else { end_all },
-        })
+            sites: self.sites,
+            begin_ns: self.begin_ns.unwrap_or(0),
+            end_ns: self.end_ns.unwrap_or(0),
+        }
+    }
+}
+
+impl TimelineModel {
+    /// Builds the model from `thread_spans` batches (any order).
+    pub fn from_batches(batches: &[RecordBatch]) -> Result<TimelineModel, EngineError> {
+        let mut builder = TimelineBuilder::new();
+        for batch in batches {
+            builder.push(batch)?;
+        }
+        Ok(builder.finish())
     }
 
     pub fn span_count(&self) -> usize {

@@ -798,3 +798,172 @@ fn the_timeline_model_holds_every_span_by_thread_and_depth() {
         assert_eq!(counted as u64, INNER_SPANS);
     });
 }
+
+/// A `LIMIT` stops the scan: blocks are read as rows are needed, so the first rows of a table
+/// cost the blocks that hold them, not the table.
+#[test]
+fn a_limit_reads_only_the_blocks_that_hold_its_rows() {
+    let c = capture();
+    let dir = tempfile::tempdir().unwrap();
+    copy_capture(dir.path());
+    runtime().block_on(async {
+        let mut engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
+        engine.clear_caches();
+        // Rows of each CPU block in the lake's order, decoded here one by one.
+        let lake = engine.lake();
+        let cpu: Vec<frameline_engine::BlockEntry> = lake
+            .blocks()
+            .iter()
+            .filter(|b| b.info.kind.as_str() == "cpu")
+            .cloned()
+            .collect();
+        let last_seq = |stream: &str| {
+            cpu.iter()
+                .filter(|b| b.info.stream_id == stream)
+                .map(|b| b.info.block_seq)
+                .max()
+        };
+        let mut rows_so_far = 0;
+        let mut needed = 0;
+        for block in &cpu {
+            if rows_so_far >= 10 {
+                break;
+            }
+            let lake = engine.lake();
+            let bytes = lake.fetch_block(&block.key).await.unwrap();
+            let last = last_seq(&block.info.stream_id) == Some(block.info.block_seq);
+            rows_so_far += frameline_engine::decode::decode_cpu_entry(lake, block, last, &bytes)
+                .unwrap()
+                .num_rows();
+            needed += 1;
+        }
+        assert!(cpu.len() > needed + 3, "{} CPU blocks", cpu.len());
+        let _ = c;
+
+        let before = engine.lake().blocks_fetched();
+        let batches = engine
+            .sql("SELECT * FROM thread_spans LIMIT 10")
+            .await
+            .unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+        let fetched = engine.lake().blocks_fetched() - before;
+        assert!(
+            (1..=needed as u64).contains(&fetched),
+            "{fetched} blocks fetched, {needed} hold the first 10 rows"
+        );
+
+        // Without a limit, every block is read.
+        let before = engine.lake().blocks_fetched();
+        engine.clear_caches();
+        let all = count(&mut engine, "SELECT count(*) FROM thread_spans").await;
+        assert!(all > 10);
+        assert_eq!(engine.lake().blocks_fetched() - before, cpu.len() as u64);
+    });
+}
+
+/// The scan hands DataFusion only the columns a query uses, and they are the right ones.
+#[test]
+fn a_scan_returns_only_the_projected_columns() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let plan = table(
+            &engine
+                .sql("EXPLAIN SELECT name, depth FROM thread_spans")
+                .await
+                .unwrap(),
+        );
+        assert!(
+            plan.contains("BlockScanExec: table=thread_spans") && plan.contains("projection=["),
+            "{plan}"
+        );
+        let batches = engine
+            .sql("SELECT depth, name FROM thread_spans WHERE name = 'level.load'")
+            .await
+            .unwrap();
+        let batch = batches.iter().find(|b| b.num_rows() > 0).unwrap();
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["depth", "name"]);
+        assert_eq!(batch.column(0).as_primitive::<UInt32Type>().value(0), 0);
+    });
+}
+
+/// A timeline load streams decoded blocks into its model: they go to the disk cache, not the
+/// memory cache, which would hold the same spans a second time.
+#[test]
+fn a_timeline_load_does_not_fill_the_memory_cache() {
+    let c = capture();
+    runtime().block_on(async {
+        let lake = frameline_engine::Lake::open(c.dir.to_str().unwrap())
+            .await
+            .unwrap()
+            .without_disk_cache();
+        let engine = Engine::with_lake(lake).await.unwrap();
+        let progress = frameline_engine::Progress::default();
+        let model = engine.load_timeline(&[], None, &progress).await.unwrap();
+        assert!(model.span_count() as u64 > INNER_SPANS);
+        assert_eq!(engine.lake().cache().memory_bytes(), 0);
+        // A query does fill it.
+        let mut engine = engine;
+        assert!(
+            count(&mut engine, "SELECT count(*) FROM thread_spans").await as usize
+                >= model.span_count()
+        );
+        assert!(engine.lake().cache().memory_bytes() > 0);
+    });
+}
+
+/// Grouping by a dictionary string column runs on `Utf8View` (DataFusion's specialised string
+/// group-by, not its row format) and gives the same groups, with the column's type unchanged.
+#[test]
+fn grouping_by_strings_keeps_its_results_and_types() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let plan = table(
+            &engine
+                .sql("EXPLAIN SELECT name, count(*) FROM thread_spans GROUP BY name")
+                .await
+                .unwrap(),
+        );
+        assert!(plan.contains("Utf8View"), "{plan}");
+        let grouped = engine
+            .sql(
+                "SELECT name, count(*) AS n, avg(duration_ns) AS mean_ns FROM thread_spans \
+                 GROUP BY name ORDER BY name",
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            grouped[0].schema().field(0).data_type(),
+            frameline_engine::datafusion::arrow::datatypes::DataType::Dictionary(_, _)
+        ));
+        // The same groups through a plain string column (DataFusion's own plan).
+        let plain = engine
+            .sql(
+                "SELECT arrow_cast(name, 'Utf8') AS name, count(*) AS n, avg(duration_ns) AS mean_ns \
+                 FROM thread_spans GROUP BY arrow_cast(name, 'Utf8') ORDER BY name",
+            )
+            .await
+            .unwrap();
+        assert_eq!(table(&grouped), table(&plain));
+        assert!(table(&grouped).contains(&format!("| chunk.inner   | {INNER_SPANS}")));
+        // Two columns, one of them a string, and grouping sets.
+        let two = engine
+            .sql("SELECT name, depth, count(*) AS n FROM thread_spans GROUP BY name, depth ORDER BY name, depth")
+            .await
+            .unwrap();
+        let two_plain = engine
+            .sql("SELECT arrow_cast(name, 'Utf8') AS name, depth, count(*) AS n FROM thread_spans GROUP BY arrow_cast(name, 'Utf8'), depth ORDER BY name, depth")
+            .await
+            .unwrap();
+        assert_eq!(table(&two), table(&two_plain));
+        let rollup = count(
+            &mut engine,
+            "SELECT count(*) FROM (SELECT name, depth, count(*) FROM thread_spans GROUP BY ROLLUP(name, depth))",
+        )
+        .await;
+        assert!(rollup as usize > two.iter().map(|b| b.num_rows()).sum::<usize>());
+    });
+}

@@ -1,32 +1,18 @@
-//! DataFusion tables over a lake. Metadata tables (`processes`, `streams`, `blocks`) are built
-//! from the catalog; event tables (`log_entries`, `measures`, `frames`, `thread_spans`) decode
-//! blocks just in time, only those that the query's filters on process, stream and time leave.
+//! What a query's filters let a table skip: blocks whose process, stream or time range the
+//! filters exclude ([`Pruning`]), and rows outside a time comparison that the table applies itself
+//! ([`ExactTimeFilter`], exact pushdown).
 
-use crate::cache::CacheKey;
-use crate::decode;
+use super::EventTable;
 use crate::error::EngineError;
-use crate::lake::{BlockEntry, Lake};
-use async_trait::async_trait;
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, StringArray, TimestampNanosecondArray, UInt32Array,
-    UInt64Array,
-};
+use crate::lake::BlockEntry;
+use datafusion::arrow::array::{AsArray, BooleanArray};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::datatypes::TimestampNanosecondType;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampNanosecondType};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Result as DfResult, ScalarValue};
-use datafusion::datasource::memory::{DataSourceExec, MemorySourceConfig};
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::InList;
-use datafusion::logical_expr::{
-    BinaryExpr, Cast, Expr, Operator, TableProviderFilterPushDown, TableType,
-};
-use datafusion::physical_plan::ExecutionPlan;
-use frameline_instrument::format::StreamKind;
-use futures::StreamExt;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use datafusion::logical_expr::{BinaryExpr, Cast, Expr, Operator};
+use std::collections::HashSet;
 
 /// Key times are rescaled to the process's frequency at catalog load (`Lake::refresh`); this
 /// margin only covers integer rounding.
@@ -134,7 +120,7 @@ fn string_set(expr: &Expr, name: &str) -> Option<HashSet<String>> {
 
 impl Pruning {
     /// Reads the filters a table can use; returns which filters it used.
-    fn absorb(&mut self, expr: &Expr, spans: bool) -> bool {
+    pub(super) fn absorb(&mut self, expr: &Expr, spans: bool) -> bool {
         if let Some(set) = string_set(expr, "process_id") {
             self.process_ids = Some(match self.process_ids.take() {
                 Some(old) => old.intersection(&set).cloned().collect(),
@@ -182,14 +168,14 @@ impl Pruning {
     }
 
     /// Only process or stream sets (no time bound): what block selection applies exactly.
-    fn is_by_identity(&self) -> bool {
+    pub(super) fn is_by_identity(&self) -> bool {
         (self.process_ids.is_some() || self.stream_ids.is_some())
             && self.min_end_ns.is_none()
             && self.max_begin_ns.is_none()
             && self.max_end_ns.is_none()
     }
 
-    fn from_filters(filters: &[Expr], spans: bool) -> Pruning {
+    pub(super) fn from_filters(filters: &[Expr], spans: bool) -> Pruning {
         let mut pruning = Pruning::default();
         for filter in filters {
             pruning.absorb(filter, spans);
@@ -407,416 +393,13 @@ pub fn apply_exact_time_filters(
     Ok(kept)
 }
 
-/// Blocks selected and decoded so far, for progress bars.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub total: std::sync::atomic::AtomicU64,
-    pub done: std::sync::atomic::AtomicU64,
-}
-
-/// The event tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventTable {
-    LogEntries,
-    Measures,
-    Frames,
-    ThreadSpans,
-}
-
-impl EventTable {
-    pub fn name(self) -> &'static str {
-        match self {
-            EventTable::LogEntries => "log_entries",
-            EventTable::Measures => "measures",
-            EventTable::Frames => "frames",
-            EventTable::ThreadSpans => "thread_spans",
-        }
-    }
-
-    fn schema(self) -> SchemaRef {
-        match self {
-            EventTable::LogEntries => decode::log_entries_schema(),
-            EventTable::Measures => decode::measures_schema(),
-            EventTable::Frames => decode::frames_schema(),
-            EventTable::ThreadSpans => decode::thread_spans_schema(),
-        }
-    }
-
-    fn stream_kind(self) -> StreamKind {
-        match self {
-            EventTable::LogEntries => StreamKind::Log,
-            EventTable::Measures | EventTable::Frames => StreamKind::Metrics,
-            EventTable::ThreadSpans => StreamKind::Cpu,
-        }
-    }
-}
-
-/// A table whose rows are decoded from blocks when a query scans it.
-#[derive(Debug)]
-pub struct BlockTable {
-    table: EventTable,
-    lake: Arc<Lake>,
-}
-
-impl BlockTable {
-    pub fn new(table: EventTable, lake: Arc<Lake>) -> Self {
-        Self { table, lake }
-    }
-
-    /// Like [`BlockTable::decode`], counting blocks done out of blocks selected in `progress`.
-    pub async fn decode_with_progress(
-        &self,
-        pruning: &Pruning,
-        progress: &Progress,
-    ) -> Result<Vec<RecordBatch>, EngineError> {
-        Ok(self
-            .decode_blocks(pruning, progress)
-            .await?
-            .into_iter()
-            .map(|(batch, _)| batch)
-            .collect())
-    }
-
-    /// The decoded batches, each with the time bounds of the block it came from (from the
-    /// block's key; `None` for frames, which pair markers across blocks).
-    async fn decode_blocks(
-        &self,
-        pruning: &Pruning,
-        progress: &Progress,
-    ) -> Result<Vec<(RecordBatch, Option<BlockBounds>)>, EngineError> {
-        let lake = &self.lake;
-        let kind = self.table.stream_kind();
-        let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
-        for block in lake.blocks.iter().filter(|b| b.info.kind == kind) {
-            let slot = last_seq.entry(block.info.stream_id.as_str()).or_default();
-            *slot = (*slot).max(block.info.block_seq);
-        }
-        let selected: Vec<(BlockEntry, bool)> = lake
-            .blocks
-            .iter()
-            .filter(|b| b.info.kind == kind && pruning.keeps(b))
-            .map(|b| {
-                let last = last_seq.get(b.info.stream_id.as_str()) == Some(&b.info.block_seq);
-                (b.clone(), last)
-            })
-            .collect();
-        progress
-            .total
-            .fetch_add(selected.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let table = self.table;
-        let lake_arc = self.lake.clone();
-        let tasks = selected.into_iter().map(move |(entry, last)| {
-            let lake = lake_arc.clone();
-            async move {
-                let stream_id = entry.info.stream_id.clone();
-                let seq = entry.info.block_seq;
-                let bounds = BlockBounds {
-                    begin_ns: entry.info.begin_unix_ns,
-                    end_ns: entry.info.end_unix_ns,
-                    earliest_ns: entry.info.earliest_unix_ns,
-                };
-                let cache_key = (table != EventTable::Frames).then(|| CacheKey {
-                    table: table.name(),
-                    block_key: entry.key.clone(),
-                    last_of_stream: last,
-                });
-                if let Some(key) = cache_key.clone() {
-                    // Memory first, on this task; the disk (file I/O) on a blocking thread.
-                    let mut cached = lake.cache().get_memory(&key);
-                    if cached.is_none() && lake.cache().has_disk() {
-                        let cached_lake = lake.clone();
-                        cached = tokio::task::spawn_blocking(move || cached_lake.cache().get(&key))
-                            .await
-                            .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
-                    }
-                    if let Some(batch) = cached {
-                        return Ok((stream_id, seq, bounds, Decoded::Batch(batch)));
-                    }
-                }
-                let bytes = lake.fetch_block(&entry.key).await?;
-                tokio::task::spawn_blocking(move || {
-                    let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
-                    if let (Some(key), Decoded::Batch(batch)) = (cache_key, &decoded) {
-                        lake.cache().put_later(key, batch);
-                    }
-                    Ok::<_, EngineError>(decoded)
-                })
-                .await
-                .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))?
-                .map(|decoded| (stream_id, seq, bounds, decoded))
-            }
-        });
-        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get()) * 4;
-        let results: Vec<Result<(String, u64, BlockBounds, Decoded), EngineError>> =
-            futures::stream::iter(tasks)
-                .buffered(parallelism)
-                .collect()
-                .await;
-        progress
-            .done
-            .fetch_add(results.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let mut batches = Vec::with_capacity(results.len());
-        // Frames pair consecutive markers of one stream, across its blocks.
-        let mut markers: BTreeMap<String, Vec<(u64, FrameMarkers)>> = BTreeMap::new();
-        for result in results {
-            match result? {
-                (_, _, bounds, Decoded::Batch(batch)) => {
-                    if batch.num_rows() > 0 {
-                        batches.push((batch, Some(bounds)));
-                    }
-                }
-                (stream, seq, _, Decoded::Markers(m)) => {
-                    markers.entry(stream).or_default().push((seq, m))
-                }
-            }
-        }
-        for (stream_id, mut blocks) in markers {
-            blocks.sort_by_key(|(seq, _)| *seq);
-            let all: Vec<(String, i64)> = blocks.into_iter().flat_map(|(_, m)| m).collect();
-            let Some(entry) = lake.blocks.iter().find(|b| b.info.stream_id == stream_id) else {
-                continue;
-            };
-            let batch = decode::frames_batch(&all, &decode::context_for(lake, entry, false)?)?;
-            if batch.num_rows() > 0 {
-                batches.push((batch, None));
-            }
-        }
-        Ok(batches)
-    }
-}
-
-/// Frame markers of one block: `(frame set name, unix_ns)`.
-type FrameMarkers = Vec<(String, i64)>;
-
-enum Decoded {
-    Batch(RecordBatch),
-    Markers(FrameMarkers),
-}
-
-fn decode_one(
-    table: EventTable,
-    lake: &Lake,
-    entry: &BlockEntry,
-    last_of_stream: bool,
-    bytes: &[u8],
-) -> Result<Decoded, EngineError> {
-    let ctx = decode::context_for(lake, entry, last_of_stream)?;
-    Ok(match table {
-        EventTable::LogEntries => Decoded::Batch(decode::decode_log_block(bytes, &ctx)?),
-        EventTable::Measures => Decoded::Batch(decode::decode_measures_block(bytes, &ctx)?),
-        EventTable::ThreadSpans => Decoded::Batch(decode::decode_spans_block(bytes, &ctx)?.0),
-        EventTable::Frames => Decoded::Markers(decode::frame_markers(bytes, &ctx)?),
-    })
-}
-
-#[async_trait]
-impl TableProvider for BlockTable {
-    fn schema(&self) -> SchemaRef {
-        self.table.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        let spans = self.table == EventTable::ThreadSpans;
-        Ok(filters
-            .iter()
-            .map(|f| {
-                let mut pruning = Pruning::default();
-                if ExactTimeFilter::from_expr(f, self.table).is_some() {
-                    // `scan` keeps exactly the rows it holds for (apply_exact_time_filters).
-                    TableProviderFilterPushDown::Exact
-                } else if !pruning.absorb(f, spans) {
-                    TableProviderFilterPushDown::Unsupported
-                } else if pruning.is_by_identity() {
-                    // Every row of a block has its block's process and stream: keeping exactly
-                    // the blocks of those processes or streams keeps exactly the rows.
-                    TableProviderFilterPushDown::Exact
-                } else {
-                    // Time: blocks are skipped, rows are not; DataFusion still applies it.
-                    TableProviderFilterPushDown::Inexact
-                }
-            })
-            .collect())
-    }
-
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let pruning = Pruning::from_filters(filters, self.table == EventTable::ThreadSpans);
-        let exact: Vec<ExactTimeFilter> = filters
-            .iter()
-            .filter_map(|f| ExactTimeFilter::from_expr(f, self.table))
-            .collect();
-        let decoded = self.decode_blocks(&pruning, &Progress::default()).await?;
-        let batches = apply_exact_time_filters(decoded, &exact)?;
-        let partitions = spread(batches);
-        let source = MemorySourceConfig::try_new(&partitions, self.schema(), projection.cloned())?
-            .with_limit(limit);
-        Ok(DataSourceExec::from_data_source(source))
-    }
-}
-
-/// The decoded batches as one partition. Decoding already ran on every core; handing DataFusion
-/// one partition lets a plain scan stream its batches without a task and a channel per
-/// partition (measured: most of a warm 10^7-span scan was threads waking each other), and
-/// DataFusion still spreads the rows over its partitions (round robin) where an operator can use
-/// them, such as an aggregate.
-fn spread(batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
-    vec![batches]
-}
-
-/// `processes`, `streams` and `blocks` as in-memory batches from the catalog.
-pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, EngineError> {
-    let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
-    let ts_array = |values: Vec<Option<i64>>| {
-        Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC")) as ArrayRef
-    };
-    let strings = |values: Vec<&str>| Arc::new(StringArray::from(values)) as ArrayRef;
-    let to_err = |e: datafusion::arrow::error::ArrowError| EngineError::Query(e.to_string());
-
-    let p = &lake.processes;
-    let processes_schema = Arc::new(Schema::new(vec![
-        Field::new("process_id", DataType::Utf8, false),
-        Field::new("exe", DataType::Utf8, false),
-        Field::new("username", DataType::Utf8, false),
-        Field::new("computer", DataType::Utf8, false),
-        Field::new("os", DataType::Utf8, false),
-        Field::new("cpu_brand", DataType::Utf8, false),
-        Field::new("tsc_frequency", DataType::UInt64, false),
-        Field::new("start_time", ts(), false),
-        Field::new("end_time", ts(), true),
-        Field::new("parent_process_id", DataType::Utf8, true),
-        Field::new("properties", DataType::Utf8, false),
-        Field::new("dropped_blocks", DataType::UInt64, false),
-        Field::new("sampled_out_blocks", DataType::UInt64, false),
-    ]));
-    let processes = RecordBatch::try_new(
-        processes_schema,
-        vec![
-            strings(p.iter().map(|x| x.process_id.as_str()).collect()),
-            strings(p.iter().map(|x| x.exe.as_str()).collect()),
-            strings(p.iter().map(|x| x.username.as_str()).collect()),
-            strings(p.iter().map(|x| x.computer.as_str()).collect()),
-            strings(p.iter().map(|x| x.os.as_str()).collect()),
-            strings(p.iter().map(|x| x.cpu_brand.as_str()).collect()),
-            Arc::new(UInt64Array::from(
-                p.iter().map(|x| x.tsc_frequency).collect::<Vec<_>>(),
-            )),
-            ts_array(p.iter().map(|x| Some(x.start_unix_ns)).collect()),
-            ts_array(p.iter().map(|x| x.end_unix_ns).collect()),
-            Arc::new(StringArray::from(
-                p.iter()
-                    .map(|x| x.parent_process_id.as_deref())
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                p.iter()
-                    .map(|x| serde_json::to_string(&x.properties).unwrap_or_default())
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                p.iter().map(|x| x.dropped_blocks).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                p.iter().map(|x| x.sampled_out_blocks).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .map_err(to_err)?;
-
-    let mut s: Vec<_> = lake.streams.values().collect();
-    s.sort_by(|a, b| {
-        (&a.process_id, a.thread_index, &a.kind).cmp(&(&b.process_id, b.thread_index, &b.kind))
-    });
-    let streams_schema = Arc::new(Schema::new(vec![
-        Field::new("stream_id", DataType::Utf8, false),
-        Field::new("process_id", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("thread_name", DataType::Utf8, false),
-        Field::new("thread_index", DataType::UInt64, false),
-        Field::new("written_blocks", DataType::UInt64, false),
-        Field::new("dropped_blocks", DataType::UInt64, false),
-        Field::new("sampled_out_blocks", DataType::UInt64, false),
-    ]));
-    let streams = RecordBatch::try_new(
-        streams_schema,
-        vec![
-            strings(s.iter().map(|x| x.stream_id.as_str()).collect()),
-            strings(s.iter().map(|x| x.process_id.as_str()).collect()),
-            strings(s.iter().map(|x| x.kind.as_str()).collect()),
-            strings(s.iter().map(|x| x.thread_name.as_str()).collect()),
-            Arc::new(UInt64Array::from(
-                s.iter().map(|x| x.thread_index).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                s.iter().map(|x| x.written_blocks).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                s.iter().map(|x| x.dropped_blocks).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                s.iter().map(|x| x.sampled_out_blocks).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .map_err(to_err)?;
-
-    let b = &lake.blocks;
-    let blocks_schema = Arc::new(Schema::new(vec![
-        Field::new("key", DataType::Utf8, false),
-        Field::new("process_id", DataType::Utf8, false),
-        Field::new("stream_id", DataType::Utf8, false),
-        Field::new("kind", DataType::Utf8, false),
-        Field::new("block_seq", DataType::UInt64, false),
-        Field::new("begin_time", ts(), false),
-        Field::new("end_time", ts(), false),
-        Field::new("event_count", DataType::UInt32, false),
-        Field::new("size_bytes", DataType::UInt64, false),
-        Field::new("earliest_time", ts(), false),
-    ]));
-    let blocks = RecordBatch::try_new(
-        blocks_schema,
-        vec![
-            strings(b.iter().map(|x| x.key.as_str()).collect()),
-            strings(b.iter().map(|x| x.info.process_id.as_str()).collect()),
-            strings(b.iter().map(|x| x.info.stream_id.as_str()).collect()),
-            strings(b.iter().map(|x| x.info.kind.as_str()).collect()),
-            Arc::new(UInt64Array::from(
-                b.iter().map(|x| x.info.block_seq).collect::<Vec<_>>(),
-            )),
-            ts_array(b.iter().map(|x| Some(x.info.begin_unix_ns)).collect()),
-            ts_array(b.iter().map(|x| Some(x.info.end_unix_ns)).collect()),
-            Arc::new(UInt32Array::from(
-                b.iter().map(|x| x.info.event_count).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                b.iter().map(|x| x.size_bytes).collect::<Vec<_>>(),
-            )),
-            ts_array(b.iter().map(|x| Some(x.info.earliest_unix_ns)).collect()),
-        ],
-    )
-    .map_err(to_err)?;
-    Ok(vec![
-        ("processes", processes),
-        ("streams", streams),
-        ("blocks", blocks),
-    ])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::TimestampNanosecondArray;
+    use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::logical_expr::{col, lit};
+    use std::sync::Arc;
 
     fn ts(ns: i64) -> Expr {
         lit(ScalarValue::TimestampNanosecond(
