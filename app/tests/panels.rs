@@ -10,7 +10,7 @@ use frameline::viewer::frame_plot::{FrameRow, frame_plot_ui};
 use frameline::viewer::logs::{LogPane, LogRow, log_pane_ui};
 use frameline::viewer::stats::StatsPanel;
 use frameline::viewer::timeline::{TimelineState, timeline_ui};
-use frameline::viewer::{LoadedModel, install_renderer};
+use frameline::viewer::{AnalysisContext, LoadedModel, install_renderer};
 use frameline_engine::analysis::synthetic_model;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,17 +105,18 @@ impl eframe::App for PanelApp {
                 &BTreeMap::new(),
                 0,
             ),
-            Panel::Statistics => {
-                self.stats
-                    .stats_ui(ui, &self.runtime, &self.model, &mut self.timeline)
+            Panel::Statistics | Panel::FlameGraph => {
+                let cx = AnalysisContext {
+                    runtime: &self.runtime,
+                    model: &self.model,
+                    timeline: &mut self.timeline,
+                };
+                if self.panel == Panel::Statistics {
+                    self.stats.stats_ui(ui, cx);
+                } else {
+                    self.flame.flame_ui(ui, cx, &self.frames);
+                }
             }
-            Panel::FlameGraph => self.flame.flame_ui(
-                ui,
-                &self.runtime,
-                &self.model,
-                &mut self.timeline,
-                &self.frames,
-            ),
             Panel::Logs => log_pane_ui(ui, &mut self.log_pane, &self.logs, &mut self.timeline, 0),
             Panel::FramePlot => {
                 let visible = Some((self.timeline.t0, self.timeline.t1));

@@ -3,7 +3,7 @@
 //! instance of its name highlighted.
 
 use super::derived::Derived;
-use super::lake_view::LoadedModel;
+use super::scope::AnalysisContext;
 use super::timeline::{SpanRef, TimelineState};
 use frameline_engine::analysis::{SpanAt, find_instances};
 use frameline_engine::timeline::TimelineModel;
@@ -44,20 +44,14 @@ impl FindBar {
 
     /// Searches in the background when the text or the model changed; applies a Next/Previous
     /// that waited for the result.
-    fn refresh(
-        &mut self,
-        runtime: &tokio::runtime::Runtime,
-        ctx: &egui::Context,
-        model: &LoadedModel,
-        timeline: &mut TimelineState,
-    ) {
-        let key = (model.generation, self.text.clone());
-        let spans = model.model.clone();
+    fn refresh(&mut self, ctx: &egui::Context, cx: &mut AnalysisContext<'_>) {
+        let key = (cx.model.generation, self.text.clone());
+        let spans = cx.model.model.clone();
         if self.matches.poll() {
             self.current = None;
         }
         self.matches
-            .request(runtime, ctx, "Find", &key, move |(_, text)| {
+            .request(cx.runtime, ctx, "Find", &key, move |(_, text)| {
                 if text.is_empty() {
                     Vec::new()
                 } else {
@@ -67,7 +61,7 @@ impl FindBar {
         if self.matches.value_for(&key).is_some()
             && let Some(step) = self.pending_step.take()
         {
-            self.step(&model.model, timeline, step);
+            self.step(&cx.model.model, cx.timeline, step);
         }
     }
 
@@ -102,17 +96,11 @@ impl FindBar {
         timeline.highlight_name = Some(model.name(lane.name[m.index]).to_owned());
     }
 
-    pub fn find_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        runtime: &tokio::runtime::Runtime,
-        model: &LoadedModel,
-        timeline: &mut TimelineState,
-    ) {
+    pub fn find_ui(&mut self, ui: &mut egui::Ui, mut cx: AnalysisContext<'_>) {
         if !self.open {
             return;
         }
-        self.refresh(runtime, &ui.ctx().clone(), model, timeline);
+        self.refresh(&ui.ctx().clone(), &mut cx);
         let mut step = 0;
         ui.horizontal(|ui| {
             let label = ui.label("Find span");
@@ -146,13 +134,13 @@ impl FindBar {
             }
             if ui.button("Close").clicked() {
                 self.open = false;
-                timeline.highlight_name = None;
+                cx.timeline.highlight_name = None;
             }
         });
         if step != 0 {
             // Applied once the matches of the current text are known (maybe this frame).
             self.pending_step = Some(step);
-            self.refresh(runtime, &ui.ctx().clone(), model, timeline);
+            self.refresh(&ui.ctx().clone(), &mut cx);
         }
     }
 }

@@ -6,10 +6,9 @@
 
 use super::derived::Derived;
 use super::frame_plot::FrameRow;
-use super::lake_view::LoadedModel;
-use super::scope::{Scope, scope_ui, selection_of};
+use super::scope::{AnalysisContext, Scope, panel_header_ui};
 use super::theme::{self, name_color};
-use super::timeline::{TimelineState, format_duration};
+use super::timeline::format_duration;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use frameline_engine::analysis::{FlameGraph, Selection};
 use std::sync::Arc;
@@ -53,17 +52,16 @@ impl Default for FlamePanel {
 
 fn build(
     derived: &mut Derived<GraphKey, FlameGraph>,
-    runtime: &tokio::runtime::Runtime,
     ctx: &egui::Context,
-    model: &LoadedModel,
+    cx: &AnalysisContext<'_>,
     selection: Selection,
 ) {
-    let spans = model.model.clone();
+    let (spans, generation) = (cx.model.model.clone(), cx.model.generation);
     derived.request(
-        runtime,
+        cx.runtime,
         ctx,
         "Flame graph",
-        &(model.generation, selection),
+        &(generation, selection),
         move |(_, selection)| FlameGraph::build(&spans, &selection),
     );
 }
@@ -109,18 +107,11 @@ impl FlamePanel {
     }
 
     /// Starts building if the selection (or the baseline) changed since the last graph.
-    pub fn refresh(
-        &mut self,
-        runtime: &tokio::runtime::Runtime,
-        ctx: &egui::Context,
-        model: &LoadedModel,
-        timeline: &TimelineState,
-    ) {
+    fn refresh(&mut self, ctx: &egui::Context, cx: &AnalysisContext<'_>) {
         self.poll();
-        let wanted = selection_of(self.scope, &model.model, timeline);
-        build(&mut self.graph, runtime, ctx, model, wanted);
+        build(&mut self.graph, ctx, cx, cx.selection(self.scope));
         if let Some(baseline) = self.baseline.clone() {
-            build(&mut self.baseline_graph, runtime, ctx, model, baseline);
+            build(&mut self.baseline_graph, ctx, cx, baseline);
         }
     }
 
@@ -134,27 +125,17 @@ impl FlamePanel {
         self.baseline_graph.poll();
     }
 
-    pub fn flame_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        runtime: &tokio::runtime::Runtime,
-        model: &LoadedModel,
-        timeline: &mut TimelineState,
-        frames: &[FrameRow],
-    ) {
+    pub fn flame_ui(&mut self, ui: &mut egui::Ui, cx: AnalysisContext<'_>, frames: &[FrameRow]) {
         ui.horizontal(|ui| {
-            ui.strong("Flame graph");
-            scope_ui(ui, &mut self.scope, timeline);
-            let search_label = ui.label("Search");
-            ui.add(egui::TextEdit::singleline(&mut self.search).desired_width(120.0))
-                .labelled_by(search_label.id);
+            let search = ("Search", &mut self.search);
+            panel_header_ui(ui, "Flame graph", &mut self.scope, cx.timeline, search);
             if self.zoom != 0 && ui.button("Reset zoom").clicked() {
                 self.zoom = 0;
             }
             ui.checkbox(&mut self.diff, "Diff");
             if self.diff {
                 if ui.button("Baseline: this selection").clicked() {
-                    self.baseline = Some(selection_of(self.scope, &model.model, timeline));
+                    self.baseline = Some(cx.selection(self.scope));
                 }
                 if ui.button("Baseline: median frame").clicked()
                     && let Some(f) = median_frame(frames)
@@ -162,7 +143,7 @@ impl FlamePanel {
                     self.baseline = Some(Selection {
                         begin_ns: f.begin_ns,
                         end_ns: f.end_ns,
-                        tracks: timeline.picked_tracks.iter().copied().collect(),
+                        tracks: cx.timeline.picked_tracks.iter().copied().collect(),
                     });
                 }
                 match &self.baseline {
@@ -181,7 +162,7 @@ impl FlamePanel {
                 ui.spinner();
             }
         });
-        self.refresh(runtime, &ui.ctx().clone(), model, timeline);
+        self.refresh(&ui.ctx().clone(), &cx);
         let Some(graph) = self.graph.value().cloned() else {
             ui.label("Building…");
             return;

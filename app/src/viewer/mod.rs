@@ -32,7 +32,7 @@ pub mod timeline;
 pub use frame_plot::FrameRow;
 pub use lake_view::{LakeView, LoadedModel};
 pub use logs::LogRow;
-pub use scope::{Scope, scope_ui, selection_of};
+pub use scope::{AnalysisContext, Scope, scope_ui, selection_of};
 pub use tabs::Tab;
 
 use frameline_engine::{Engine, S3Options};
@@ -282,7 +282,12 @@ impl eframe::App for ViewerApp {
                         Some(loaded) => {
                             let model = &loaded.model;
                             view.shortcuts(ui);
-                            view.find.find_ui(ui, &runtime, &loaded, &mut view.timeline);
+                            let cx = AnalysisContext {
+                                runtime: &runtime,
+                                model: &loaded,
+                                timeline: &mut view.timeline,
+                            };
+                            view.find.find_ui(ui, cx);
                             view.selection_ui(ui, model);
                             timeline::timeline_ui(
                                 ui,

@@ -1,8 +1,9 @@
 //! What an analysis panel looks at: the selected range, the visible range or everything, on
 //! the picked threads.
 
+use super::lake_view::LoadedModel;
 use super::time_format::format_duration;
-use super::timeline;
+use super::timeline::{self, TimelineState};
 use frameline_engine::analysis::Selection;
 use frameline_engine::timeline::TimelineModel;
 
@@ -16,6 +17,21 @@ pub enum Scope {
     Visible,
     /// Everything loaded.
     Whole,
+}
+
+/// What an analysis panel works on: the loaded model, the timeline (range, picked threads,
+/// highlight) and the runtime its background work runs on.
+pub struct AnalysisContext<'a> {
+    pub runtime: &'a tokio::runtime::Runtime,
+    pub model: &'a LoadedModel,
+    pub timeline: &'a mut TimelineState,
+}
+
+impl AnalysisContext<'_> {
+    /// The selection of `scope` in this context.
+    pub fn selection(&self, scope: Scope) -> Selection {
+        selection_of(scope, &self.model.model, self.timeline)
+    }
 }
 
 /// The selection a panel analyses: the scope's time range on the picked threads (all if none).
@@ -39,6 +55,22 @@ pub fn selection_of(
         end_ns,
         tracks,
     }
+}
+
+/// The start of an analysis panel's header: its title, the scope picker and a text filter
+/// labelled `filter_label`.
+pub fn panel_header_ui(
+    ui: &mut egui::Ui,
+    title: &str,
+    scope: &mut Scope,
+    timeline: &timeline::TimelineState,
+    (filter_label, filter): (&str, &mut String),
+) {
+    ui.strong(title);
+    scope_ui(ui, scope, timeline);
+    let label = ui.label(filter_label);
+    ui.add(egui::TextEdit::singleline(filter).desired_width(120.0))
+        .labelled_by(label.id);
 }
 
 /// The scope picker of the analysis panels.

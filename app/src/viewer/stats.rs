@@ -4,10 +4,9 @@
 //! `frameline_engine::analysis::span_stats` in the background.
 
 use super::derived::Derived;
-use super::lake_view::LoadedModel;
-use super::scope::{Scope, scope_ui, selection_of};
+use super::scope::{AnalysisContext, Scope, panel_header_ui};
 use super::theme;
-use super::timeline::{TimelineState, format_duration};
+use super::timeline::format_duration;
 use egui_extras::{Column, TableBuilder};
 use frameline_engine::analysis::{NameStats, Selection, span_stats};
 use std::sync::Arc;
@@ -81,20 +80,11 @@ impl StatsPanel {
     }
 
     /// Starts computing if the selection changed since the last result.
-    pub fn refresh(
-        &mut self,
-        runtime: &tokio::runtime::Runtime,
-        ctx: &egui::Context,
-        model: &LoadedModel,
-        timeline: &TimelineState,
-    ) {
-        let key = (
-            model.generation,
-            selection_of(self.scope, &model.model, timeline),
-        );
-        let spans = model.model.clone();
+    fn refresh(&mut self, ctx: &egui::Context, cx: &AnalysisContext<'_>) {
+        let key = (cx.model.generation, cx.selection(self.scope));
+        let spans = cx.model.model.clone();
         self.stats.request(
-            runtime,
+            cx.runtime,
             ctx,
             "Span statistics",
             &key,
@@ -102,19 +92,10 @@ impl StatsPanel {
         );
     }
 
-    pub fn stats_ui(
-        &mut self,
-        ui: &mut egui::Ui,
-        runtime: &tokio::runtime::Runtime,
-        model: &LoadedModel,
-        timeline: &mut TimelineState,
-    ) {
+    pub fn stats_ui(&mut self, ui: &mut egui::Ui, cx: AnalysisContext<'_>) {
         ui.horizontal(|ui| {
-            ui.strong("Span statistics");
-            scope_ui(ui, &mut self.scope, timeline);
-            let filter_label = ui.label("Filter names");
-            ui.add(egui::TextEdit::singleline(&mut self.filter).desired_width(120.0))
-                .labelled_by(filter_label.id);
+            let filter = ("Filter names", &mut self.filter);
+            panel_header_ui(ui, "Span statistics", &mut self.scope, cx.timeline, filter);
             if self.stats.busy() {
                 ui.spinner();
             }
@@ -127,10 +108,10 @@ impl StatsPanel {
             }
             if self.selected_name.is_some() && ui.button("Clear highlight").clicked() {
                 self.selected_name = None;
-                timeline.highlight_name = None;
+                cx.timeline.highlight_name = None;
             }
         });
-        self.refresh(runtime, &ui.ctx().clone(), model, timeline);
+        self.refresh(&ui.ctx().clone(), &cx);
         let Some(stats) = self.stats.value().cloned() else {
             ui.label("Computing…");
             return;
@@ -227,9 +208,9 @@ impl StatsPanel {
         if let Some(name) = clicked {
             if self.selected_name.as_ref() == Some(&name) {
                 self.selected_name = None;
-                timeline.highlight_name = None;
+                cx.timeline.highlight_name = None;
             } else {
-                timeline.highlight_name = Some(name.clone());
+                cx.timeline.highlight_name = Some(name.clone());
                 self.selected_name = Some(name);
             }
         }

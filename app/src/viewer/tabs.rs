@@ -1,6 +1,7 @@
 //! The tab strip under the timeline: logs, statistics, flame graph, SQL, metrics.
 
 use super::LakeView;
+use super::scope::AnalysisContext;
 
 /// The tabs under the timeline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,12 +45,17 @@ impl LakeView {
                 None => {
                     ui.label("Waiting for the spans…");
                 }
-                Some(model) if self.tab == Tab::Statistics => {
-                    self.stats.stats_ui(ui, runtime, &model, &mut self.timeline)
-                }
                 Some(model) => {
-                    self.flame
-                        .flame_ui(ui, runtime, &model, &mut self.timeline, &self.frames)
+                    let cx = AnalysisContext {
+                        runtime,
+                        model: &model,
+                        timeline: &mut self.timeline,
+                    };
+                    if self.tab == Tab::Statistics {
+                        self.stats.stats_ui(ui, cx);
+                    } else {
+                        self.flame.flame_ui(ui, cx, &self.frames);
+                    }
                 }
             },
         }
