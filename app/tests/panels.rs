@@ -5,13 +5,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
 use frameline::viewer::flame::FlamePanel;
 use frameline::viewer::frame_plot::{FrameRow, frame_plot_ui};
 use frameline::viewer::logs::{LogPane, LogRow, log_pane_ui};
+use frameline::viewer::metrics::{Series, metric_plots_ui};
+use frameline::viewer::sql::{QueryResult, SqlPanel};
 use frameline::viewer::stats::StatsPanel;
 use frameline::viewer::timeline::{TimelineState, timeline_ui};
 use frameline::viewer::{AnalysisContext, LoadedModel, install_renderer};
+use frameline_engine::MetricSamples;
 use frameline_engine::analysis::synthetic_model;
+use frameline_engine::datafusion::arrow::array::{
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +32,8 @@ enum Panel {
     FlameGraph,
     Logs,
     FramePlot,
+    SqlResult,
+    Metrics,
 }
 
 /// A window showing one panel over fixed data.
@@ -38,6 +47,10 @@ struct PanelApp {
     log_pane: LogPane,
     logs: Vec<LogRow>,
     frames: Vec<FrameRow>,
+    sql: SqlPanel,
+    result: QueryResult,
+    series: Vec<(String, Arc<Series>)>,
+    x_range_s: Option<(f64, f64)>,
 }
 
 impl PanelApp {
@@ -69,6 +82,47 @@ impl PanelApp {
                 frame
             })
             .collect();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "name",
+                Arc::new(StringArray::from(vec![
+                    "physics.step",
+                    "render.draw",
+                    "ai.think",
+                ])) as ArrayRef,
+            ),
+            (
+                "calls",
+                Arc::new(Int64Array::from(vec![180, 360, 540])) as ArrayRef,
+            ),
+            (
+                "total_ms",
+                Arc::new(Float64Array::from(vec![412.5, 96.25, 1250.0])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let result =
+            QueryResult::from_batches("SELECT name, calls, total_ms FROM t", &[batch], 1.5);
+        let sample = |f: fn(f64) -> f64| MetricSamples {
+            time_ns: (0..48).map(|i| i * 1_000_000).collect(),
+            values: (0..48).map(|i| f(i as f64)).collect(),
+        };
+        let series = vec![
+            (
+                "frame_time".to_owned(),
+                Arc::new(Series {
+                    unit: "ms".into(),
+                    samples: sample(|i| 16.0 + (i * 0.7).sin() * 4.0),
+                }),
+            ),
+            (
+                "memory.used".to_owned(),
+                Arc::new(Series {
+                    unit: "bytes".into(),
+                    samples: sample(|i| 1e9 + i * 1e6),
+                }),
+            ),
+        ];
         PanelApp {
             panel,
             runtime: tokio::runtime::Builder::new_multi_thread()
@@ -86,6 +140,10 @@ impl PanelApp {
             log_pane: LogPane::default(),
             logs,
             frames,
+            sql: SqlPanel::default(),
+            result,
+            series,
+            x_range_s: None,
         }
     }
 
@@ -118,6 +176,13 @@ impl eframe::App for PanelApp {
                 }
             }
             Panel::Logs => log_pane_ui(ui, &mut self.log_pane, &self.logs, &mut self.timeline, 0),
+            Panel::SqlResult => {
+                let result = self.result.clone();
+                self.sql.result_table_ui(ui, &result);
+            }
+            Panel::Metrics => {
+                metric_plots_ui(ui, &self.series, &mut self.x_range_s, &mut self.timeline, 0);
+            }
             Panel::FramePlot => {
                 let visible = Some((self.timeline.t0, self.timeline.t1));
                 frame_plot_ui(ui, &self.frames, 16.0, visible, 0);
@@ -192,6 +257,26 @@ fn log_panel() {
 fn frame_plot_panel() {
     let mut h = harness(Panel::FramePlot);
     h.snapshot("panel_frame_plot");
+}
+
+#[test]
+fn sql_result_panel() {
+    let mut h = harness(Panel::SqlResult);
+    h.snapshot("panel_sql_result");
+    // A click on a column's header sorts by it, numbers as numbers.
+    h.get_by_label("total_ms").click();
+    h.step();
+    h.step();
+    h.snapshot("panel_sql_result_sorted");
+}
+
+#[test]
+fn metrics_panel() {
+    let mut h = harness(Panel::Metrics);
+    // The plots show the timeline's range (seconds from the origin).
+    let (a, b) = h.state().x_range_s.unwrap();
+    assert!(a.abs() < 1e-9 && (b - 0.048).abs() < 1e-9, "{a} {b}");
+    h.snapshot("panel_metrics");
 }
 
 #[test]

@@ -281,7 +281,6 @@ fn sql_editor_runs_queries_and_saves_views_in_the_lake() {
     });
     h.remove_cursor();
     h.step();
-    h.snapshot_options("sql_editor", &loose());
     drop(h);
 
     let mut h = harness(Startup::Open(lake.to_string_lossy().into_owned()));
@@ -389,7 +388,6 @@ fn a_plotted_metric_has_every_sample() {
     assert!(view.timeline.t0 <= worst.begin_ns as f64);
     h.remove_cursor();
     h.step();
-    h.snapshot_options("metrics", &loose());
 }
 
 #[test]

@@ -197,59 +197,73 @@ impl MetricsPanel {
             });
             return;
         }
-        let origin = origin_ns as f64;
-        let wanted = ((timeline.t0 - origin) / 1e9, (timeline.t1 - origin) / 1e9);
-        let height = (ui.available_height() / plotted.len() as f32 - 4.0).max(60.0);
-        let mut moved_by_user: Option<(f64, f64)> = None;
-        let last = self.x_range_s;
-        let mut rects = Vec::new();
-        egui::ScrollArea::vertical()
-            .id_salt("metric_plots")
-            .show(ui, |ui| {
-                for (name, series) in &plotted {
-                    let points: Vec<[f64; 2]> = series
-                        .samples
-                        .time_ns
-                        .iter()
-                        .zip(&series.samples.values)
-                        .map(|(&t, &v)| [(t as f64 - origin) / 1e9, v])
-                        .collect();
-                    let unit = series.unit.clone();
-                    let response = egui_plot::Plot::new(("metric", name.as_str()))
-                        .height(height)
-                        .link_axis(egui::Id::unique("metric_plots"), [true, false])
-                        .link_cursor(egui::Id::unique("metric_plots"), [true, false])
-                        .x_axis_label("s")
-                        .y_axis_label(unit)
-                        .y_axis_min_width(100.0)
-                        .show(ui, |plot| {
-                            let b = plot.plot_bounds();
-                            let now = (b.min()[0], b.max()[0]);
-                            let tolerance = (wanted.1 - wanted.0).abs() * 1e-6;
-                            let user_moved = last.is_some_and(|l| {
-                                (now.0 - l.0).abs() > tolerance || (now.1 - l.1).abs() > tolerance
-                            });
-                            if user_moved && moved_by_user.is_none() {
-                                moved_by_user = Some(now);
-                            } else if moved_by_user.is_none() {
-                                plot.set_plot_bounds_x(wanted.0..=wanted.1);
-                            }
-                            plot.line(egui_plot::Line::new(
-                                name.clone(),
-                                egui_plot::PlotPoints::from(points),
-                            ));
-                        });
-                    rects.push(response.response.rect);
-                }
-            });
-        self.plot_rects = rects;
-        match moved_by_user {
-            Some((a, b)) if b > a => {
-                timeline.t0 = origin + a * 1e9;
-                timeline.t1 = origin + b * 1e9;
-                self.x_range_s = Some((a, b));
-            }
-            _ => self.x_range_s = Some(wanted),
-        }
+        self.plot_rects = metric_plots_ui(ui, &plotted, &mut self.x_range_s, timeline, origin_ns);
     }
+}
+
+/// `plotted` one under the other on one time axis (seconds from `origin_ns`), linked: each
+/// frame they show the timeline's range, unless the user zoomed or panned one, and then that
+/// range goes to the timeline. `x_range_s` is the range set last frame. Returns where each plot
+/// was drawn.
+pub fn metric_plots_ui(
+    ui: &mut egui::Ui,
+    plotted: &[(String, Arc<Series>)],
+    x_range_s: &mut Option<(f64, f64)>,
+    timeline: &mut TimelineState,
+    origin_ns: i64,
+) -> Vec<egui::Rect> {
+    let origin = origin_ns as f64;
+    let wanted = ((timeline.t0 - origin) / 1e9, (timeline.t1 - origin) / 1e9);
+    let height = (ui.available_height() / plotted.len() as f32 - 4.0).max(60.0);
+    let mut moved_by_user: Option<(f64, f64)> = None;
+    let last = *x_range_s;
+    let mut rects = Vec::new();
+    egui::ScrollArea::vertical()
+        .id_salt("metric_plots")
+        .show(ui, |ui| {
+            for (name, series) in plotted {
+                let points: Vec<[f64; 2]> = series
+                    .samples
+                    .time_ns
+                    .iter()
+                    .zip(&series.samples.values)
+                    .map(|(&t, &v)| [(t as f64 - origin) / 1e9, v])
+                    .collect();
+                let unit = series.unit.clone();
+                let response = egui_plot::Plot::new(("metric", name.as_str()))
+                    .height(height)
+                    .link_axis(egui::Id::unique("metric_plots"), [true, false])
+                    .link_cursor(egui::Id::unique("metric_plots"), [true, false])
+                    .x_axis_label("s")
+                    .y_axis_label(unit)
+                    .y_axis_min_width(100.0)
+                    .show(ui, |plot| {
+                        let b = plot.plot_bounds();
+                        let now = (b.min()[0], b.max()[0]);
+                        let tolerance = (wanted.1 - wanted.0).abs() * 1e-6;
+                        let user_moved = last.is_some_and(|l| {
+                            (now.0 - l.0).abs() > tolerance || (now.1 - l.1).abs() > tolerance
+                        });
+                        if user_moved && moved_by_user.is_none() {
+                            moved_by_user = Some(now);
+                        } else if moved_by_user.is_none() {
+                            plot.set_plot_bounds_x(wanted.0..=wanted.1);
+                        }
+                        plot.line(egui_plot::Line::new(
+                            name.clone(),
+                            egui_plot::PlotPoints::from(points),
+                        ));
+                    });
+                rects.push(response.response.rect);
+            }
+        });
+    match moved_by_user {
+        Some((a, b)) if b > a => {
+            timeline.t0 = origin + a * 1e9;
+            timeline.t1 = origin + b * 1e9;
+            *x_range_s = Some((a, b));
+        }
+        _ => *x_range_s = Some(wanted),
+    }
+    rects
 }

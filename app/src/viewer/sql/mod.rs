@@ -132,15 +132,18 @@ impl SqlPanel {
         }));
     }
 
+    /// Shows `result` (unsorted).
+    pub fn show_result(&mut self, result: QueryResult) {
+        self.order = (0..result.rows).collect();
+        self.sort = None;
+        self.result = Some(Arc::new(result));
+    }
+
     /// Takes finished jobs (every frame, whichever tab is shown).
     pub fn poll(&mut self) {
         if let Some(result) = take_finished(&mut self.job) {
             match result {
-                Ok(result) => {
-                    self.order = (0..result.rows).collect();
-                    self.sort = None;
-                    self.result = Some(Arc::new(result));
-                }
+                Ok(result) => self.show_result(result),
                 Err(e) => self.error = Some(e),
             }
         }
@@ -268,7 +271,7 @@ impl SqlPanel {
         {
             plot::plot_result_ui(ui, &result, time, origin_ns);
         }
-        self.table_ui(ui, &result);
+        self.result_table_ui(ui, &result);
         add_track
     }
 }

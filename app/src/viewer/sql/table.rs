@@ -5,7 +5,8 @@ use super::result::QueryResult;
 use egui_extras::{Column, TableBuilder};
 
 impl SqlPanel {
-    pub(super) fn table_ui(&mut self, ui: &mut egui::Ui, result: &QueryResult) {
+    /// The table of `result`, sortable by a click on a column's header.
+    pub fn result_table_ui(&mut self, ui: &mut egui::Ui, result: &QueryResult) {
         if result.columns.is_empty() {
             ui.label("(no columns)");
             return;
