@@ -5,9 +5,9 @@
 //! goes through its row format, which writes each row's string into a row buffer and hashes it
 //! (measured: most of a `GROUP BY name` over 10^7 spans). Cast to `Utf8View` — views pointing into
 //! the dictionary's own values, no string copied — the same column takes its specialised
-//! single-column (`GroupValuesBytesView`) or multi-column (`GroupValuesColumn`) paths.
+//! single-column path (`GroupValuesBytesView`).
 //!
-//! This logical rule rewrites `Aggregate(group by d, …)` over a dictionary of strings `d` into
+//! This logical rule rewrites `Aggregate(group by d)` (one column) over a dictionary of strings `d` into
 //! `Projection(cast back to the dictionary type) ← Aggregate(group by CAST(d AS Utf8View), …)`:
 //! the query's output types and names do not change, only the few group rows are cast back.
 
@@ -44,6 +44,11 @@ impl OptimizerRule for GroupStringsAsViews {
         let LogicalPlan::Aggregate(aggregate) = &plan else {
             return Ok(Transformed::no(plan));
         };
+        // One column only: with several, DataFusion's multi-column path on views measured slower
+        // than its row format (`log_entries` by level and target: 22 vs 17 ms warm).
+        if aggregate.group_expr.len() != 1 {
+            return Ok(Transformed::no(plan));
+        }
         let input_schema = aggregate.input.schema();
         let mut changed = false;
         let mut group_expr = Vec::with_capacity(aggregate.group_expr.len());

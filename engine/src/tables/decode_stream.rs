@@ -134,6 +134,7 @@ impl BlockScan {
             .total
             .fetch_add(self.blocks.len() as u64, Ordering::Relaxed);
         let state = State {
+            parallelism: parallelism(),
             remaining: self.limit,
             scan: self,
             next: 0,
@@ -216,6 +217,9 @@ fn parallelism() -> usize {
 
 struct State<P> {
     scan: BlockScan,
+    /// [`parallelism`], read once: `available_parallelism` reads cgroup files on every call
+    /// (measured: once per block made a warm scan of 207 blocks 3.5 × slower).
+    parallelism: usize,
     /// The next block to start reading.
     next: usize,
     pending: FuturesOrdered<BoxFuture<'static, Result<ReadBlock, EngineError>>>,
@@ -298,7 +302,7 @@ impl<P: Borrow<Progress>> State<P> {
             (_, Some(rows)) => Some(rows as u64),
         };
         while self.next < self.scan.blocks.len()
-            && self.pending.len() < parallelism()
+            && self.pending.len() < self.parallelism
             && limit_rows.is_none_or(|rows| self.pending_rows < rows)
         {
             self.pending_rows += u64::from(self.scan.blocks[self.next].0.info.event_count);
