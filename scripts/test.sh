@@ -35,8 +35,22 @@ fi
 # our own copy of the same steps.
 moto_script="$here/../shared/s3/start-moto.sh"
 [ -x "$moto_script" ] || [ -f "$moto_script" ] || moto_script="$here/scripts/start-moto.sh"
-eval "$(bash "$moto_script")"
-eval "$(bash "$here/scripts/start-moto-auth.sh")"
+# A loaded machine can make a server miss its start-up window: try again, then stop with a clear
+# line rather than let every S3 test fail on a missing variable.
+start_server() {
+  local script="$1" out attempt
+  for attempt in 1 2 3; do
+    if out="$(bash "$script")"; then
+      eval "$out"
+      return 0
+    fi
+    echo "$(basename "$script"): no server on attempt $attempt" >&2
+  done
+  echo "error: $script could not start a server" >&2
+  return 1
+}
+start_server "$moto_script"
+start_server "$here/scripts/start-moto-auth.sh"
 trap 'kill "$FRAMELINE_TEST_S3_PID" "$FRAMELINE_TEST_S3_AUTH_PID" 2>/dev/null || true' EXIT
 
 # The interop tests check exported traces with the official Perfetto protobuf definitions and

@@ -104,8 +104,8 @@ fn statistics_count_what_sql_counts_and_find_instances() {
     h.step();
     h.get_by_role_and_label(Role::TextInput, "Find span");
     h.get_by_label("Next").click();
-    h.step();
-    h.step();
+    // The search runs in the background; Next applies once its matches are in.
+    run_until(&mut h, "the find result", |app| app.idle());
     let view = h.state().lake.as_ref().unwrap();
     let model = view.model.as_ref().unwrap();
     let span = view
@@ -346,9 +346,7 @@ fn a_plotted_metric_has_every_sample() {
                 .as_ref()
                 .is_some_and(|v| !v.metrics.available().is_empty())
     });
-    // One click per frame: egui reads one click per frame from the pointer.
     h.get_by_label("frame_time (ms)").click();
-    h.step();
     h.get_by_label("memory.used (bytes)").click();
     run_until(&mut h, "the metrics", |app| {
         app.idle()

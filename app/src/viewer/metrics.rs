@@ -156,10 +156,13 @@ impl MetricsPanel {
             .resizable(true)
             .default_size(200.0)
             .show(ui, |ui| {
-                ui.strong("Metrics");
-                if self.busy() {
-                    ui.spinner();
-                }
+                // The spinner sits beside the title: the list below never moves.
+                ui.horizontal(|ui| {
+                    ui.strong("Metrics");
+                    if self.busy() {
+                        ui.spinner();
+                    }
+                });
                 for error in self.errors() {
                     ui.colored_label(theme::ERROR_TEXT, error);
                 }
