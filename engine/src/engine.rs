@@ -88,7 +88,7 @@ impl Engine {
             .with_information_schema(true)
             .with_repartition_file_scans(false);
         let ctx = SessionContext::new_with_config(config);
-        ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsAsViews));
+        ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsByIds));
         for (name, batch) in catalog_batches(&lake)? {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             ctx.register_table(name, Arc::new(table))?;

@@ -1,16 +1,18 @@
-//! Grouping on string columns without DataFusion's row format.
+//! Grouping on string columns without hashing a string per row.
 //!
 //! The event tables' strings are `Dictionary(Int32, Utf8)` (each block's dependency strings once,
 //! a key per row). DataFusion has no group-by specialised for dictionaries: a `GROUP BY name`
 //! goes through its row format, which writes each row's string into a row buffer and hashes it
-//! (measured: most of a `GROUP BY name` over 10^7 spans). Cast to `Utf8View` — views pointing into
-//! the dictionary's own values, no string copied — the same column takes its specialised
-//! single-column path (`GroupValuesBytesView`).
+//! (measured: most of a `GROUP BY name` over 10^7 spans). A first version cast the column to
+//! `Utf8View` (DataFusion's single-column string path): 102 → 82 ms, still 1.8 × DuckDB.
 //!
-//! This logical rule rewrites `Aggregate(group by d)` (one column) over a dictionary of strings `d` into
-//! `Projection(cast back to the dictionary type) ← Aggregate(group by CAST(d AS Utf8View), …)`:
-//! the query's output types and names do not change, only the few group rows are cast back.
+//! This logical rule rewrites `Aggregate(group by d)` (one column) over a dictionary of strings
+//! `d` into `Projection(frameline_string_of(id) cast back to d's type) ← Aggregate(group by
+//! frameline_string_id(d) AS id, …)` (`string_ids.rs`): each batch interns its dictionary's few
+//! values and gathers an `Int64` id per row, and DataFusion groups integers. The query's output
+//! types and names do not change; only the few group rows are mapped back to strings.
 
+use crate::string_ids::string_id_functions;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, ExprSchema, Result as DfResult};
@@ -20,16 +22,16 @@ use std::sync::Arc;
 
 /// See the module's documentation.
 #[derive(Debug, Default)]
-pub struct GroupStringsAsViews;
+pub struct GroupStringsByIds;
 
 fn is_string_dictionary(data_type: &DataType) -> bool {
     matches!(data_type, DataType::Dictionary(_, value)
         if matches!(value.as_ref(), DataType::Utf8 | DataType::LargeUtf8))
 }
 
-impl OptimizerRule for GroupStringsAsViews {
+impl OptimizerRule for GroupStringsByIds {
     fn name(&self) -> &str {
-        "frameline_group_strings_as_views"
+        "frameline_group_strings_by_ids"
     }
 
     fn apply_order(&self) -> Option<ApplyOrder> {
@@ -50,6 +52,7 @@ impl OptimizerRule for GroupStringsAsViews {
             return Ok(Transformed::no(plan));
         }
         let input_schema = aggregate.input.schema();
+        let (string_id, string_of) = string_id_functions();
         let mut changed = false;
         let mut group_expr = Vec::with_capacity(aggregate.group_expr.len());
         for expr in &aggregate.group_expr {
@@ -61,7 +64,8 @@ impl OptimizerRule for GroupStringsAsViews {
             if is_string_dictionary(&data_type) {
                 let (qualifier, name) = expr.qualified_name();
                 group_expr.push(
-                    cast(expr.clone().unalias(), DataType::Utf8View)
+                    string_id
+                        .call(vec![expr.clone().unalias()])
                         .alias_qualified(qualifier, name),
                 );
                 changed = true;
@@ -87,7 +91,7 @@ impl OptimizerRule for GroupStringsAsViews {
                 if field.data_type() == old_field.data_type() {
                     column
                 } else {
-                    cast(column, old_field.data_type().clone())
+                    cast(string_of.call(vec![column]), old_field.data_type().clone())
                         .alias_qualified(old_qualifier.cloned(), old_field.name())
                 }
             })

@@ -17,6 +17,7 @@ mod error;
 mod group_by;
 mod lake;
 mod reads;
+mod string_ids;
 mod tables;
 pub mod timeline;
 pub mod views;
