@@ -19,10 +19,13 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// Each string's id, and the strings by id.
+type Table = (HashMap<Arc<str>, i64>, Vec<Arc<str>>);
+
 /// The strings seen by one query, each with its id (its index).
 #[derive(Debug, Default)]
 pub struct StringIds {
-    table: Mutex<(HashMap<Arc<str>, i64>, Vec<Arc<str>>)>,
+    table: Mutex<Table>,
 }
 
 impl StringIds {
