@@ -101,8 +101,19 @@ fn summarize(root: &Path) -> Summary {
     summary
 }
 
+/// The demo runs at 60 fps only when it has the cores: the tests that record one take turns (a
+/// flight-recorder run beside it left another at 145 frames in 3.5 s).
+static ONE_DEMO_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_demo_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_DEMO_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn demo_writes_a_capture_of_an_instrumented_game() {
+    let _turn = one_demo_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("capture");
     let stdout = frameline_ok(&[
@@ -189,6 +200,7 @@ fn demo_into_a_path_that_cannot_be_a_folder_fails_with_a_clear_error() {
 
 #[test]
 fn demo_writes_to_s3() {
+    let _turn = one_demo_at_a_time();
     let Ok(bucket) = std::env::var("FRAMELINE_TEST_S3_BUCKET") else {
         assert!(
             std::env::var("FRAMELINE_SKIP_S3").is_ok(),
@@ -334,6 +346,7 @@ fn tree(lake: &Standalone, begin: u64, end: u64) -> BTreeMap<&str, usize> {
 
 #[test]
 fn demo_with_the_flight_recorder_keeps_long_frames_whole_and_writes_a_fraction() {
+    let _turn = one_demo_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
     let sampled = dir.path().join("sampled");
