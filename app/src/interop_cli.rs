@@ -99,9 +99,8 @@ async fn parse_time(engine: &Engine, text: &str, process_start_ns: i64) -> Resul
 
 pub async fn export(args: ExportArgs) -> Result<()> {
     let engine = Engine::open(&args.lake).await?;
-    let matching: Vec<_> = engine
-        .lake()
-        .processes()
+    let processes = engine.lake().processes();
+    let matching: Vec<_> = processes
         .iter()
         .filter(|p| p.process_id.starts_with(&args.process))
         .collect();

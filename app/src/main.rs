@@ -165,10 +165,10 @@ async fn query(args: QueryArgs) -> Result<()> {
     let mut engine = frameline_engine::Engine::open(lake).await?;
     if timing {
         eprintln!(
-            "open: {:.1} ms ({} processes, {} blocks)",
+            "open: {:.1} ms ({} processes, {})",
             started.elapsed().as_secs_f64() * 1e3,
             engine.lake().processes().len(),
-            engine.lake().blocks().len()
+            engine.lake().requests()
         );
     }
     let mut batches = Vec::new();

@@ -90,8 +90,10 @@ fn decode(c: &mut Criterion) {
     let lake = rt
         .block_on(Lake::open(&lake_path))
         .unwrap_or_else(|e| panic!("{e}"));
-    let blocks: Vec<(frameline_engine::BlockEntry, bytes::Bytes)> = lake
-        .blocks()
+    let all_blocks = rt
+        .block_on(lake.all_blocks())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let blocks: Vec<(frameline_engine::BlockEntry, bytes::Bytes)> = all_blocks
         .iter()
         .filter(|b| b.info.kind == frameline_instrument::format::StreamKind::Cpu)
         .take(64)
@@ -163,7 +165,9 @@ fn query(c: &mut Criterion) {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let cpu_blocks = lake
-            .blocks()
+            .all_blocks()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
             .iter()
             .filter(|b| b.info.kind == frameline_instrument::format::StreamKind::Cpu)
             .count();

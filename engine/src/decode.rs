@@ -106,8 +106,8 @@ pub fn thread_spans_schema() -> SchemaRef {
 /// What a block needs to become rows: its process (for time) and thread.
 pub struct BlockContext<'a> {
     pub entry: &'a BlockEntry,
-    pub process: &'a ProcessMeta,
-    pub thread_name: &'a str,
+    pub process: Arc<ProcessMeta>,
+    pub thread_name: String,
     /// The stream's last block: spans still open at its end were never closed.
     pub last_of_stream: bool,
     pub ticks: TickConverter,
@@ -135,7 +135,7 @@ impl BlockContext<'_> {
         vec![
             self.constant(&self.entry.info.process_id, &zeros),
             self.constant(&self.entry.info.stream_id, &zeros),
-            self.constant(self.thread_name, &zeros),
+            self.constant(&self.thread_name, &zeros),
         ]
     }
 
@@ -511,19 +511,19 @@ pub fn context_for<'a>(
             ),
         })?;
     let thread_name = lake
-        .streams()
-        .get(&entry.info.stream_id)
-        .map_or("?", |s| s.thread_name.as_str());
+        .thread_name(&entry.info.stream_id)
+        .unwrap_or_else(|| "?".to_owned());
+    let ticks = TickConverter::new(
+        process.start_ticks,
+        process.start_unix_ns,
+        process.tsc_frequency,
+    );
     Ok(BlockContext {
         entry,
         process,
         thread_name,
         last_of_stream,
-        ticks: TickConverter::new(
-            process.start_ticks,
-            process.start_unix_ns,
-            process.tsc_frequency,
-        ),
+        ticks,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use crate::error::EngineError;
 use crate::lake::Lake;
-use crate::tables::{BlockTable, EventTable, catalog_batches};
+use crate::tables::{BlockTable, CatalogTable, CatalogTableKind, EventTable};
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -89,9 +89,13 @@ impl Engine {
             .with_repartition_file_scans(false);
         let ctx = SessionContext::new_with_config(config);
         ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsByIds));
-        for (name, batch) in catalog_batches(&lake)? {
-            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-            ctx.register_table(name, Arc::new(table))?;
+        for (name, kind) in [
+            ("processes", CatalogTableKind::Processes),
+            ("streams", CatalogTableKind::Streams),
+            ("blocks", CatalogTableKind::Blocks),
+            ("lake_problems", CatalogTableKind::Problems),
+        ] {
+            ctx.register_table(name, Arc::new(CatalogTable::new(kind, lake.clone())?))?;
         }
         for (name, table) in [
             ("log_entries", EventTable::LogEntries),
@@ -312,6 +316,7 @@ impl Engine {
         // model plus a few batches in flight.
         let scan = BlockTable::new(EventTable::ThreadSpans, self.lake.clone())
             .blocks(&pruning)
+            .await?
             .keeping_in_memory(false);
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
         let builder = tokio::task::spawn_blocking(move || {

@@ -4,12 +4,13 @@
 
 use crate::aws::S3Options;
 use crate::cache::{self, BlockCache};
+use crate::catalog::CatalogState;
 use crate::error::EngineError;
-use frameline_instrument::lake::{self as layout, BlockKey, LakeVersion, ProcessMeta, StreamMeta};
-use futures::{StreamExt, TryStreamExt};
+use crate::requests::{CountingStore, RequestCounters, RequestCounts};
+use frameline_instrument::lake::{self as layout, BlockKey, LakeVersion};
+use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -53,13 +54,15 @@ pub struct BlockEntry {
     pub size_bytes: u64,
 }
 
-/// An open lake: its store, its catalog, and counters of what was fetched.
+/// An open lake: its store, its catalog (`catalog/`, loaded as queries need it), and counters of
+/// what was fetched.
 pub struct Lake {
     location: LakeLocation,
     store: Arc<dyn ObjectStore>,
-    pub(crate) processes: Vec<ProcessMeta>,
-    pub(crate) streams: HashMap<String, StreamMeta>,
-    pub(crate) blocks: Vec<BlockEntry>,
+    requests: Arc<RequestCounters>,
+    pub(crate) catalog_state: std::sync::Mutex<CatalogState>,
+    /// One catalog load at a time (two panels asking for the same process fetch it once).
+    pub(crate) catalog_loading: tokio::sync::Mutex<()>,
     blocks_fetched: AtomicU64,
     bytes_fetched: AtomicU64,
     cache: Arc<BlockCache>,
@@ -69,8 +72,7 @@ impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lake")
             .field("location", &self.location)
-            .field("processes", &self.processes.len())
-            .field("blocks", &self.blocks.len())
+            .field("processes", &self.processes().len())
             .finish()
     }
 }
@@ -189,30 +191,49 @@ impl Lake {
 
     /// Like [`Lake::open`], with S3 settings that override the environment.
     pub async fn open_with(lake: &str, s3: &S3Options) -> Result<Lake, EngineError> {
+        Self::open_since(lake, s3, None).await
+    }
+
+    /// Like [`Lake::open_with`], reading only the processes started on or after
+    /// `since_unix_ns` (`None`: all); [`Lake::load_dates`] reads more later.
+    pub async fn open_since(
+        lake: &str,
+        s3: &S3Options,
+        since_unix_ns: Option<i64>,
+    ) -> Result<Lake, EngineError> {
         let location = LakeLocation::parse(lake);
         let store: Arc<dyn ObjectStore> = match &location {
-            LakeLocation::Local(path) => {
-                if !path.exists() {
-                    return Err(EngineError::PathNotFound { path: path.clone() });
-                }
-                if !path.is_dir() {
-                    return Err(EngineError::NotALake {
-                        lake: location.to_string(),
-                        reason: "it is a file, not a folder".to_owned(),
-                    });
-                }
-                Arc::new(
-                    object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| {
-                        EngineError::Store {
-                            key: path.display().to_string(),
-                            detail: error_chain(&e),
-                        }
-                    })?,
-                )
-            }
+            LakeLocation::Local(_) => return Self::open_local_since(location, since_unix_ns).await,
             LakeLocation::S3 { bucket, prefix } => s3_store(bucket, prefix, s3)?,
         };
-        Self::open_store(location, store).await
+        Self::open_store_since(location, store, since_unix_ns).await
+    }
+
+    async fn open_local_since(
+        location: LakeLocation,
+        since_unix_ns: Option<i64>,
+    ) -> Result<Lake, EngineError> {
+        let LakeLocation::Local(path) = &location else {
+            return Err(EngineError::Query("not a local lake".to_owned()));
+        };
+        if !path.exists() {
+            return Err(EngineError::PathNotFound { path: path.clone() });
+        }
+        if !path.is_dir() {
+            return Err(EngineError::NotALake {
+                lake: location.to_string(),
+                reason: "it is a file, not a folder".to_owned(),
+            });
+        }
+        let store = Arc::new(
+            object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| {
+                EngineError::Store {
+                    key: path.display().to_string(),
+                    detail: error_chain(&e),
+                }
+            })?,
+        );
+        Self::open_store_since(location, store, since_unix_ns).await
     }
 
     /// Opens a lake over any store (tests, embedding).
@@ -220,6 +241,17 @@ impl Lake {
         location: LakeLocation,
         store: Arc<dyn ObjectStore>,
     ) -> Result<Lake, EngineError> {
+        Self::open_store_since(location, store, None).await
+    }
+
+    /// Like [`Lake::open_store`], reading only the processes started on or after `since_unix_ns`.
+    pub async fn open_store_since(
+        location: LakeLocation,
+        store: Arc<dyn ObjectStore>,
+        since_unix_ns: Option<i64>,
+    ) -> Result<Lake, EngineError> {
+        let (store, requests) = CountingStore::new(store);
+        let store: Arc<dyn ObjectStore> = Arc::new(store);
         let version_bytes = match store.get(&ObjectPath::from(layout::VERSION_KEY)).await {
             Ok(result) => result
                 .bytes()
@@ -265,59 +297,30 @@ impl Lake {
             cache::DEFAULT_MEMORY_BYTES,
             cache::disk_dir_for(&location.to_string()),
         ));
-        let mut lake = Lake {
+        let lake = Lake {
             cache,
             location,
             store,
-            processes: Vec::new(),
-            streams: HashMap::new(),
-            blocks: Vec::new(),
+            requests,
+            catalog_state: std::sync::Mutex::new(CatalogState::default()),
+            catalog_loading: tokio::sync::Mutex::new(()),
             blocks_fetched: AtomicU64::new(0),
             bytes_fetched: AtomicU64::new(0),
         };
-        lake.refresh().await?;
+        lake.read_index().await?;
+        let since_date = since_unix_ns.map(layout::date_of_unix_ns);
+        lake.load_dates(since_date.as_deref(), None).await?;
         Ok(lake)
     }
 
-    /// Re-reads the catalog (new processes, streams and blocks since the lake was opened).
-    pub async fn refresh(&mut self) -> Result<(), EngineError> {
-        self.processes = self.read_json_objects(layout::PROCESSES_PREFIX).await?;
-        self.processes.sort_by_key(|p| p.start_unix_ns);
-        let streams: Vec<StreamMeta> = self.read_json_objects(layout::STREAMS_PREFIX).await?;
-        self.streams = streams
-            .into_iter()
-            .map(|s| (s.stream_id.clone(), s))
-            .collect();
-        self.blocks = self
-            .list_objects(layout::BLOCKS_PREFIX)
-            .await?
-            .into_iter()
-            .filter_map(|meta| {
-                let key = meta.location.to_string();
-                BlockKey::parse(&key).map(|info| BlockEntry {
-                    key,
-                    info,
-                    size_bytes: meta.size,
-                })
-            })
-            .collect();
-        // Key times were computed with the frequency measured at start; rescale them to the
-        // process's final frequency so they agree with decoded times to the nanosecond.
-        let processes: HashMap<&str, &ProcessMeta> = self
-            .processes
-            .iter()
-            .map(|p| (p.process_id.as_str(), p))
-            .collect();
-        for block in &mut self.blocks {
-            if let Some(process) = processes.get(block.info.process_id.as_str()) {
-                block.info.begin_unix_ns = process.rescale_key_ns(block.info.begin_unix_ns);
-                block.info.end_unix_ns = process.rescale_key_ns(block.info.end_unix_ns);
-                block.info.earliest_unix_ns = process.rescale_key_ns(block.info.earliest_unix_ns);
-            }
+    /// Re-reads the catalog (processes, streams and blocks written since the lake was opened),
+    /// for the dates that were loaded.
+    pub async fn refresh(&self) -> Result<(), EngineError> {
+        let loaded = self.catalog().loaded_dates();
+        self.read_index().await?;
+        if let Some(first) = loaded.first() {
+            self.load_dates(Some(first), None).await?;
         }
-        self.blocks.sort_by(|a, b| {
-            (&a.info.stream_id, a.info.block_seq).cmp(&(&b.info.stream_id, b.info.block_seq))
-        });
         Ok(())
     }
 
@@ -333,40 +336,13 @@ impl Lake {
             .map_err(|e| classify(&self.location, prefix, e))
     }
 
-    async fn read_json_objects<T: serde::de::DeserializeOwned>(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<T>, EngineError> {
-        let keys: Vec<String> = self
-            .list_objects(prefix)
-            .await?
-            .into_iter()
-            .map(|m| m.location.to_string())
-            .filter(|k| k.ends_with(".json"))
-            .collect();
-        let store = self.store.clone();
-        let location = self.location.clone();
-        futures::stream::iter(keys)
-            .map(|key| {
-                let store = store.clone();
-                let location = location.clone();
-                async move {
-                    let bytes = store
-                        .get(&ObjectPath::from(key.as_str()))
-                        .await
-                        .map_err(|e| classify(&location, &key, e))?
-                        .bytes()
-                        .await
-                        .map_err(|e| classify(&location, &key, e))?;
-                    serde_json::from_slice::<T>(&bytes).map_err(|e| EngineError::Corrupt {
-                        key: key.clone(),
-                        detail: e.to_string(),
-                    })
-                }
-            })
-            .buffer_unordered(16)
-            .try_collect()
-            .await
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Requests sent to the store since the lake was opened.
+    pub fn requests(&self) -> RequestCounts {
+        self.requests.snapshot()
     }
 
     /// Fetches one block object (counted: tests prove pruning by these counts).
@@ -428,22 +404,6 @@ impl Lake {
 
     pub fn location(&self) -> &LakeLocation {
         &self.location
-    }
-
-    pub fn processes(&self) -> &[ProcessMeta] {
-        &self.processes
-    }
-
-    pub fn streams(&self) -> &HashMap<String, StreamMeta> {
-        &self.streams
-    }
-
-    pub fn blocks(&self) -> &[BlockEntry] {
-        &self.blocks
-    }
-
-    pub fn process(&self, process_id: &str) -> Option<&ProcessMeta> {
-        self.processes.iter().find(|p| p.process_id == process_id)
     }
 
     /// This lake with a memory-only cache of decoded blocks (nothing read from or written to

@@ -9,6 +9,7 @@
 pub mod analysis;
 mod aws;
 pub mod cache;
+pub mod catalog;
 pub mod columns;
 pub mod decode;
 pub mod dirs;
@@ -17,16 +18,20 @@ mod error;
 mod group_by;
 mod lake;
 mod reads;
+pub mod requests;
 mod string_ids;
 mod tables;
 pub mod timeline;
 pub mod views;
 
 pub use aws::{S3Options, profile_settings};
+pub use catalog::LakeProblem;
+pub use catalog::compact::{CompactOptions, CompactReport};
 pub use datafusion;
 pub use decode::{frames_schema, log_entries_schema, measures_schema, thread_spans_schema};
 pub use engine::{Engine, SavedView, VIEWS_PREFIX};
 pub use error::EngineError;
 pub use lake::{BlockEntry, Lake, LakeLocation};
 pub use reads::{FrameTime, LogLine, MetricName, MetricSamples};
+pub use requests::RequestCounts;
 pub use tables::{EventTable, Progress, Pruning};

@@ -198,18 +198,15 @@ fn filters_on_process_and_time_fetch_only_matching_blocks() {
     runtime().block_on(async {
         let mut engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
         engine.clear_caches();
-        let blocks_of = |engine: &Engine, process: &str, kind: &str| {
-            engine
-                .lake()
-                .blocks()
+        let all_blocks = engine.lake().all_blocks().await.unwrap();
+        let blocks_of = |_engine: &Engine, process: &str, kind: &str| {
+            all_blocks
                 .iter()
                 .filter(|b| b.info.process_id == process && b.info.kind.as_str() == kind)
                 .count() as u64
         };
         let tool_cpu = blocks_of(&engine, &c.tool, "cpu");
-        let all_cpu = engine
-            .lake()
-            .blocks()
+        let all_cpu = all_blocks
             .iter()
             .filter(|b| b.info.kind.as_str() == "cpu")
             .count() as u64;
@@ -469,8 +466,10 @@ fn a_corrupt_block_names_its_key_and_the_rest_stays_queryable() {
         let engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
         let victim = engine
             .lake()
-            .blocks()
-            .iter()
+            .all_blocks()
+            .await
+            .unwrap()
+            .into_iter()
             .find(|b| {
                 b.info.process_id == c.game
                     && b.info.kind.as_str() == "cpu"
@@ -812,10 +811,11 @@ fn a_limit_reads_only_the_blocks_that_hold_its_rows() {
         // Rows of each CPU block in the lake's order, decoded here one by one.
         let lake = engine.lake();
         let cpu: Vec<frameline_engine::BlockEntry> = lake
-            .blocks()
-            .iter()
+            .all_blocks()
+            .await
+            .unwrap()
+            .into_iter()
             .filter(|b| b.info.kind.as_str() == "cpu")
-            .cloned()
             .collect();
         let last_seq = |stream: &str| {
             cpu.iter()

@@ -7,7 +7,12 @@
 //! processes/{YYYY-MM-DD}/{process_id}.json              one per process (date of its start)
 //! streams/{process_id}/{stream_id}.json                 one per stream (thread × kind)
 //! blocks/{YYYY-MM-DD}/{HH}/{process_id}/{kind}-{stream_id}/{seq}_{begin_ns}_{end_ns}_{events}_{earliest_ns}.blk
+//! catalog/{processes|streams}/date={YYYY-MM-DD}/part-{hash}.parquet   compacted metadata (readers)
 //! ```
+//! Games write only the first four. `catalog/` is written by compaction (a reader that may
+//! write): it folds the process and stream objects of finished processes into one Parquet part
+//! per start date and table, then deletes the objects it folded, so a reader lists only what is
+//! newer than the last compaction.
 //! Block keys are partitioned by the UTC hour of their first event, so a time range lists only
 //! its own prefixes, and the key alone gives process, stream kind, sequence, time span and event
 //! count (the `blocks` table needs no object read). `earliest_ns` is the begin of the outermost
@@ -27,6 +32,8 @@ pub const LAKE_MINOR_VERSION: u32 = 0;
 pub const PROCESSES_PREFIX: &str = "processes/";
 pub const STREAMS_PREFIX: &str = "streams/";
 pub const BLOCKS_PREFIX: &str = "blocks/";
+pub const CATALOG_PROCESSES_PREFIX: &str = "catalog/processes/";
+pub const CATALOG_STREAMS_PREFIX: &str = "catalog/streams/";
 
 /// Contents of the version marker.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,6 +111,53 @@ pub struct StreamMeta {
 pub fn process_key(process_id: &str, start_unix_ns: i64) -> String {
     let (y, m, d, _) = civil_from_unix_ns(start_unix_ns);
     format!("{PROCESSES_PREFIX}{y:04}-{m:02}-{d:02}/{process_id}.json")
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time in nanoseconds: the partition of a process started then.
+pub fn date_of_unix_ns(unix_ns: i64) -> String {
+    let (y, m, d, _) = civil_from_unix_ns(unix_ns);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The start date partition of a process object key (`processes/{date}/{id}.json`).
+pub fn date_of_process_key(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix(PROCESSES_PREFIX)?;
+    let (date, file) = rest.split_once('/')?;
+    (is_date(date) && file.ends_with(".json") && !file.contains('/')).then_some(date)
+}
+
+/// Whether `text` looks like `YYYY-MM-DD`.
+pub fn is_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// Key of a compacted catalog part of `table_prefix` (`CATALOG_PROCESSES_PREFIX` or
+/// `CATALOG_STREAMS_PREFIX`) for one start date; `content_hash` names its contents, so two
+/// compactors folding the same objects write the same key with the same bytes.
+pub fn catalog_part_key(table_prefix: &str, date: &str, content_hash: u128) -> String {
+    format!("{table_prefix}date={date}/part-{content_hash:032x}.parquet")
+}
+
+/// The date of a catalog part key under `table_prefix`.
+pub fn date_of_catalog_part<'a>(table_prefix: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(table_prefix)?.strip_prefix("date=")?;
+    let (date, file) = rest.split_once('/')?;
+    (is_date(date)
+        && file.starts_with("part-")
+        && file.ends_with(".parquet")
+        && !file.contains('/'))
+    .then_some(date)
+}
+
+/// Prefix of one process's blocks in one UTC hour (`unix_ns` anywhere in that hour).
+pub fn process_hour_prefix(unix_ns: i64, process_id: &str) -> String {
+    format!("{}{process_id}/", hour_prefix(unix_ns))
 }
 
 pub fn stream_key(process_id: &str, stream_id: &str) -> String {
@@ -282,5 +336,36 @@ mod tests {
         );
         assert_eq!(BlockKey::parse(&text), Some(key));
         assert_eq!(BlockKey::parse("blocks/x/y/p/cpu-s/bad.blk"), None);
+    }
+
+    #[test]
+    fn catalog_keys_round_trip() {
+        let key = catalog_part_key(CATALOG_PROCESSES_PREFIX, "2026-11-25", 0xabc);
+        assert_eq!(
+            key,
+            "catalog/processes/date=2026-11-25/part-00000000000000000000000000000abc.parquet"
+        );
+        assert_eq!(
+            date_of_catalog_part(CATALOG_PROCESSES_PREFIX, &key),
+            Some("2026-11-25")
+        );
+        assert_eq!(date_of_catalog_part(CATALOG_STREAMS_PREFIX, &key), None);
+        assert_eq!(
+            date_of_catalog_part(
+                CATALOG_PROCESSES_PREFIX,
+                "catalog/processes/date=x/part-1.parquet"
+            ),
+            None
+        );
+        assert_eq!(
+            date_of_process_key(&process_key("p", 1_795_627_179_000_000_000)),
+            Some("2026-11-25")
+        );
+        assert_eq!(date_of_process_key("processes/2026-11-25/a/b.json"), None);
+        assert_eq!(date_of_unix_ns(1_795_627_179_000_000_000), "2026-11-25");
+        assert_eq!(
+            process_hour_prefix(1_795_627_179_000_000_000, "p"),
+            "blocks/2026-11-25/17/p/"
+        );
     }
 }

@@ -111,8 +111,9 @@ struct OfflineDescriptors {
     span_index: HashMap<(String, String), u64>,
     logs: Vec<(Level, String)>,
     log_index: HashMap<(Level, String), u64>,
-    metrics: Vec<(String, String)>,
-    metric_index: HashMap<(String, String), u64>,
+    /// `(name, unit, is a frame marker)`.
+    metrics: Vec<(String, String, bool)>,
+    metric_index: HashMap<(String, String, bool), u64>,
 }
 
 fn addr_of(index: usize) -> u64 {
@@ -166,12 +167,16 @@ impl Descriptors for OfflineDescriptors {
     }
 
     fn metric(&self, addr: u64) -> MetricDep<'_> {
-        let (name, unit) = self
+        let (name, unit, frame) = self
             .metrics
             .get(index_of(addr))
-            .map_or(("", ""), |(n, u)| (n.as_str(), u.as_str()));
+            .map_or(("", "", false), |(n, u, f)| (n.as_str(), u.as_str(), *f));
         MetricDep {
-            kind: MetricKind::Float,
+            kind: if frame {
+                MetricKind::Frame
+            } else {
+                MetricKind::Float
+            },
             name,
             unit,
             target: "",
@@ -313,11 +318,28 @@ impl ProcessWriter<'_> {
         unit: &str,
         value: f64,
     ) {
-        let addr = intern(
-            &mut self.descs.metrics,
-            &mut self.descs.metric_index,
-            (name.to_owned(), unit.to_owned()),
+        self.metric_record(
+            thread,
+            unix_ns,
+            (name.to_owned(), unit.to_owned(), false),
+            value,
         );
+    }
+
+    /// A frame marker of the frame set `name` (`"frame"` for the main loop): the engine's
+    /// `frames` table pairs consecutive markers of one set on one thread.
+    pub fn frame(&mut self, thread: ThreadHandle, unix_ns: i64, name: &str) {
+        self.metric_record(thread, unix_ns, (name.to_owned(), String::new(), true), 0.0);
+    }
+
+    fn metric_record(
+        &mut self,
+        thread: ThreadHandle,
+        unix_ns: i64,
+        desc: (String, String, bool),
+        value: f64,
+    ) {
+        let addr = intern(&mut self.descs.metrics, &mut self.descs.metric_index, desc);
         let ticks = self.ticks(unix_ns);
         let mut record = [0u8; raw::METRIC_RECORD_BYTES];
         record[..8].copy_from_slice(&ticks.to_le_bytes());

@@ -184,10 +184,10 @@ impl ViewerApp {
                 Ok(engine) => {
                     let name = engine.lake().location().to_string();
                     eprintln!(
-                        "[frameline] opened {name} in {:.0} ms: {} processes, {} blocks",
+                        "[frameline] opened {name} in {:.0} ms: {} processes, {}",
                         self.opened_at.elapsed().as_secs_f64() * 1e3,
                         engine.lake().processes().len(),
-                        engine.lake().blocks().len()
+                        engine.lake().requests()
                     );
                     self.remember(&name);
                     self.lake = Some(LakeView::new(engine, &self.runtime, ctx));

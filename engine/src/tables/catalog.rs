@@ -1,24 +1,44 @@
-//! The metadata tables `processes`, `streams` and `blocks`, built from the lake's catalog.
+//! The metadata tables `processes`, `streams`, `blocks` and `lake_problems`, read from the lake's
+//! catalog when a query scans them: `processes` reads only the start dates its `start_time`
+//! filters allow, `streams` and `blocks` only the processes its `process_id` filters name.
 
+use super::pushdown::{process_id_set, time_bounds};
+use crate::catalog::LakeProblem;
 use crate::error::EngineError;
-use crate::lake::Lake;
+use crate::lake::{BlockEntry, Lake};
+use async_trait::async_trait;
 use datafusion::arrow::array::{
     ArrayRef, StringArray, TimestampNanosecondArray, UInt32Array, UInt64Array,
 };
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Result as DfResult;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use frameline_instrument::lake::{ProcessMeta, StreamMeta};
 use std::sync::Arc;
 
-/// `processes`, `streams` and `blocks` as in-memory batches from the catalog.
-pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, EngineError> {
-    let ts = || DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
-    let ts_array = |values: Vec<Option<i64>>| {
-        Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC")) as ArrayRef
-    };
-    let strings = |values: Vec<&str>| Arc::new(StringArray::from(values)) as ArrayRef;
-    let to_err = |e: datafusion::arrow::error::ArrowError| EngineError::Query(e.to_string());
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+}
 
-    let p = &lake.processes;
+fn ts_array(values: Vec<Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampNanosecondArray::from(values).with_timezone("UTC")) as ArrayRef
+}
+
+fn strings(values: Vec<&str>) -> ArrayRef {
+    Arc::new(StringArray::from(values)) as ArrayRef
+}
+
+fn to_err(e: datafusion::arrow::error::ArrowError) -> EngineError {
+    EngineError::Query(e.to_string())
+}
+
+/// The `processes` table's rows.
+pub fn processes_batch(p: &[ProcessMeta]) -> Result<RecordBatch, EngineError> {
     let processes_schema = Arc::new(Schema::new(vec![
         Field::new("process_id", DataType::Utf8, false),
         Field::new("exe", DataType::Utf8, false),
@@ -34,7 +54,7 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
         Field::new("dropped_blocks", DataType::UInt64, false),
         Field::new("sampled_out_blocks", DataType::UInt64, false),
     ]));
-    let processes = RecordBatch::try_new(
+    RecordBatch::try_new(
         processes_schema,
         vec![
             strings(p.iter().map(|x| x.process_id.as_str()).collect()),
@@ -66,9 +86,12 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
             )),
         ],
     )
-    .map_err(to_err)?;
+    .map_err(to_err)
+}
 
-    let mut s: Vec<_> = lake.streams.values().collect();
+/// The `streams` table's rows.
+pub fn streams_batch(s: &[StreamMeta]) -> Result<RecordBatch, EngineError> {
+    let mut s: Vec<&StreamMeta> = s.iter().collect();
     s.sort_by(|a, b| {
         (&a.process_id, a.thread_index, &a.kind).cmp(&(&b.process_id, b.thread_index, &b.kind))
     });
@@ -82,7 +105,7 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
         Field::new("dropped_blocks", DataType::UInt64, false),
         Field::new("sampled_out_blocks", DataType::UInt64, false),
     ]));
-    let streams = RecordBatch::try_new(
+    RecordBatch::try_new(
         streams_schema,
         vec![
             strings(s.iter().map(|x| x.stream_id.as_str()).collect()),
@@ -103,9 +126,11 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
             )),
         ],
     )
-    .map_err(to_err)?;
+    .map_err(to_err)
+}
 
-    let b = &lake.blocks;
+/// The `blocks` table's rows.
+pub fn blocks_batch(b: &[BlockEntry]) -> Result<RecordBatch, EngineError> {
     let blocks_schema = Arc::new(Schema::new(vec![
         Field::new("key", DataType::Utf8, false),
         Field::new("process_id", DataType::Utf8, false),
@@ -118,7 +143,7 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
         Field::new("size_bytes", DataType::UInt64, false),
         Field::new("earliest_time", ts(), false),
     ]));
-    let blocks = RecordBatch::try_new(
+    RecordBatch::try_new(
         blocks_schema,
         vec![
             strings(b.iter().map(|x| x.key.as_str()).collect()),
@@ -139,10 +164,134 @@ pub fn catalog_batches(lake: &Lake) -> Result<Vec<(&'static str, RecordBatch)>, 
             ts_array(b.iter().map(|x| Some(x.info.earliest_unix_ns)).collect()),
         ],
     )
-    .map_err(to_err)?;
-    Ok(vec![
-        ("processes", processes),
-        ("streams", streams),
-        ("blocks", blocks),
-    ])
+    .map_err(to_err)
+}
+
+/// The `lake_problems` table's rows: what could not be read and was skipped.
+pub fn problems_batch(problems: &[LakeProblem]) -> Result<RecordBatch, EngineError> {
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("problem", DataType::Utf8, false),
+        ])),
+        vec![
+            strings(problems.iter().map(|p| p.key.as_str()).collect()),
+            strings(problems.iter().map(|p| p.detail.as_str()).collect()),
+        ],
+    )
+    .map_err(to_err)
+}
+
+/// Which metadata table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogTableKind {
+    Processes,
+    Streams,
+    Blocks,
+    Problems,
+}
+
+/// A metadata table, read from the catalog when scanned.
+#[derive(Debug)]
+pub struct CatalogTable {
+    kind: CatalogTableKind,
+    lake: Arc<Lake>,
+    schema: SchemaRef,
+}
+
+impl CatalogTable {
+    pub fn new(kind: CatalogTableKind, lake: Arc<Lake>) -> Result<CatalogTable, EngineError> {
+        let schema = match kind {
+            CatalogTableKind::Processes => processes_batch(&[])?.schema(),
+            CatalogTableKind::Streams => streams_batch(&[])?.schema(),
+            CatalogTableKind::Blocks => blocks_batch(&[])?.schema(),
+            CatalogTableKind::Problems => problems_batch(&[])?.schema(),
+        };
+        Ok(CatalogTable { kind, lake, schema })
+    }
+
+    async fn rows(&self, filters: &[&Expr]) -> Result<RecordBatch, EngineError> {
+        let ids = process_id_set(filters);
+        match self.kind {
+            CatalogTableKind::Processes => {
+                let (low, high) = time_bounds(filters, "start_time");
+                let from = low.map(frameline_instrument::lake::date_of_unix_ns);
+                let to = high.map(frameline_instrument::lake::date_of_unix_ns);
+                self.lake.load_dates(from.as_deref(), to.as_deref()).await?;
+                let all = self.lake.processes();
+                let kept: Vec<ProcessMeta> = all
+                    .iter()
+                    .filter(|p| {
+                        low.is_none_or(|t| p.start_unix_ns >= t)
+                            && high.is_none_or(|t| p.start_unix_ns <= t)
+                            && ids.as_ref().is_none_or(|ids| ids.contains(&p.process_id))
+                    })
+                    .cloned()
+                    .collect();
+                processes_batch(&kept)
+            }
+            CatalogTableKind::Streams => {
+                let processes = self.lake.processes_for(ids.as_ref()).await?;
+                let process_ids: Vec<String> =
+                    processes.iter().map(|p| p.process_id.clone()).collect();
+                self.lake.load_streams(&process_ids).await?;
+                let wanted: std::collections::HashSet<&str> =
+                    process_ids.iter().map(String::as_str).collect();
+                let streams: Vec<StreamMeta> = self
+                    .lake
+                    .streams()
+                    .into_values()
+                    .filter(|s| wanted.contains(s.process_id.as_str()))
+                    .collect();
+                streams_batch(&streams)
+            }
+            CatalogTableKind::Blocks => {
+                let processes = self.lake.processes_for(ids.as_ref()).await?;
+                let mut process_ids: Vec<String> =
+                    processes.iter().map(|p| p.process_id.clone()).collect();
+                process_ids.sort();
+                let blocks: Vec<BlockEntry> = self
+                    .lake
+                    .blocks_of(&process_ids)
+                    .await?
+                    .iter()
+                    .flat_map(|b| b.iter().cloned())
+                    .collect();
+                blocks_batch(&blocks)
+            }
+            CatalogTableKind::Problems => problems_batch(&self.lake.problems()),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for CatalogTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Filters only decide what is read; DataFusion still applies them to the rows.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let filters: Vec<&Expr> = filters.iter().collect();
+        let batch = self.rows(&filters).await?;
+        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
+        table.scan(state, projection, &[], limit).await
+    }
 }

@@ -51,32 +51,57 @@ pub struct BlockScan {
 }
 
 impl BlockScan {
-    /// The blocks of `table` that `pruning` keeps.
-    pub fn select(table: EventTable, lake: Arc<Lake>, pruning: &Pruning) -> BlockScan {
+    /// The blocks of `table` that `pruning` keeps: the processes it names (all otherwise)
+    /// whose lives overlap its time range, their block keys listed on first need.
+    pub async fn select(
+        table: EventTable,
+        lake: Arc<Lake>,
+        pruning: &Pruning,
+    ) -> Result<BlockScan, EngineError> {
         let kind = table.stream_kind();
-        let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
-        for block in lake.blocks.iter().filter(|b| b.info.kind == kind) {
-            let slot = last_seq.entry(block.info.stream_id.as_str()).or_default();
-            *slot = (*slot).max(block.info.block_seq);
-        }
-        let blocks: Arc<[(BlockEntry, bool)]> = lake
-            .blocks
+        let processes = lake.processes_for(pruning.process_ids.as_ref()).await?;
+        let mut process_ids: Vec<String> = processes
             .iter()
-            .filter(|b| b.info.kind == kind && pruning.keeps(b))
-            .map(|b| {
-                let last = last_seq.get(b.info.stream_id.as_str()) == Some(&b.info.block_seq);
-                (b.clone(), last)
+            .filter(|p| {
+                // A process started after the range, or ended before it, has no row in it.
+                pruning.max_begin_ns.is_none_or(|t| p.start_unix_ns <= t)
+                    && pruning
+                        .min_end_ns
+                        .is_none_or(|t| p.end_unix_ns.is_none_or(|end| end >= t))
             })
+            .map(|p| p.process_id.clone())
             .collect();
-        BlockScan {
+        process_ids.sort();
+        let mut selected = Vec::new();
+        for blocks in lake.blocks_of(&process_ids).await? {
+            let mut last_seq: BTreeMap<&str, u64> = BTreeMap::new();
+            for block in blocks.iter().filter(|b| b.info.kind == kind) {
+                let slot = last_seq.entry(block.info.stream_id.as_str()).or_default();
+                *slot = (*slot).max(block.info.block_seq);
+            }
+            selected.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.info.kind == kind && pruning.keeps(b))
+                    .map(|b| {
+                        let last =
+                            last_seq.get(b.info.stream_id.as_str()) == Some(&b.info.block_seq);
+                        (b.clone(), last)
+                    }),
+            );
+        }
+        selected.sort_by(|(a, _), (b, _)| {
+            (&a.info.stream_id, a.info.block_seq).cmp(&(&b.info.stream_id, b.info.block_seq))
+        });
+        Ok(BlockScan {
             table,
             lake,
-            blocks,
+            blocks: selected.into(),
             exact: Arc::new([]),
             projection: None,
             limit: None,
             keep_in_memory: true,
-        }
+        })
     }
 
     /// Keeps only the rows these filters hold for.
@@ -344,7 +369,12 @@ impl<P: Borrow<Progress>> State<P> {
         for (stream_id, mut blocks) in std::mem::take(&mut self.markers) {
             blocks.sort_by_key(|(seq, _)| *seq);
             let all: Vec<(String, i64)> = blocks.into_iter().flat_map(|(_, m)| m).collect();
-            let Some(entry) = lake.blocks.iter().find(|b| b.info.stream_id == stream_id) else {
+            let Some((entry, _)) = self
+                .scan
+                .blocks
+                .iter()
+                .find(|(b, _)| b.info.stream_id == stream_id)
+            else {
                 continue;
             };
             let batch = decode::frames_batch(&all, &decode::context_for(lake, entry, false)?)?;

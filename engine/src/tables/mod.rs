@@ -7,12 +7,13 @@ mod decode_stream;
 mod exec;
 mod pushdown;
 
-pub use catalog::catalog_batches;
+pub use catalog::{CatalogTable, CatalogTableKind};
 pub use decode_stream::BlockScan;
 pub use exec::BlockScanExec;
 pub use pushdown::{ExactTimeFilter, Pruning};
 
 use crate::decode;
+use crate::error::EngineError;
 use crate::lake::Lake;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -80,8 +81,8 @@ impl BlockTable {
     }
 
     /// The blocks `pruning` keeps, to stream their rows ([`BlockScan::batches`]).
-    pub fn blocks(&self, pruning: &Pruning) -> BlockScan {
-        BlockScan::select(self.table, self.lake.clone(), pruning)
+    pub async fn blocks(&self, pruning: &Pruning) -> Result<BlockScan, EngineError> {
+        BlockScan::select(self.table, self.lake.clone(), pruning).await
     }
 }
 
@@ -140,6 +141,7 @@ impl TableProvider for BlockTable {
         // Only the catalog is read here: blocks are fetched and decoded as the plan runs.
         let scan = self
             .blocks(&pruning)
+            .await?
             .with_exact_filters(exact)
             .with_projection(projection.cloned())
             .with_limit(limit);

@@ -118,6 +118,44 @@ fn string_set(expr: &Expr, name: &str) -> Option<HashSet<String>> {
     }
 }
 
+/// The bounds `column ≥ / > / = / < / ≤ timestamp` filters put on `column` (nanoseconds,
+/// inclusive; looser by at most a nanosecond, which only decides which partitions are read).
+pub(crate) fn time_bounds(filters: &[&Expr], name: &str) -> (Option<i64>, Option<i64>) {
+    let (mut low, mut high) = (None::<i64>, None::<i64>);
+    for filter in filters {
+        let Some((c, op, value)) = column_op_literal(filter) else {
+            continue;
+        };
+        let Some(ns) = timestamp_ns(&value) else {
+            continue;
+        };
+        if c != name {
+            continue;
+        }
+        if matches!(op, Operator::Gt | Operator::GtEq | Operator::Eq) {
+            low = Some(low.map_or(ns, |v| v.max(ns)));
+        }
+        if matches!(op, Operator::Lt | Operator::LtEq | Operator::Eq) {
+            high = Some(high.map_or(ns, |v| v.min(ns)));
+        }
+    }
+    (low, high)
+}
+
+/// The process ids `process_id = … / IN (…)` filters name (`None`: no such filter).
+pub(crate) fn process_id_set(filters: &[&Expr]) -> Option<HashSet<String>> {
+    let mut ids: Option<HashSet<String>> = None;
+    for filter in filters {
+        if let Some(set) = string_set(filter, "process_id") {
+            ids = Some(match ids.take() {
+                Some(old) => old.intersection(&set).cloned().collect(),
+                None => set,
+            });
+        }
+    }
+    ids
+}
+
 impl Pruning {
     /// Reads the filters a table can use; returns which filters it used.
     pub(super) fn absorb(&mut self, expr: &Expr, spans: bool) -> bool {
