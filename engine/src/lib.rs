@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod columns;
 pub mod decode;
 pub mod dirs;
+pub mod generate;
 mod engine;
 mod error;
 mod group_by;

@@ -354,6 +354,16 @@ impl ProcessWriter<'_> {
         }
     }
 
+    /// Writes what every stream holds as a block now (a stream with nothing pending writes
+    /// nothing): for tools that want a given number of blocks per stream.
+    pub fn cut_blocks(&mut self) {
+        for thread in 0..self.threads.len() {
+            for slot in 0..3 {
+                self.write_block(thread, slot);
+            }
+        }
+    }
+
     fn write_block(&mut self, thread: usize, slot: usize) {
         let Some(stream) = self
             .threads

@@ -132,10 +132,27 @@ impl Lake {
                     .push(key);
             }
         }
+        // Stream objects whose process object is gone: a compactor stopped after folding the
+        // process; they are folded into the part that holds their process.
+        let process_ids_with_objects: std::collections::HashSet<String> = plans
+            .values()
+            .flat_map(|p| p.objects.iter())
+            .filter_map(|(key, _)| {
+                key.rsplit('/')
+                    .next()
+                    .and_then(|f| f.strip_suffix(".json"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        let orphans: HashMap<String, Vec<String>> = stream_objects
+            .iter()
+            .filter(|(id, _)| !process_ids_with_objects.contains(*id))
+            .map(|(id, keys)| (id.clone(), keys.clone()))
+            .collect();
         let stale_before = chrono_free::now()
             .saturating_sub(i64::try_from(options.stale_after.as_nanos()).unwrap_or(i64::MAX));
         for (date, plan) in plans {
-            self.compact_date(&date, plan, &stream_objects, stale_before, &mut report)
+            self.compact_date(&date, plan, &stream_objects, &orphans, stale_before, &mut report)
                 .await?;
         }
         report.requests = self.requests().since(&before);
@@ -170,6 +187,7 @@ impl Lake {
         date: &str,
         plan: DatePlan,
         stream_objects: &HashMap<String, Vec<String>>,
+        orphans: &HashMap<String, Vec<String>>,
         stale_before: i64,
         report: &mut CompactReport,
     ) -> Result<(), EngineError> {
@@ -198,7 +216,7 @@ impl Lake {
             }
         }
         let rewrite_parts = plan.process_parts.len() > 1 || plan.stream_parts.len() > 1;
-        if new_processes.is_empty() && !rewrite_parts {
+        if new_processes.is_empty() && !rewrite_parts && orphans.is_empty() {
             return Ok(());
         }
         // What the existing parts hold.
@@ -249,6 +267,31 @@ impl Lake {
                 Err(detail) => report.problems.push(format!("{key}: {detail}")),
             }
         }
+        // Orphaned stream objects of processes this date's parts hold.
+        let mut orphan_keys: Vec<String> = Vec::new();
+        for (process_id, keys) in orphans {
+            if processes.contains_key(process_id) {
+                orphan_keys.extend(keys.iter().cloned());
+            }
+        }
+        if new_processes.is_empty() && !rewrite_parts && orphan_keys.is_empty() {
+            return Ok(());
+        }
+        let mut folded_orphans = Vec::new();
+        for (key, bytes) in self.get_all(orphan_keys).await {
+            match bytes {
+                Ok(Some(bytes)) => match serde_json::from_slice::<StreamMeta>(&bytes) {
+                    Ok(stream) => {
+                        streams.insert(stream.stream_id.clone(), stream);
+                        folded_orphans.push(key);
+                    }
+                    Err(e) => report.problems.push(format!("{key}: {e}")),
+                },
+                Ok(None) => {}
+                Err(e) => report.problems.push(e.to_string()),
+            }
+        }
+        report.streams_folded += folded_orphans.len();
         // The new processes and their streams.
         let mut folded_objects: Vec<(String, Vec<String>)> = Vec::new();
         for (key, meta) in new_processes {
@@ -334,6 +377,10 @@ impl Lake {
                 self.delete(&key).await?;
                 report.parts_deleted += 1;
             }
+        }
+        for key in folded_orphans {
+            self.delete(&key).await?;
+            report.objects_deleted += 1;
         }
         for (process_key, stream_keys) in folded_objects {
             self.delete(&process_key).await?;
