@@ -30,6 +30,9 @@ pub struct SavedView {
 pub struct Engine {
     ctx: SessionContext,
     lake: Arc<Lake>,
+    summaries: Arc<crate::summaries::SummaryIndex>,
+    summary_views: Vec<crate::summaries::SummaryView>,
+    summary_schemas: std::collections::HashMap<String, datafusion::arrow::datatypes::SchemaRef>,
     /// Behind locks so panels sharing one engine (`Arc<Engine>`) can save views.
     views: Mutex<Vec<SavedView>>,
     notices: Mutex<Vec<String>>,
@@ -84,16 +87,13 @@ impl Engine {
         // every core): splitting it again for a plain scan only adds a task and a channel per
         // partition. Operators that can use more partitions (aggregates, joins, sorts) still get
         // DataFusion's round-robin repartitioning.
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_repartition_file_scans(false);
-        let ctx = SessionContext::new_with_config(config);
-        ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsByIds));
+        let ctx = Self::new_context();
         for (name, kind) in [
             ("processes", CatalogTableKind::Processes),
             ("streams", CatalogTableKind::Streams),
             ("blocks", CatalogTableKind::Blocks),
             ("lake_problems", CatalogTableKind::Problems),
+            ("process_properties", CatalogTableKind::Properties),
         ] {
             ctx.register_table(name, Arc::new(CatalogTable::new(kind, lake.clone())?))?;
         }
@@ -105,14 +105,127 @@ impl Engine {
         ] {
             ctx.register_table(name, Arc::new(BlockTable::new(table, lake.clone())))?;
         }
+        // Summaries: their parts are listed now (one LIST), read when a query needs them.
+        let summaries = Arc::new(crate::summaries::SummaryIndex::default());
+        summaries.read(&lake).await?;
+        let summary_views = crate::summaries::built_in();
+        let mut summary_schemas = std::collections::HashMap::new();
+        for view in &summary_views {
+            let planned = ctx.sql(&view.sql).await?;
+            let mut fields = vec![
+                Field::new("process_id", DataType::Utf8, false),
+                Field::new(
+                    "start_time",
+                    DataType::Timestamp(
+                        datafusion::arrow::datatypes::TimeUnit::Nanosecond,
+                        Some("UTC".into()),
+                    ),
+                    false,
+                ),
+            ];
+            fields.extend(
+                planned
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true)),
+            );
+            let schema = Arc::new(Schema::new(fields));
+            ctx.register_table(
+                view.name.as_str(),
+                Arc::new(crate::summaries::SummaryTable::new(
+                    &view.name,
+                    schema.clone(),
+                    summaries.clone(),
+                    lake.clone(),
+                )),
+            )?;
+            summary_schemas.insert(view.name.clone(), schema);
+        }
         let mut engine = Engine {
             ctx,
             lake,
+            summaries,
+            summary_views,
+            summary_schemas,
             views: Mutex::new(Vec::new()),
             notices: Mutex::new(Vec::new()),
         };
         engine.load_views().await?;
         Ok(engine)
+    }
+
+    fn new_context() -> SessionContext {
+        // Decoded blocks reach DataFusion as one in-memory partition (decoding already used
+        // every core): splitting it again for a plain scan only adds a task and a channel per
+        // partition. Operators that can use more partitions (aggregates, joins, sorts) still get
+        // DataFusion's round-robin repartitioning.
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_repartition_file_scans(false);
+        let ctx = SessionContext::new_with_config(config);
+        ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsByIds));
+        ctx
+    }
+
+    /// A session where every table holds one process's rows only (summaries are evaluated in
+    /// one per session).
+    pub(crate) fn session_context(&self, process_id: &str) -> Result<SessionContext, EngineError> {
+        let ctx = Self::new_context();
+        for (name, kind) in [
+            ("processes", CatalogTableKind::Processes),
+            ("streams", CatalogTableKind::Streams),
+            ("blocks", CatalogTableKind::Blocks),
+            ("process_properties", CatalogTableKind::Properties),
+        ] {
+            ctx.register_table(
+                name,
+                Arc::new(CatalogTable::for_process(
+                    kind,
+                    self.lake.clone(),
+                    process_id,
+                )?),
+            )?;
+        }
+        for (name, table) in [
+            ("log_entries", EventTable::LogEntries),
+            ("measures", EventTable::Measures),
+            ("frames", EventTable::Frames),
+            ("thread_spans", EventTable::ThreadSpans),
+        ] {
+            ctx.register_table(
+                name,
+                Arc::new(BlockTable::for_process(
+                    table,
+                    self.lake.clone(),
+                    process_id,
+                )),
+            )?;
+        }
+        Ok(ctx)
+    }
+
+    pub(crate) fn lake_arc(&self) -> Arc<Lake> {
+        self.lake.clone()
+    }
+
+    pub(crate) fn summary_index(&self) -> Arc<crate::summaries::SummaryIndex> {
+        self.summaries.clone()
+    }
+
+    /// The summaries kept for every session.
+    pub fn summary_views(&self) -> Vec<crate::summaries::SummaryView> {
+        self.summary_views.clone()
+    }
+
+    pub(crate) fn summary_schema(
+        &self,
+        view: &str,
+    ) -> Result<datafusion::arrow::datatypes::SchemaRef, EngineError> {
+        self.summary_schemas
+            .get(view)
+            .cloned()
+            .ok_or_else(|| EngineError::Query(format!("no summary named {view}")))
     }
 
     async fn load_views(&mut self) -> Result<(), EngineError> {

@@ -117,7 +117,13 @@ fn write_session(
         let frame_ns = (frame_ms * 1e6) as i64;
         write_frame(&mut process, &threads, t, frame_ns, spike);
         if spike {
-            process.log(threads[0], t + frame_ns / 2, Level::Warn, "game", "slow frame");
+            process.log(
+                threads[0],
+                t + frame_ns / 2,
+                Level::Warn,
+                "game",
+                "slow frame",
+            );
         }
         if frame % 60 == 0 {
             process.metric(threads[0], t, "memory_mb", "MB", 900.0 + 100.0 * rng.unit());

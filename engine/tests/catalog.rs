@@ -305,7 +305,11 @@ fn a_compactor_stopped_anywhere_leaves_the_same_lake() {
                 .await
                 .unwrap();
             assert!(reader.compact(&compact_all()).await.is_err());
-            assert_eq!(snapshot(lake).await, truth, "stopped after {allowed} writes");
+            assert_eq!(
+                snapshot(lake).await,
+                truth,
+                "stopped after {allowed} writes"
+            );
             // The next compaction finishes the job.
             Lake::open(lake)
                 .await
@@ -426,22 +430,28 @@ fn a_damaged_process_object_is_skipped_and_reported() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     runtime().block_on(async {
         let engine = Engine::open(lake).await.unwrap();
-        let problems = engine
-            .query("SELECT key FROM lake_problems")
-            .await
-            .unwrap();
+        let problems = engine.query("SELECT key FROM lake_problems").await.unwrap();
         let batch = &problems[0];
         assert_eq!(
             frameline_engine::columns::strings(batch, "key").unwrap(),
             vec![victim]
         );
-        let processes = engine.query("SELECT count(*) AS n FROM processes").await.unwrap();
-        assert_eq!(frameline_engine::columns::i64s(&processes[0], "n").unwrap(), vec![2]);
+        let processes = engine
+            .query("SELECT count(*) AS n FROM processes")
+            .await
+            .unwrap();
+        assert_eq!(
+            frameline_engine::columns::i64s(&processes[0], "n").unwrap(),
+            vec![2]
+        );
         let frames = engine
             .query("SELECT count(DISTINCT process_id) AS n FROM frames")
             .await
             .unwrap();
-        assert_eq!(frameline_engine::columns::i64s(&frames[0], "n").unwrap(), vec![2]);
+        assert_eq!(
+            frameline_engine::columns::i64s(&frames[0], "n").unwrap(),
+            vec![2]
+        );
     });
 }
 
@@ -466,7 +476,11 @@ fn local_and_s3_compactions_read_the_same() {
             .build()
             .unwrap();
         for path in walk(dir.path()) {
-            let key = path.strip_prefix(dir.path()).unwrap().to_string_lossy().into_owned();
+            let key = path
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             store
                 .put(
                     &Path::from(format!("catalog-{}/{key}", std::process::id())),
@@ -476,15 +490,30 @@ fn local_and_s3_compactions_read_the_same() {
                 .unwrap();
         }
         assert_eq!(snapshot(local).await, snapshot(&s3).await);
-        let local_report = Lake::open(local).await.unwrap().compact(&compact_all()).await.unwrap();
-        let s3_report = Lake::open(&s3).await.unwrap().compact(&compact_all()).await.unwrap();
+        let local_report = Lake::open(local)
+            .await
+            .unwrap()
+            .compact(&compact_all())
+            .await
+            .unwrap();
+        let s3_report = Lake::open(&s3)
+            .await
+            .unwrap()
+            .compact(&compact_all())
+            .await
+            .unwrap();
         assert_eq!(local_report.processes_folded, s3_report.processes_folded);
         assert_eq!(local_report.requests, s3_report.requests);
         assert_eq!(snapshot(local).await, snapshot(&s3).await);
         let local_open = Lake::open(local).await.unwrap().requests();
         let s3_open = Lake::open(&s3).await.unwrap().requests();
         assert_eq!(local_open, s3_open);
-        let again = Lake::open(&s3).await.unwrap().compact(&compact_all()).await.unwrap();
+        let again = Lake::open(&s3)
+            .await
+            .unwrap()
+            .compact(&compact_all())
+            .await
+            .unwrap();
         assert_eq!(again.parts_written, 0);
     });
 }

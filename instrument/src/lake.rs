@@ -34,6 +34,8 @@ pub const STREAMS_PREFIX: &str = "streams/";
 pub const BLOCKS_PREFIX: &str = "blocks/";
 pub const CATALOG_PROCESSES_PREFIX: &str = "catalog/processes/";
 pub const CATALOG_STREAMS_PREFIX: &str = "catalog/streams/";
+/// Per-session summaries (materialized views): `summaries/{view}/date={D}/part-{hash}.parquet`.
+pub const SUMMARIES_PREFIX: &str = "summaries/";
 
 /// Contents of the version marker.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -153,6 +155,23 @@ pub fn date_of_catalog_part<'a>(table_prefix: &str, key: &'a str) -> Option<&'a 
         && file.ends_with(".parquet")
         && !file.contains('/'))
     .then_some(date)
+}
+
+/// Key of a summary part of `view` for sessions started on `date`.
+pub fn summary_part_key(view: &str, date: &str, content_hash: u128) -> String {
+    format!("{SUMMARIES_PREFIX}{view}/date={date}/part-{content_hash:032x}.parquet")
+}
+
+/// `(view, date)` of a summary part key.
+pub fn parse_summary_part_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(SUMMARIES_PREFIX)?;
+    let (view, rest) = rest.split_once('/')?;
+    let valid_view =
+        !view.is_empty() && view.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    let prefix = format!("{SUMMARIES_PREFIX}{view}/");
+    let date = date_of_catalog_part(&prefix, key)?;
+    let _ = rest;
+    valid_view.then_some((view, date))
 }
 
 /// Prefix of one process's blocks in one UTC hour (`unix_ns` anywhere in that hour).
@@ -363,6 +382,15 @@ mod tests {
         );
         assert_eq!(date_of_process_key("processes/2026-11-25/a/b.json"), None);
         assert_eq!(date_of_unix_ns(1_795_627_179_000_000_000), "2026-11-25");
+        let summary = summary_part_key("session_frames", "2026-11-25", 7);
+        assert_eq!(
+            parse_summary_part_key(&summary),
+            Some(("session_frames", "2026-11-25"))
+        );
+        assert_eq!(
+            parse_summary_part_key("summaries/../date=2026-11-25/part-1.parquet"),
+            None
+        );
         assert_eq!(
             process_hour_prefix(1_795_627_179_000_000_000, "p"),
             "blocks/2026-11-25/17/p/"

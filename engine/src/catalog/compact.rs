@@ -152,8 +152,15 @@ impl Lake {
         let stale_before = chrono_free::now()
             .saturating_sub(i64::try_from(options.stale_after.as_nanos()).unwrap_or(i64::MAX));
         for (date, plan) in plans {
-            self.compact_date(&date, plan, &stream_objects, &orphans, stale_before, &mut report)
-                .await?;
+            self.compact_date(
+                &date,
+                plan,
+                &stream_objects,
+                &orphans,
+                stale_before,
+                &mut report,
+            )
+            .await?;
         }
         report.requests = self.requests().since(&before);
         Ok(report)

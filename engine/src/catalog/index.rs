@@ -331,6 +331,11 @@ impl Lake {
         self.catalog().problems.clone()
     }
 
+    /// Records something that could not be read (a damaged summary part…), for `lake_problems`.
+    pub(crate) fn catalog_problem(&self, key: &str, detail: impl Into<String>) {
+        self.catalog().problem(key, detail);
+    }
+
     /// The processes `process_ids` names (every process of every date if `None`), loading the
     /// dates needed: all of them when a process is not known yet.
     pub async fn processes_for(

@@ -182,6 +182,31 @@ pub fn problems_batch(problems: &[LakeProblem]) -> Result<RecordBatch, EngineErr
     .map_err(to_err)
 }
 
+/// The `process_properties` table's rows.
+pub fn properties_batch(processes: &[ProcessMeta]) -> Result<RecordBatch, EngineError> {
+    let rows: Vec<(&str, &str, &str)> = processes
+        .iter()
+        .flat_map(|p| {
+            p.properties
+                .iter()
+                .map(|(k, v)| (p.process_id.as_str(), k.as_str(), v.as_str()))
+        })
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("process_id", DataType::Utf8, false),
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Utf8, false),
+        ])),
+        vec![
+            strings(rows.iter().map(|r| r.0).collect()),
+            strings(rows.iter().map(|r| r.1).collect()),
+            strings(rows.iter().map(|r| r.2).collect()),
+        ],
+    )
+    .map_err(to_err)
+}
+
 /// Which metadata table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CatalogTableKind {
@@ -189,6 +214,8 @@ pub enum CatalogTableKind {
     Streams,
     Blocks,
     Problems,
+    /// `process_properties`: one row per process and property (`build`, `map`…).
+    Properties,
 }
 
 /// A metadata table, read from the catalog when scanned.
@@ -197,6 +224,8 @@ pub struct CatalogTable {
     kind: CatalogTableKind,
     lake: Arc<Lake>,
     schema: SchemaRef,
+    /// Rows of this process only (a materialized view evaluated for one session).
+    only_process: Option<String>,
 }
 
 impl CatalogTable {
@@ -206,12 +235,33 @@ impl CatalogTable {
             CatalogTableKind::Streams => streams_batch(&[])?.schema(),
             CatalogTableKind::Blocks => blocks_batch(&[])?.schema(),
             CatalogTableKind::Problems => problems_batch(&[])?.schema(),
+            CatalogTableKind::Properties => properties_batch(&[])?.schema(),
         };
-        Ok(CatalogTable { kind, lake, schema })
+        Ok(CatalogTable {
+            kind,
+            lake,
+            schema,
+            only_process: None,
+        })
+    }
+
+    /// The table as seen by one session.
+    pub fn for_process(
+        kind: CatalogTableKind,
+        lake: Arc<Lake>,
+        process_id: &str,
+    ) -> Result<CatalogTable, EngineError> {
+        let mut table = Self::new(kind, lake)?;
+        table.only_process = Some(process_id.to_owned());
+        Ok(table)
     }
 
     async fn rows(&self, filters: &[&Expr]) -> Result<RecordBatch, EngineError> {
-        let ids = process_id_set(filters);
+        let mut ids = process_id_set(filters);
+        if let Some(only) = &self.only_process {
+            let ids = ids.get_or_insert_with(|| std::iter::once(only.clone()).collect());
+            ids.retain(|id| id == only);
+        }
         match self.kind {
             CatalogTableKind::Processes => {
                 let (low, high) = time_bounds(filters, "start_time");
@@ -260,6 +310,12 @@ impl CatalogTable {
                 blocks_batch(&blocks)
             }
             CatalogTableKind::Problems => problems_batch(&self.lake.problems()),
+            CatalogTableKind::Properties => {
+                let processes = self.lake.processes_for(ids.as_ref()).await?;
+                let metas: Vec<ProcessMeta> =
+                    processes.iter().map(|p| p.as_ref().clone()).collect();
+                properties_batch(&metas)
+            }
         }
     }
 }

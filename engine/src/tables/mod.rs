@@ -10,6 +10,7 @@ mod pushdown;
 pub use catalog::{CatalogTable, CatalogTableKind};
 pub use decode_stream::BlockScan;
 pub use exec::BlockScanExec;
+pub(crate) use pushdown::time_bounds;
 pub use pushdown::{ExactTimeFilter, Pruning};
 
 use crate::decode;
@@ -73,16 +74,38 @@ impl EventTable {
 pub struct BlockTable {
     table: EventTable,
     lake: Arc<Lake>,
+    /// Rows of this process only (a materialized view evaluated for one session).
+    only_process: Option<String>,
 }
 
 impl BlockTable {
     pub fn new(table: EventTable, lake: Arc<Lake>) -> Self {
-        Self { table, lake }
+        Self {
+            table,
+            lake,
+            only_process: None,
+        }
+    }
+
+    /// The table as seen by one session.
+    pub fn for_process(table: EventTable, lake: Arc<Lake>, process_id: &str) -> Self {
+        Self {
+            table,
+            lake,
+            only_process: Some(process_id.to_owned()),
+        }
     }
 
     /// The blocks `pruning` keeps, to stream their rows ([`BlockScan::batches`]).
     pub async fn blocks(&self, pruning: &Pruning) -> Result<BlockScan, EngineError> {
-        BlockScan::select(self.table, self.lake.clone(), pruning).await
+        let mut pruning = pruning.clone();
+        if let Some(only) = &self.only_process {
+            let ids = pruning
+                .process_ids
+                .get_or_insert_with(|| std::iter::once(only.clone()).collect());
+            ids.retain(|id| id == only);
+        }
+        BlockScan::select(self.table, self.lake.clone(), &pruning).await
     }
 }
 
