@@ -5,4 +5,5 @@
 #![deny(unsafe_code)]
 pub mod demo;
 pub mod interop_cli;
+pub mod lake_cli;
 pub mod viewer;

@@ -52,7 +52,12 @@ enum Command {
         fast: bool,
         #[command(flatten)]
         recorder: demo::FlightRecorderArgs,
+        #[command(flatten)]
+        fleet: frameline::lake_cli::FleetArgs,
     },
+    /// Maintain a studio lake (compaction, summaries).
+    #[command(subcommand)]
+    Lake(frameline::lake_cli::LakeCommand),
 }
 
 fn default_demo_dir() -> Result<PathBuf> {
@@ -175,13 +180,15 @@ async fn query(args: QueryArgs) -> Result<()> {
     for run in 1..=repeat.max(1) {
         let run_started = std::time::Instant::now();
         let fetched_before = engine.lake().blocks_fetched();
+        let requests_before = engine.lake().requests();
         batches = engine.sql(sql).await?;
         if timing || repeat > 1 {
             eprintln!(
-                "run {run}: {:.1} ms, {} rows, {} blocks fetched",
+                "run {run}: {:.1} ms, {} rows, {} blocks fetched, {}",
                 run_started.elapsed().as_secs_f64() * 1e3,
                 batches.iter().map(|b| b.num_rows()).sum::<usize>(),
-                engine.lake().blocks_fetched() - fetched_before
+                engine.lake().blocks_fetched() - fetched_before,
+                engine.lake().requests().since(&requests_before)
             );
         }
     }
@@ -261,12 +268,20 @@ fn run() -> Result<()> {
             threads,
             fast,
             recorder,
+            fleet,
         }) => {
             let open_after = out.is_none();
             let lake = match out {
                 Some(out) => out,
                 None => default_demo_dir()?.to_string_lossy().into_owned(),
             };
+            if let Some(sessions) = fleet.sessions {
+                frameline::lake_cli::write_sessions(&lake, sessions, &fleet)?;
+                if open_after {
+                    run_viewer(viewer::Startup::Open(lake))?;
+                }
+                return Ok(());
+            }
             eprintln!(
                 "recording a {seconds} s demo ({}) into {lake}",
                 if fast { "fast" } else { "60 fps" }
@@ -320,6 +335,7 @@ fn run() -> Result<()> {
             }
             Ok(())
         }
+        Some(Command::Lake(command)) => frameline::lake_cli::run(command),
         Some(Command::Open { lake }) => run_viewer(viewer::Startup::Open(lake)),
         None => run_viewer(viewer::Startup::StartScreen),
     }

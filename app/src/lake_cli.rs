@@ -1,0 +1,137 @@
+//! `frameline lake …` (maintenance of a studio lake) and `frameline demo --sessions N` (a
+//! synthetic studio lake): compaction of the catalog and the per-session summaries, with what
+//! they cost in requests.
+
+use anyhow::{Context, Result};
+use frameline_engine::generate::{FleetOptions, write_fleet};
+use frameline_engine::{CompactOptions, Engine, Lake};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Subcommand)]
+pub enum LakeCommand {
+    /// Fold finished sessions' small objects into the catalog's Parquet parts and compute the
+    /// summaries of sessions that have none (idempotent; safe beside games and other readers).
+    Compact {
+        /// Capture folder or s3://bucket/prefix.
+        lake: String,
+        /// Only compact the catalog.
+        #[arg(long)]
+        no_summaries: bool,
+        /// Unfinished sessions (killed games) are folded once their description is this old.
+        #[arg(long, default_value_t = 24.0)]
+        stale_hours: f64,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct FleetArgs {
+    /// Write this many short synthetic sessions (varied build, map, platform) instead of
+    /// running the game once.
+    #[arg(long)]
+    pub sessions: Option<usize>,
+    /// Sessions start spread over this many days before now.
+    #[arg(long, default_value_t = 7)]
+    pub days: u32,
+    /// Frames per synthetic session.
+    #[arg(long, default_value_t = 300)]
+    pub frames: u32,
+    /// Blocks per stream of each synthetic session.
+    #[arg(long, default_value_t = 1)]
+    pub blocks_per_stream: u32,
+    /// Leave the written sessions uncompacted (no catalog parts, no summaries).
+    #[arg(long)]
+    pub no_compact: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// Compacts `lake` and refreshes its summaries, printing what it did.
+pub async fn compact(lake: &str, summaries: bool, stale_after: Duration) -> Result<()> {
+    let started = Instant::now();
+    let reader = Lake::open(lake).await?;
+    let opened = reader.requests();
+    let report = reader
+        .compact(&CompactOptions { stale_after })
+        .await
+        .with_context(|| format!("compacting {lake}"))?;
+    println!(
+        "catalog: {} sessions and {} streams folded into {} parts over {} dates ({} parts and {} objects removed) in {:.2} s; open {opened}, compaction {}",
+        report.processes_folded,
+        report.streams_folded,
+        report.parts_written,
+        report.dates,
+        report.parts_deleted,
+        report.objects_deleted,
+        started.elapsed().as_secs_f64(),
+        report.requests
+    );
+    for problem in &report.problems {
+        eprintln!("skipped: {problem}");
+    }
+    if summaries {
+        let started = Instant::now();
+        let engine = Engine::open(lake).await?;
+        let report = engine
+            .refresh_summaries()
+            .await
+            .with_context(|| format!("computing the summaries of {lake}"))?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "summaries: {} sessions in {:.2} s ({:.0} sessions/min), {} parts written, {} merged; {} ({:.1} per session)",
+            report.sessions_summarized,
+            secs,
+            report.sessions_summarized as f64 / secs.max(1e-9) * 60.0,
+            report.parts_written,
+            report.parts_merged,
+            report.requests,
+            report.requests.total() as f64 / report.sessions_summarized.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+pub fn run(command: LakeCommand) -> Result<()> {
+    match command {
+        LakeCommand::Compact {
+            lake,
+            no_summaries,
+            stale_hours,
+        } => runtime()?.block_on(compact(
+            &lake,
+            !no_summaries,
+            Duration::from_secs_f64(stale_hours.max(0.0) * 3600.0),
+        )),
+    }
+}
+
+/// `frameline demo --sessions N`: writes the sessions, then compacts (unless told not to).
+pub fn write_sessions(lake: &str, sessions: usize, args: &FleetArgs) -> Result<()> {
+    let started = Instant::now();
+    let options = FleetOptions {
+        sessions,
+        days: args.days,
+        frames_per_session: args.frames,
+        blocks_per_stream: args.blocks_per_stream,
+        ..FleetOptions::default()
+    };
+    let step = (sessions / 20).max(1);
+    write_fleet(lake, &options, &|done| {
+        if done % step == 0 || done == sessions {
+            eprint!("\rwriting sessions: {done}/{sessions}");
+        }
+    })?;
+    eprintln!();
+    println!(
+        "{sessions} sessions written into {lake} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if !args.no_compact {
+        runtime()?.block_on(compact(lake, true, Duration::from_secs(24 * 3600)))?;
+    }
+    Ok(())
+}
