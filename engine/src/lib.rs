@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod columns;
 pub mod decode;
 pub mod dirs;
+pub mod fleet;
 mod engine;
 mod error;
 pub mod generate;

@@ -2,6 +2,7 @@
 //! timeline's state and the panels.
 
 use super::export_bar::ExportBar;
+use super::fleet::{FLEET_THRESHOLD, FleetPage};
 use super::frame_plot::FrameRow;
 use super::jobs::{Job, take_finished};
 use super::logs::{LogPane, LogRow};
@@ -24,8 +25,19 @@ pub struct LoadedModel {
     pub generation: u64,
 }
 
+/// What the central area shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// Every session of the lake (a studio lake opens here).
+    Fleet,
+    /// The selected sessions: frame plot, timeline, panels.
+    Session,
+}
+
 /// A lake that is open.
 pub struct LakeView {
+    pub page: Page,
+    pub fleet: FleetPage,
     pub engine: Arc<Engine>,
     pub name: String,
     pub(super) process_filter: String,
@@ -62,12 +74,19 @@ impl LakeView {
     /// The view of a lake just opened, with its latest process selected and loading.
     pub fn new(engine: Engine, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) -> Self {
         let processes = engine.lake().processes();
-        let latest = processes.last().map(|p| p.process_id.clone());
+        // A studio lake opens on its sessions; a capture on its latest process, as before.
+        let studio = processes.len() > FLEET_THRESHOLD;
+        let latest = processes
+            .last()
+            .filter(|_| !studio)
+            .map(|p| p.process_id.clone());
         let process_labels = processes
             .iter()
             .map(|p| (p.process_id.clone(), format!("{} on {}", p.exe, p.computer)))
             .collect();
         let mut view = LakeView {
+            page: if studio { Page::Fleet } else { Page::Session },
+            fleet: FleetPage::default(),
             name: engine.lake().location().to_string(),
             engine: Arc::new(engine),
             process_filter: String::new(),
@@ -103,6 +122,7 @@ impl LakeView {
 
     pub(super) fn busy(&self) -> bool {
         self.frames_job.is_some()
+            || self.fleet.busy()
             || self.logs_job.is_some()
             || self.model_job.is_some()
             || self.stats.busy()
@@ -171,6 +191,7 @@ impl LakeView {
 
     /// Takes what finished loading (every frame).
     pub(super) fn poll(&mut self) {
+        self.fleet.poll();
         self.stats.poll();
         self.flame.poll();
         self.sql.poll();
@@ -201,6 +222,30 @@ impl LakeView {
                 self.timeline.show_range(b, e);
             }
             self.set_model(model);
+        }
+    }
+
+    /// Opens one session from the fleet page: its frame-time plot, timeline and panels.
+    pub fn open_session(
+        &mut self,
+        process_id: String,
+        runtime: &tokio::runtime::Runtime,
+        ctx: &egui::Context,
+    ) {
+        if let Some(p) = self.engine.lake().process(&process_id) {
+            self.process_labels
+                .insert(process_id.clone(), format!("{} on {}", p.exe, p.computer));
+        }
+        self.selected = std::iter::once(process_id).collect();
+        self.page = Page::Session;
+        self.load_selection(runtime, ctx);
+    }
+
+    /// The fleet page.
+    pub(super) fn fleet_page_ui(&mut self, ui: &mut egui::Ui, runtime: &tokio::runtime::Runtime) {
+        let engine = self.engine.clone();
+        if let Some(process_id) = self.fleet.fleet_ui(ui, runtime, &engine) {
+            self.open_session(process_id, runtime, &ui.ctx().clone());
         }
     }
 

@@ -6,6 +6,7 @@ mod derived;
 mod export_bar;
 pub mod find;
 pub mod flame;
+pub mod fleet;
 mod frame_log;
 pub mod frame_plot;
 mod gpu;
@@ -30,7 +31,7 @@ pub mod time_format;
 pub mod timeline;
 
 pub use frame_plot::FrameRow;
-pub use lake_view::{LakeView, LoadedModel};
+pub use lake_view::{LakeView, LoadedModel, Page};
 pub use logs::LogRow;
 pub use scope::{AnalysisContext, Scope, scope_ui, selection_of};
 pub use tabs::Tab;
@@ -230,6 +231,13 @@ impl eframe::App for ViewerApp {
                 if self.lake.is_some() && ui.button("Close lake").clicked() {
                     self.lake = None;
                 }
+                if let Some(view) = self.lake.as_mut()
+                    && view.engine.lake().processes().len() > 1
+                {
+                    ui.separator();
+                    ui.selectable_value(&mut view.page, lake_view::Page::Fleet, "Sessions");
+                    ui.selectable_value(&mut view.page, lake_view::Page::Session, "Session");
+                }
                 if let Some(view) = self.lake.as_mut().filter(|v| v.model.is_some()) {
                     let range = (view.timeline.t0 as i64, view.timeline.t1 as i64);
                     export_bar::export_bar_ui(
@@ -252,6 +260,9 @@ impl eframe::App for ViewerApp {
         match &mut self.lake {
             None => {
                 egui::CentralPanel::default().show(ui, |ui| self.start_screen_ui(ui));
+            }
+            Some(view) if view.page == lake_view::Page::Fleet => {
+                egui::CentralPanel::default().show(ui, |ui| view.fleet_page_ui(ui, &runtime));
             }
             Some(view) => {
                 egui::Panel::left("processes")

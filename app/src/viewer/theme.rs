@@ -110,3 +110,12 @@ mod tests {
         assert_ne!(name_color("physics.solve"), name_color("render.submit"));
     }
 }
+
+/// Colours of the P50, P95 and P99 bars of the fleet page (`k` = 0, 1, 2).
+pub fn percentile_color(k: usize) -> egui::Color32 {
+    match k {
+        0 => egui::Color32::from_rgb(90, 140, 220),
+        1 => egui::Color32::from_rgb(230, 180, 60),
+        _ => egui::Color32::from_rgb(220, 80, 70),
+    }
+}

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 /// Parts of one summary and start date beyond this are merged into one.
 const MAX_PARTS_PER_DATE: usize = 8;
+/// Sessions per written chunk.
+const SESSIONS_PER_PART: usize = 512;
 /// Sessions evaluated at once.
 const CONCURRENT_SESSIONS: usize = 4;
 
@@ -108,32 +110,50 @@ impl Engine {
                     .collect(),
             );
         }
-        let todo: Vec<Arc<ProcessMeta>> = sessions
+        let mut todo: Vec<Arc<ProcessMeta>> = sessions
             .into_iter()
             .filter(|p| covered.iter().any(|c| !c.contains(&p.process_id)))
             .collect();
+        // By start: a chunk's sessions share few start dates, so few parts.
+        todo.sort_by(|a, b| (a.start_unix_ns, &a.process_id).cmp(&(b.start_unix_ns, &b.process_id)));
         let mut report = SummaryReport::default();
+        // A chunk's parts are written before the next chunk starts: a refresh stopped midway
+        // keeps what it finished, and memory holds one chunk's rows.
+        for chunk in todo.chunks(SESSIONS_PER_PART) {
+            self.summarize_chunk(chunk, &views, &covered, &mut report)
+                .await?;
+        }
+        report.requests = lake.requests().since(&before);
+        Ok(report)
+    }
+
+    /// Evaluates the summaries of `chunk` and writes one part per summary and start date.
+    async fn summarize_chunk(
+        &self,
+        chunk: &[Arc<ProcessMeta>],
+        views: &[SummaryView],
+        covered: &[HashSet<String>],
+        report: &mut SummaryReport,
+    ) -> Result<(), EngineError> {
+        let lake = self.lake_arc();
+        let index = self.summary_index();
         // Rows per summary and start date.
         let mut rows_by: Vec<BTreeMap<String, (Vec<RecordBatch>, Vec<String>)>> =
             vec![BTreeMap::new(); views.len()];
         let results: Vec<Result<(Arc<ProcessMeta>, Vec<Option<Vec<RecordBatch>>>), EngineError>> =
-            futures::stream::iter(todo)
-                .map(|process| {
-                    let views = &views;
-                    let covered = &covered;
-                    async move {
-                        let ctx = self.session_context(&process.process_id)?;
-                        let mut out = Vec::new();
-                        for (view, covered) in views.iter().zip(covered) {
-                            if covered.contains(&process.process_id) {
-                                out.push(None);
-                                continue;
-                            }
-                            let batches = ctx.sql(&view.sql).await?.collect().await?;
-                            out.push(Some(batches));
+            futures::stream::iter(chunk.iter().cloned())
+                .map(|process| async move {
+                    let ctx = self.session_context(&process.process_id)?;
+                    let mut out = Vec::new();
+                    for (view, covered) in views.iter().zip(covered) {
+                        if covered.contains(&process.process_id) {
+                            out.push(None);
+                            continue;
                         }
-                        Ok((process, out))
+                        let batches = ctx.sql(&view.sql).await?.collect().await?;
+                        out.push(Some(batches));
                     }
+                    Ok((process, out))
                 })
                 .buffer_unordered(CONCURRENT_SESSIONS)
                 .collect()
@@ -162,19 +182,17 @@ impl Engine {
                     &date,
                     rows::content_hash(sessions.iter().chain(std::iter::once(&view.sql))),
                 );
-                let bytes =
-                    part_bytes(&batch, &sessions).map_err(|detail| EngineError::Corrupt {
-                        key: key.clone(),
-                        detail,
-                    })?;
+                let bytes = part_bytes(&batch, &sessions).map_err(|detail| EngineError::Corrupt {
+                    key: key.clone(),
+                    detail,
+                })?;
                 lake.put(&key, bytes).await?;
                 index.add(&view.name, key, date.clone());
                 report.parts_written += 1;
                 report.parts_merged += self.merge_parts(view, &date, &schema).await?;
             }
         }
-        report.requests = lake.requests().since(&before);
-        Ok(report)
+        Ok(())
     }
 
     /// Merges the parts of one summary and date into one when there are too many.
