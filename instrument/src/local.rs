@@ -12,7 +12,7 @@
 
 use crate::format::StreamKind;
 use crate::raw;
-use crate::session::{self, RawBlock, Session, StreamInfo};
+use crate::session::{self, RawBlock, Session, StealMode, StreamInfo};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -159,7 +159,23 @@ unsafe impl Sync for ThreadState {}
 // SAFETY: all fields are owned data; the raw buffers are plain bytes.
 unsafe impl Send for ThreadState {}
 
-fn registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
+/// The registry of threads, locked across `fork` (see `crate::fork`).
+pub(crate) type RegistryGuard = MutexGuard<'static, Vec<Arc<ThreadState>>>;
+
+/// In a forked child, with the registry locked by the fork handler: the other threads do not
+/// exist here, and what the calling thread had queued belongs to the parent's session. The
+/// calling thread starts over with new, empty queues (and new streams) on its next event.
+pub(crate) fn forget_in_child(registry: &mut RegistryGuard) {
+    registry.clear();
+    LOCAL
+        .try_with(|local| {
+            // The old state is leaked: its lock may have been held by the parent's flush thread.
+            local.state.set(std::ptr::null());
+        })
+        .ok();
+}
+
+pub(crate) fn registry() -> RegistryGuard {
     static THREADS: OnceLock<Mutex<Vec<Arc<ThreadState>>>> = OnceLock::new();
     THREADS
         .get_or_init(|| Mutex::new(Vec::new()))
@@ -277,8 +293,11 @@ impl ThreadState {
     }
 
     /// Flush thread: copies what each queue published since the last hand-off. The final
-    /// steal at shutdown ignores the in-flight budget: nothing comes after it.
-    pub(crate) fn steal(&self, session: &Session, final_steal: bool) {
+    /// steal at shutdown ignores the in-flight budget: nothing comes after it. `false` if the
+    /// budget left some bytes with their owner.
+    pub(crate) fn steal(&self, session: &Session, mode: StealMode) -> bool {
+        let final_steal = mode == StealMode::Final;
+        let mut complete = true;
         let _guard = self.lock();
         for queue in [&self.cpu, &self.log, &self.metrics] {
             let len = queue.len.load(Ordering::Acquire);
@@ -290,6 +309,7 @@ impl ThreadState {
             if !final_steal && !session.reserve_inflight(len - *sent) {
                 // The sink is behind: leave the bytes with their owner, who drops them only if
                 // its buffer fills before the sink catches up.
+                complete = false;
                 continue;
             }
             // SAFETY: the lock we hold is the one the owner takes to replace the buffer, so the
@@ -311,6 +331,7 @@ impl ThreadState {
             });
             *sent = len;
         }
+        complete
     }
 
     /// Owner: hands every queue's unsent bytes to the flush thread.
