@@ -1,5 +1,5 @@
-//! Flushing when the process ends without dropping the guard: `process::exit` (an `atexit`
-//! handler) and, optionally, a panic (a panic hook).
+//! When the process ends without dropping the guard: `process::exit` ends the session (an
+//! `atexit` handler), and, optionally, a panic flushes (a panic hook).
 
 use crate::session;
 use std::sync::Once;
@@ -34,24 +34,22 @@ fn flush_for_panic(info: &std::panic::PanicHookInfo<'_>) {
     IN_HOOK.store(false, Ordering::Release);
 }
 
-/// `process::exit` (and `exit` from C) skips the guard's destructor: an `atexit` handler flushes
-/// what threads published, at most the shutdown timeout. After a normal end of `main` the
-/// guard is gone and this does nothing.
-pub(crate) fn install_exit_flush() {
+/// `process::exit` (and `exit` from C) skips the guard's destructor: an `atexit` handler ends the
+/// session as dropping the guard would (flush, final metadata), within the shutdown timeout.
+/// After a normal end of `main` the guard is gone and this does nothing.
+pub(crate) fn install_exit_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         #[cfg(unix)]
-        // SAFETY: `flush_at_exit` is an `extern "C"` function with static lifetime; it does not
+        // SAFETY: `end_at_exit` is an `extern "C"` function with static lifetime; it does not
         // unwind (a panic in it aborts).
         unsafe {
-            libc::atexit(flush_at_exit);
+            libc::atexit(end_at_exit);
         }
     });
 }
 
 #[cfg(unix)]
-extern "C" fn flush_at_exit() {
-    if let Some(timeout) = session::shutdown_timeout() {
-        session::flush_within(timeout);
-    }
+extern "C" fn end_at_exit() {
+    session::end_running();
 }

@@ -278,6 +278,8 @@ pub(crate) struct Session {
     steal_lock: Mutex<()>,
     /// Blocks the guard gave up on (queued, or in the sink's hands) when it abandoned.
     abandoned_blocks: AtomicU64,
+    /// Taken by whoever ends the session.
+    flush_thread: Mutex<Option<FlushThread>>,
 }
 
 #[derive(Default)]
@@ -469,10 +471,13 @@ static PROCESS_ID: RwLock<Option<String>> = RwLock::new(None);
 /// the process's metadata is written with its end time. Keep it alive in `main`.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
-    flusher: Option<JoinHandle<()>>,
-    /// Disconnected when the flush thread ends.
-    done: Option<mpsc::Receiver<()>>,
     session: Arc<Session>,
+}
+
+/// The flush thread of a session, and its end signal (disconnected when it returns).
+struct FlushThread {
+    handle: JoinHandle<()>,
+    done: mpsc::Receiver<()>,
 }
 
 impl TelemetryGuard {
@@ -495,62 +500,68 @@ impl TelemetryGuard {
     }
 
     fn finish(&mut self) {
-        let Some(handle) = self.flusher.take() else {
-            return;
-        };
-        if !self.session.is_own_process() {
-            // A forked child's copy of the guard: the flush thread is the parent's (joining or
-            // detaching a thread that does not exist here is undefined), and the session was
-            // already forgotten by the fork handler.
-            std::mem::forget(handle);
-            return;
-        }
-        let started = Instant::now();
-        let timeout = self.session.shutdown_timeout;
-        self.session
-            .write_deadline
-            .set(started + timeout * 3 / 4)
-            .ok();
-        local::flush_current_thread();
-        // The flush thread gone (it panicked) has nothing left to flush: carry on shutting down.
-        self.session.tx.send(Msg::Shutdown).ok();
-        let finished = match &self.done {
-            Some(done) => !matches!(
-                done.recv_timeout(timeout.saturating_sub(started.elapsed())),
-                Err(mpsc::RecvTimeoutError::Timeout)
-            ),
-            None => true,
-        };
-        if finished {
-            // Finished, or gone (panicked): either way, joining does not wait.
-            handle.join().ok();
-            // A flush thread that died left its blocks unwritten.
-            let lost = self.session.pending_blocks.swap(0, Ordering::Relaxed);
-            self.session
-                .abandoned_blocks
-                .fetch_add(lost, Ordering::Relaxed);
-        } else {
-            // The sink is stuck: leave the flush thread behind, counting what it still holds.
-            let _steal = self
-                .session
-                .steal_lock
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            self.session.abandoned.store(true, Ordering::Relaxed);
-            let lost = self.session.pending_blocks.swap(0, Ordering::Relaxed);
-            self.session
-                .abandoned_blocks
-                .fetch_add(lost, Ordering::Relaxed);
-            drop(handle);
-        }
-        let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
-        if slot
-            .as_ref()
-            .is_some_and(|running| Arc::ptr_eq(running, &self.session))
-        {
-            *slot = None;
-            *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = None;
-        }
+        end(&self.session);
+    }
+}
+
+/// Ends the running session, if any (the exit hook: `process::exit` skips the guard).
+pub(crate) fn end_running() {
+    if let Some(session) = current() {
+        end(&session);
+    }
+}
+
+/// Ends `session`: flushes, stops the flush thread (waiting at most the shutdown timeout), and
+/// clears the running session. Whoever comes first (the guard, the exit hook) does it.
+fn end(session: &Arc<Session>) {
+    if !session.is_own_process() {
+        // A forked child's copy of the guard: the flush thread is the parent's (joining or
+        // detaching a thread that does not exist here is undefined), and the session was
+        // already forgotten by the fork handler.
+        return;
+    }
+    let Some(FlushThread { handle, done }) = session
+        .flush_thread
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let timeout = session.shutdown_timeout;
+    session.write_deadline.set(started + timeout * 3 / 4).ok();
+    local::flush_current_thread();
+    // The flush thread gone (it panicked) has nothing left to flush: carry on shutting down.
+    session.tx.send(Msg::Shutdown).ok();
+    let finished = !matches!(
+        done.recv_timeout(timeout.saturating_sub(started.elapsed())),
+        Err(mpsc::RecvTimeoutError::Timeout)
+    );
+    if finished {
+        // Finished, or gone (panicked): either way, joining does not wait.
+        handle.join().ok();
+        // A flush thread that died left its blocks unwritten.
+        let lost = session.pending_blocks.swap(0, Ordering::Relaxed);
+        session.abandoned_blocks.fetch_add(lost, Ordering::Relaxed);
+    } else {
+        // The sink is stuck: leave the flush thread behind, counting what it still holds.
+        let _steal = session
+            .steal_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        session.abandoned.store(true, Ordering::Relaxed);
+        let lost = session.pending_blocks.swap(0, Ordering::Relaxed);
+        session.abandoned_blocks.fetch_add(lost, Ordering::Relaxed);
+        drop(handle);
+    }
+    let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
+    if slot
+        .as_ref()
+        .is_some_and(|running| Arc::ptr_eq(running, session))
+    {
+        *slot = None;
+        *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -654,6 +665,7 @@ fn start(config: Config) -> Result<TelemetryGuard, InitError> {
         abandoned: AtomicBool::new(false),
         steal_lock: Mutex::new(()),
         abandoned_blocks: AtomicU64::new(0),
+        flush_thread: Mutex::new(None),
     });
     let ring = config
         .flight_recorder
@@ -684,7 +696,7 @@ fn start(config: Config) -> Result<TelemetryGuard, InitError> {
             drop(done_tx);
         })?;
     crate::fork::install();
-    crate::hooks::install_exit_flush();
+    crate::hooks::install_exit_hook();
     if config.flush_on_panic {
         crate::hooks::install_panic_hook();
     }
@@ -694,11 +706,14 @@ fn start(config: Config) -> Result<TelemetryGuard, InitError> {
         *slot = Some(session.clone());
         *id = Some(process_id);
     }
-    Ok(TelemetryGuard {
-        flusher: Some(handle),
-        done: Some(done_rx),
-        session,
-    })
+    *session
+        .flush_thread
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(FlushThread {
+        handle,
+        done: done_rx,
+    });
+    Ok(TelemetryGuard { session })
 }
 
 /// Starts recording into the lake named by `FRAMELINE_LAKE`.
@@ -875,6 +890,12 @@ impl Flusher {
             state.open.clear();
         }
         state.last_seq = Some(block.seq);
+        if self.session.past_write_deadline() {
+            // Shutdown's time for blocks is over: not even encoded, counted.
+            self.stats.sink_dropped.fetch_add(1, Ordering::Relaxed);
+            state.sink_dropped += 1;
+            return;
+        }
         let meta = BlockMeta {
             process_id: self.process_id_bytes,
             stream_id: stream.stream_id,
@@ -987,6 +1008,10 @@ impl Flusher {
         } else {
             self.sink_put(&block.key, &block.bytes)
         };
+        if self.session.abandoned.load(Ordering::Relaxed) {
+            // The sink returned after shutdown gave up on it: the block was counted then.
+            return;
+        }
         match result {
             Ok(()) => {
                 self.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
