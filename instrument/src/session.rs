@@ -686,6 +686,7 @@ fn start(config: Config) -> Result<TelemetryGuard, InitError> {
         interval: config.flush_interval,
         ring,
         flush_replies: Vec::new(),
+        shutting_down: false,
     };
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
@@ -781,6 +782,8 @@ struct Flusher {
     ring: Option<Ring<Encoded>>,
     /// `flush()` calls to answer once what is queued is written.
     flush_replies: Vec<(mpsc::Sender<bool>, bool)>,
+    /// `Msg::Shutdown` was received.
+    shutting_down: bool,
 }
 
 /// How a steal treats the in-flight budget.
@@ -800,12 +803,14 @@ impl Flusher {
         loop {
             let timeout = next_steal.saturating_duration_since(Instant::now());
             match rx.recv_timeout(timeout) {
-                Ok(Msg::Shutdown) => break,
                 Ok(msg) => self.handle(msg, &rx),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             self.answer_flushes();
+            if self.shutting_down {
+                break;
+            }
             if self.session.abandoned.load(Ordering::Relaxed) {
                 return;
             }
@@ -843,7 +848,8 @@ impl Flusher {
                 // Everything queued before the steal, and the stolen blocks behind it.
                 self.drain(rx);
             }
-            Msg::Shutdown => {}
+            // Seen here or inside a flush's drain: the loop ends after this message.
+            Msg::Shutdown => self.shutting_down = true,
         }
     }
 

@@ -216,3 +216,69 @@ fn the_panic_hook_records_the_panic_and_flushes() {
     bystander.join().unwrap();
     drop(guard);
 }
+
+/// A capture folder whose first block put waits at a gate.
+struct GatedLake {
+    inner: LocalSink,
+    waiting: AtomicBool,
+    opened: Mutex<bool>,
+    signal: Condvar,
+}
+
+impl Sink for GatedLake {
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        if key.starts_with(frameline_instrument::lake::BLOCKS_PREFIX) {
+            self.waiting.store(true, Ordering::SeqCst);
+            let mut opened = self.opened.lock().unwrap();
+            while !*opened {
+                opened = self.signal.wait(opened).unwrap();
+            }
+        }
+        self.inner.put(key, bytes)
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        self.inner.get(key)
+    }
+
+    fn describe(&self) -> String {
+        "gated lake (test)".to_owned()
+    }
+}
+
+/// A shutdown that arrives while the flush thread writes a `flush()`'s blocks still ends the
+/// session cleanly (it was once swallowed there, and shutdown waited for its deadline).
+#[test]
+fn a_shutdown_during_a_flush_ends_the_session() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Arc::new(GatedLake {
+        inner: LocalSink::new(dir.path()).unwrap(),
+        waiting: AtomicBool::new(false),
+        opened: Mutex::new(false),
+        signal: Condvar::new(),
+    });
+    let guard = frameline_instrument::init(
+        Config::with_sink(lake.clone())
+            .flush_interval(Duration::from_secs(600))
+            .shutdown_timeout(Duration::from_secs(600)),
+    )
+    .unwrap();
+    imetric!("gated.value", "n", 1u64);
+    let flusher =
+        std::thread::spawn(|| frameline_instrument::flush_within(Duration::from_secs(600)));
+    while !lake.waiting.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The flush thread is inside the flush's drain; the shutdown queues behind it.
+    let shutdown = std::thread::spawn(move || guard.shutdown());
+    std::thread::sleep(Duration::from_millis(100));
+    *lake.opened.lock().unwrap() = true;
+    lake.signal.notify_all();
+    assert!(join_within(flusher, Duration::from_secs(60), "flush"));
+    let stats = join_within(shutdown, Duration::from_secs(60), "shutdown");
+    assert_eq!(stats.blocks_dropped, 0, "{stats:?}");
+    let capture = read_capture(dir.path());
+    assert!(capture.processes[0].end_unix_ns.is_some(), "ended cleanly");
+    assert_eq!(metric_values(dir.path(), "gated.value"), vec![1]);
+}
