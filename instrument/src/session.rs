@@ -1142,3 +1142,45 @@ impl Flusher {
         self.put_json(&key, &process);
     }
 }
+
+/// A session with no flush thread, for the queue tests: its blocks are read from the receiver.
+#[cfg(test)]
+pub(crate) fn test_session(max_inflight_bytes: usize) -> (Arc<Session>, TestBlocks) {
+    let (tx, rx) = mpsc::channel();
+    let session = Arc::new(Session {
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        pid: std::process::id(),
+        tx,
+        inflight_bytes: AtomicUsize::new(0),
+        max_inflight_bytes,
+        blocks_dropped: AtomicU64::new(0),
+        shared_stats: Arc::new(SharedStats::default()),
+        shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        pending_blocks: AtomicU64::new(0),
+        write_deadline: OnceLock::new(),
+        abandoned: AtomicBool::new(false),
+        steal_lock: Mutex::new(()),
+        abandoned_blocks: AtomicU64::new(0),
+        flush_thread: Mutex::new(None),
+    });
+    (session, TestBlocks(rx))
+}
+
+/// The blocks a test session was sent.
+#[cfg(test)]
+pub(crate) struct TestBlocks(mpsc::Receiver<Msg>);
+
+#[cfg(test)]
+impl TestBlocks {
+    /// Every block sent so far: (stream kind, sequence number, event bytes).
+    pub(crate) fn take(&self) -> Vec<(StreamKind, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(msg) = self.0.try_recv() {
+            if let Msg::Block(block) = msg {
+                let bytes = block.bytes.get(block.start..).unwrap_or_default().to_vec();
+                out.push((block.stream.kind, block.seq, bytes));
+            }
+        }
+        out
+    }
+}
