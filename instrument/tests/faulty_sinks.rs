@@ -215,7 +215,7 @@ fn a_stalled_sink_never_blocks_recording_and_shutdown_keeps_its_deadline() {
                 name,
                 value: frameline_instrument::format::MetricValue::Integer(v),
                 ..
-            } if name == "after.stall" => Some(*v as u64),
+            } if name == "after.stall" => Some(*v),
             _ => None,
         })
         .collect();
@@ -431,7 +431,11 @@ fn recording_latency_with_a_stalled_sink() {
         let stats = guard.stats();
         let (final_stats, _) = shutdown_within(guard, Duration::from_secs(60));
         sink.release();
-        let sink_name = if fault.is_some() { "stalled" } else { "working" };
+        let sink_name = if fault.is_some() {
+            "stalled"
+        } else {
+            "working"
+        };
         println!(
             "span_scope!, {sink_name} sink, first {FILL_SPANS} spans: {} ({} blocks written, {} dropped)",
             percentiles_ns(fill, frequency),

@@ -51,10 +51,10 @@ fn fork_while_recording(lake: &Path) {
                 while !stop.load(Ordering::Relaxed) {
                     span_scope!("parent.busy");
                     imetric!("parent.value", "n", i);
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         info!("parent log {t} {i}");
                     }
-                    if i % 20_000 == 0 {
+                    if i.is_multiple_of(20_000) {
                         frameline_instrument::flush_within(Duration::from_millis(1));
                     }
                     i += 1;
@@ -102,7 +102,7 @@ fn in_the_child(lake: &str, round: u64, parent_guard: &mut Option<TelemetryGuard
     span_scope!("child.before.init");
     imetric!("child.before.init", "n", 1u64);
     assert!(!frameline_instrument::flush());
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         // The parent's flush thread does not exist here: this must neither join it nor end
         // anything.
         drop(parent_guard.take());
@@ -210,7 +210,7 @@ fn a_forked_child_records_its_own_session_and_exits() {
                     Ev::Metric { name, value, .. } => {
                         names.insert(name.clone());
                         if let (true, MetricValue::Integer(v)) = (name == "child.value", value) {
-                            child_values.push(*v as u64);
+                            child_values.push(*v);
                         }
                     }
                     _ => {}

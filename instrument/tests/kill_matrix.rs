@@ -53,10 +53,10 @@ fn kill_matrix_child() {
             span_scope!("kill.span");
             imetric!("kill.seq", "n", i);
         }
-        if i % 512 == 0 {
+        if i.is_multiple_of(512) {
             info!("kill log {i}");
         }
-        if i % 4096 == 0 {
+        if i.is_multiple_of(4096) {
             // What the flush thread has written so far: all of it must survive the death.
             let written = frameline_instrument::stats().events_written;
             write_atomically(&lake.join("progress"), &written.to_string());
@@ -182,7 +182,7 @@ fn check_lake(lake: &Path, death_ticks: u64, clean_exit: bool) -> Outcome {
                     name,
                     value: MetricValue::Integer(v),
                     ..
-                } if name == "kill.seq" => seq.push(*v as u64),
+                } if name == "kill.seq" => seq.push(*v),
                 Ev::Log { message, .. } => logs.push(message.clone()),
                 _ => {}
             }

@@ -106,7 +106,7 @@ fn metric_values(root: &Path, name: &str) -> Vec<u64> {
                 name: n,
                 value: MetricValue::Integer(v),
                 ..
-            } if n == name => Some(*v as u64),
+            } if n == name => Some(*v),
             _ => None,
         })
         .collect();
