@@ -29,6 +29,11 @@ pub(crate) struct Queue {
     /// Owned by the writing thread; replaced only under the thread's lock, by that thread.
     /// Its `len` stays 0: the written length is `len` below.
     buf: UnsafeCell<Vec<u8>>,
+    /// Owner only: `buf`'s data pointer and capacity, kept here so that the hot path never forms
+    /// a reference to `buf` (the flush thread may hold a shared one while it steals, and a
+    /// `&mut` beside it would be undefined behaviour, as Miri showed). Set with `buf`.
+    base: Cell<*mut u8>,
+    base_capacity: Cell<usize>,
     /// Bytes written and published by the owner.
     len: AtomicUsize,
     /// Guarded by the thread's lock.
@@ -46,10 +51,14 @@ struct StreamSlot {
 
 impl Queue {
     fn new(kind: StreamKind, capacity: usize, thread_name: &str, thread_index: u64) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
         Self {
             kind,
             capacity,
-            buf: UnsafeCell::new(Vec::with_capacity(capacity)),
+            base: Cell::new(buf.as_mut_ptr()),
+            base_capacity: Cell::new(buf.capacity()),
+            // Moving the `Vec` does not move its heap buffer: `base` stays valid.
+            buf: UnsafeCell::new(buf),
             len: AtomicUsize::new(0),
             sent: UnsafeCell::new(0),
             stream: UnsafeCell::new(StreamSlot {
@@ -64,10 +73,7 @@ impl Queue {
     #[inline(always)]
     fn spare(&self) -> (*mut u8, usize, usize) {
         let len = self.len.load(Ordering::Relaxed);
-        // SAFETY: only the owner thread calls this, and only the owner replaces `buf` (under the
-        // lock, on this same thread), so no write to `buf` can happen concurrently with this read.
-        let buf = unsafe { &mut *self.buf.get() };
-        (buf.as_mut_ptr(), len, buf.capacity())
+        (self.base.get(), len, self.base_capacity.get())
     }
 
     /// Appends two words. Owner only.
@@ -153,10 +159,13 @@ pub(crate) struct ThreadState {
 
 // SAFETY: the `UnsafeCell`s of the queues follow the protocol of the module comment: `buf` is
 // replaced only by the owner while holding `lock`, and read by others only while holding `lock`;
+// the `Cell`s (`base`, `base_capacity`, `in_log`) are touched by the owner thread only;
 // `sent` and `next_seq` are only touched while holding `lock`; bytes are read by others only
-// below the `len` they acquired. Exercised by the multi-threaded tests in tests/round_trip.rs.
+// below the `len` they acquired. Exercised by the multi-threaded tests in tests/round_trip.rs,
+// and under Miri by `tests::a_steal_racing_the_owner_takes_every_record_once_in_order`.
 unsafe impl Sync for ThreadState {}
-// SAFETY: all fields are owned data; the raw buffers are plain bytes.
+// SAFETY: all fields are owned data; the raw buffers are plain bytes, and `base` points into the
+// queue's own buffer.
 unsafe impl Send for ThreadState {}
 
 /// The registry of threads, locked across `fork` (see `crate::fork`).
@@ -272,6 +281,8 @@ impl ThreadState {
                 let (stream, seq) = Self::next_block(queue, &session);
                 if session.reserve_inflight(queue.capacity) {
                     let mut full = std::mem::replace(buf, Vec::with_capacity(queue.capacity));
+                    queue.base.set(buf.as_mut_ptr());
+                    queue.base_capacity.set(buf.capacity());
                     // SAFETY: the first `len` bytes were written by `push*` before being
                     // published; capacity ≥ len.
                     unsafe { full.set_len(len) };
