@@ -246,7 +246,8 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Events in the blocks written.
     pub events_written: u64,
-    /// Blocks lost: dropped by a game thread because the sink was behind, or refused by the sink.
+    /// Blocks lost: dropped by a game thread because the sink was behind, refused by the sink,
+    /// or still queued when the shutdown deadline passed (or the flush thread was given up on).
     pub blocks_dropped: u64,
     /// Sink errors (each also drops its block, or a metadata object).
     pub sink_errors: u64,
@@ -701,12 +702,6 @@ fn start(config: Config) -> Result<TelemetryGuard, InitError> {
     if config.flush_on_panic {
         crate::hooks::install_panic_hook();
     }
-    {
-        let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
-        let mut id = PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner);
-        *slot = Some(session.clone());
-        *id = Some(process_id);
-    }
     *session
         .flush_thread
         .lock()
@@ -714,6 +709,12 @@ fn start(config: Config) -> Result<TelemetryGuard, InitError> {
         handle,
         done: done_rx,
     });
+    {
+        let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
+        let mut id = PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(session.clone());
+        *id = Some(process_id);
+    }
     Ok(TelemetryGuard { session })
 }
 
