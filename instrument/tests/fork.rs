@@ -37,7 +37,10 @@ fn fork_while_recording(lake: &Path) {
             Config::lake(&lake_str)
                 .unwrap()
                 .exe("fork-parent")
-                .flush_interval(Duration::from_millis(2)),
+                .flush_interval(Duration::from_millis(2))
+                // The busy threads outrun a debug build's flush thread: let shutdown write the
+                // backlog (the deadline is tested in faulty_sinks.rs).
+                .shutdown_timeout(Duration::from_secs(120)),
         )
         .unwrap(),
     );
