@@ -204,8 +204,13 @@ pub unsafe extern "C" fn fl_init(lake: *const c_char, options: *const FlOptions)
         set_last_error("the lake is null or not UTF-8".to_owned());
         return FL_ERROR_ARGUMENT;
     };
-    let mut guard = GUARD.lock().unwrap_or_else(PoisonError::into_inner);
-    if guard.is_some() {
+    // Not held across `init` (sink I/O): `fl_shutdown` from another thread, or a forked
+    // child, must not wait for a slow lake. `init` itself refuses a second session.
+    if GUARD
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+    {
         set_last_error("telemetry is already initialized".to_owned());
         return FL_ERROR_ALREADY_INITIALIZED;
     }
@@ -221,7 +226,7 @@ pub unsafe extern "C" fn fl_init(lake: *const c_char, options: *const FlOptions)
     };
     match frameline_instrument::init(config) {
         Ok(telemetry) => {
-            *guard = Some(telemetry);
+            *GUARD.lock().unwrap_or_else(PoisonError::into_inner) = Some(telemetry);
             FL_OK
         }
         Err(frameline_instrument::InitError::AlreadyInitialized) => {
