@@ -53,6 +53,16 @@ fn global() -> MutexGuard<'static, Global> {
         .unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The call-site table, locked across `fork` (see `crate::fork`).
+pub(crate) struct ForkHold {
+    _global: MutexGuard<'static, Global>,
+}
+
+/// Takes the table's lock before a fork, so no other thread holds it in the child.
+pub(crate) fn hold_for_fork() -> ForkHold {
+    ForkHold { _global: global() }
+}
+
 thread_local! {
     static CACHE: RefCell<KeyMap<Vec<Leaked>>> = RefCell::new(KeyMap::default());
 }

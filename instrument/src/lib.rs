@@ -34,7 +34,9 @@ extern crate self as frameline_instrument;
 mod callsites;
 mod desc;
 pub mod flight_recorder;
+mod fork;
 pub mod format;
+mod hooks;
 pub mod lake;
 mod local;
 mod log;
@@ -52,9 +54,10 @@ pub mod tracing_layer;
 
 pub use desc::{Level, LogDesc, MetricDesc, MetricKind, SpanDesc};
 pub use flight_recorder::{FlightRecorder, capture_now};
+pub use hooks::install_panic_hook;
 pub use session::{
-    Config, InitError, Stats, TelemetryGuard, init, init_from_env, level_enabled, process_id,
-    set_max_level, stats,
+    Config, DEFAULT_SHUTDOWN_TIMEOUT, InitError, Stats, TelemetryGuard, flush, flush_within, init,
+    init_from_env, level_enabled, process_id, set_max_level, stats,
 };
 pub use span::{InstrumentFuture, InstrumentedFuture, SpanGuard};
 

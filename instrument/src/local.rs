@@ -12,7 +12,7 @@
 
 use crate::format::StreamKind;
 use crate::raw;
-use crate::session::{self, RawBlock, Session, StreamInfo};
+use crate::session::{self, RawBlock, Session, StealMode, StreamInfo};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -29,6 +29,11 @@ pub(crate) struct Queue {
     /// Owned by the writing thread; replaced only under the thread's lock, by that thread.
     /// Its `len` stays 0: the written length is `len` below.
     buf: UnsafeCell<Vec<u8>>,
+    /// Owner only: `buf`'s data pointer and capacity, kept here so that the hot path never forms
+    /// a reference to `buf` (the flush thread may hold a shared one while it steals, and a
+    /// `&mut` beside it would be undefined behaviour, as Miri showed). Set with `buf`.
+    base: Cell<*mut u8>,
+    base_capacity: Cell<usize>,
     /// Bytes written and published by the owner.
     len: AtomicUsize,
     /// Guarded by the thread's lock.
@@ -46,10 +51,14 @@ struct StreamSlot {
 
 impl Queue {
     fn new(kind: StreamKind, capacity: usize, thread_name: &str, thread_index: u64) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
         Self {
             kind,
             capacity,
-            buf: UnsafeCell::new(Vec::with_capacity(capacity)),
+            base: Cell::new(buf.as_mut_ptr()),
+            base_capacity: Cell::new(buf.capacity()),
+            // Moving the `Vec` does not move its heap buffer: `base` stays valid.
+            buf: UnsafeCell::new(buf),
             len: AtomicUsize::new(0),
             sent: UnsafeCell::new(0),
             stream: UnsafeCell::new(StreamSlot {
@@ -64,10 +73,7 @@ impl Queue {
     #[inline(always)]
     fn spare(&self) -> (*mut u8, usize, usize) {
         let len = self.len.load(Ordering::Relaxed);
-        // SAFETY: only the owner thread calls this, and only the owner replaces `buf` (under the
-        // lock, on this same thread), so no write to `buf` can happen concurrently with this read.
-        let buf = unsafe { &mut *self.buf.get() };
-        (buf.as_mut_ptr(), len, buf.capacity())
+        (self.base.get(), len, self.base_capacity.get())
     }
 
     /// Appends two words. Owner only.
@@ -153,13 +159,32 @@ pub(crate) struct ThreadState {
 
 // SAFETY: the `UnsafeCell`s of the queues follow the protocol of the module comment: `buf` is
 // replaced only by the owner while holding `lock`, and read by others only while holding `lock`;
+// the `Cell`s (`base`, `base_capacity`, `in_log`) are touched by the owner thread only;
 // `sent` and `next_seq` are only touched while holding `lock`; bytes are read by others only
-// below the `len` they acquired. Exercised by the multi-threaded tests in tests/round_trip.rs.
+// below the `len` they acquired. Exercised by the multi-threaded tests in tests/round_trip.rs,
+// and under Miri by `tests::a_steal_racing_the_owner_takes_every_record_once_in_order`.
 unsafe impl Sync for ThreadState {}
-// SAFETY: all fields are owned data; the raw buffers are plain bytes.
+// SAFETY: all fields are owned data; the raw buffers are plain bytes, and `base` points into the
+// queue's own buffer.
 unsafe impl Send for ThreadState {}
 
-fn registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
+/// The registry of threads, locked across `fork` (see `crate::fork`).
+pub(crate) type RegistryGuard = MutexGuard<'static, Vec<Arc<ThreadState>>>;
+
+/// In a forked child, with the registry locked by the fork handler: the other threads do not
+/// exist here, and what the calling thread had queued belongs to the parent's session. The
+/// calling thread starts over with new, empty queues (and new streams) on its next event.
+pub(crate) fn forget_in_child(registry: &mut RegistryGuard) {
+    registry.clear();
+    LOCAL
+        .try_with(|local| {
+            // The old state is leaked: its lock may have been held by the parent's flush thread.
+            local.state.set(std::ptr::null());
+        })
+        .ok();
+}
+
+pub(crate) fn registry() -> RegistryGuard {
     static THREADS: OnceLock<Mutex<Vec<Arc<ThreadState>>>> = OnceLock::new();
     THREADS
         .get_or_init(|| Mutex::new(Vec::new()))
@@ -174,6 +199,11 @@ pub(crate) fn registered_threads() -> Vec<Arc<ThreadState>> {
 
 impl ThreadState {
     fn new() -> Self {
+        Self::with_capacities(CPU_QUEUE_BYTES, LOG_QUEUE_BYTES, METRICS_QUEUE_BYTES)
+    }
+
+    /// Queues of these sizes (tests use small ones to reach the buffer's end quickly).
+    fn with_capacities(cpu_bytes: usize, log_bytes: usize, metrics_bytes: usize) -> Self {
         static NEXT_THREAD_INDEX: AtomicU64 = AtomicU64::new(0);
         let thread_index = NEXT_THREAD_INDEX.fetch_add(1, Ordering::Relaxed);
         let current = std::thread::current();
@@ -185,14 +215,9 @@ impl ThreadState {
             lock: Mutex::new(()),
             spill: UnsafeCell::new(Vec::new()),
             in_log: Cell::new(false),
-            cpu: Queue::new(StreamKind::Cpu, CPU_QUEUE_BYTES, &name, thread_index),
-            log: Queue::new(StreamKind::Log, LOG_QUEUE_BYTES, &name, thread_index),
-            metrics: Queue::new(
-                StreamKind::Metrics,
-                METRICS_QUEUE_BYTES,
-                &name,
-                thread_index,
-            ),
+            cpu: Queue::new(StreamKind::Cpu, cpu_bytes, &name, thread_index),
+            log: Queue::new(StreamKind::Log, log_bytes, &name, thread_index),
+            metrics: Queue::new(StreamKind::Metrics, metrics_bytes, &name, thread_index),
         }
     }
 
@@ -256,6 +281,8 @@ impl ThreadState {
                 let (stream, seq) = Self::next_block(queue, &session);
                 if session.reserve_inflight(queue.capacity) {
                     let mut full = std::mem::replace(buf, Vec::with_capacity(queue.capacity));
+                    queue.base.set(buf.as_mut_ptr());
+                    queue.base_capacity.set(buf.capacity());
                     // SAFETY: the first `len` bytes were written by `push*` before being
                     // published; capacity ≥ len.
                     unsafe { full.set_len(len) };
@@ -277,8 +304,11 @@ impl ThreadState {
     }
 
     /// Flush thread: copies what each queue published since the last hand-off. The final
-    /// steal at shutdown ignores the in-flight budget: nothing comes after it.
-    pub(crate) fn steal(&self, session: &Session, final_steal: bool) {
+    /// steal at shutdown ignores the in-flight budget: nothing comes after it. `false` if the
+    /// budget left some bytes with their owner.
+    pub(crate) fn steal(&self, session: &Session, mode: StealMode) -> bool {
+        let final_steal = mode == StealMode::Final;
+        let mut complete = true;
         let _guard = self.lock();
         for queue in [&self.cpu, &self.log, &self.metrics] {
             let len = queue.len.load(Ordering::Acquire);
@@ -290,6 +320,7 @@ impl ThreadState {
             if !final_steal && !session.reserve_inflight(len - *sent) {
                 // The sink is behind: leave the bytes with their owner, who drops them only if
                 // its buffer fills before the sink catches up.
+                complete = false;
                 continue;
             }
             // SAFETY: the lock we hold is the one the owner takes to replace the buffer, so the
@@ -311,6 +342,7 @@ impl ThreadState {
             });
             *sent = len;
         }
+        complete
     }
 
     /// Owner: hands every queue's unsent bytes to the flush thread.
@@ -465,23 +497,41 @@ pub(crate) fn swap_current_async_span(id: u64) -> u64 {
 #[inline(always)]
 pub(crate) fn record_log(addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>)) {
     let ticks = crate::time::now();
-    with_thread(|t| {
-        if t.in_log.replace(true) {
+    with_thread(|t| t.write_log(ticks, addr, write_args));
+}
+
+/// Clears `in_log` when the record ends, also when an argument's `Display` panics (otherwise the
+/// thread's later logs would all be taken for nested ones and dropped).
+struct InLogGuard<'a>(&'a Cell<bool>);
+
+impl Drop for InLogGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+impl ThreadState {
+    /// Owner: writes one log record in place in the log queue. A panic in `write_args` leaves
+    /// nothing published (the record's bytes sit past `len`, overwritten by the next record).
+    #[inline(always)]
+    fn write_log(&self, ticks: u64, addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>)) {
+        if self.in_log.replace(true) {
             // Logging while evaluating or formatting another log's arguments: the outer record
             // owns the queue's tail.
             return;
         }
-        let (ptr, len, cap) = t.log.spare();
+        let _in_log = InLogGuard(&self.in_log);
+        let (ptr, len, cap) = self.log.spare();
         let mut writer = LogWriter {
             ptr,
             start: len,
             pos: len + raw::LOG_HEADER_BYTES,
             cap,
-            thread: t,
+            thread: self,
             // SAFETY: only the owner thread writes logs, and a `LogWriter` exists only inside
-            // `record_log` on that thread, one at a time (`in_log` refuses nested records), so
+            // `write_log` on that thread, one at a time (`in_log` refuses nested records), so
             // this is the only reference to the spill buffer while it lives.
-            spill: unsafe { &mut *t.spill.get() },
+            spill: unsafe { &mut *self.spill.get() },
         };
         if writer.pos <= cap {
             // SAFETY: `start + LOG_HEADER_BYTES <= cap`: inside the allocation, past `len`.
@@ -492,6 +542,8 @@ pub(crate) fn record_log(addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>))
                 );
             }
         } else {
+            // Fewer than LOG_HEADER_BYTES left: the header goes to the spill buffer, and
+            // nothing was written to this buffer (`pos > cap` tells `spill` so).
             writer.spill();
         }
         write_args(&mut writer);
@@ -504,12 +556,11 @@ pub(crate) fn record_log(addr: u64, write_args: impl FnOnce(&mut LogWriter<'_>))
                     args_len.to_le_bytes(),
                 );
             }
-            t.log.len.store(writer.pos, Ordering::Release);
+            self.log.len.store(writer.pos, Ordering::Release);
         } else {
             writer.finish_spilled(ticks, addr);
         }
-        t.in_log.set(false);
-    });
+    }
 }
 
 /// Appends log arguments in place in the log queue. When the queue's buffer is full, the record
@@ -525,13 +576,23 @@ pub struct LogWriter<'a> {
 }
 
 impl LogWriter<'_> {
+    /// Moves the record written so far to the spill buffer; later `put`s append there.
     #[cold]
     fn spill(&mut self) {
-        let written = self.pos.min(self.cap).saturating_sub(self.start);
+        // `pos` only advances past bytes written into the buffer, and only while they fit: with
+        // `pos <= cap`, `start..pos` is what this writer wrote. `pos > cap` happens only when the
+        // header itself did not fit (`write_log`): nothing of the record is in the buffer, and
+        // the bytes `start..cap` were never written (a new buffer's are uninitialized).
+        let written = if self.pos <= self.cap {
+            self.pos - self.start
+        } else {
+            0
+        };
         let spill = &mut *self.spill;
         spill.clear();
-        if written > 0 && self.cap != 0 {
-            // SAFETY: bytes `start..start + written` (≤ cap) were written by this writer.
+        if written > 0 {
+            // SAFETY: `start + written = pos <= cap`: bytes this writer wrote into the buffer's
+            // allocation (past the published length, so nobody else writes them).
             spill.extend_from_slice(unsafe {
                 std::slice::from_raw_parts(self.ptr.add(self.start), written)
             });
@@ -662,5 +723,179 @@ impl LogWriter<'_> {
         self.thread.log.push_slow(self.thread, &record);
         record.clear();
         *self.spill = record;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The published bytes of a queue (test thread = owner, no flush thread).
+    fn published(queue: &Queue) -> Vec<u8> {
+        let len = queue.len.load(Ordering::Acquire);
+        // SAFETY: the test thread owns `state` and nothing else touches it; bytes `0..len` were
+        // written and published by `write_log`.
+        unsafe { std::slice::from_raw_parts((*queue.buf.get()).as_ptr(), len) }.to_vec()
+    }
+
+    fn record(ticks: u64, addr: u64, args: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&ticks.to_le_bytes());
+        out.extend_from_slice(&addr.to_le_bytes());
+        out.extend_from_slice(&(args.len() as u32).to_le_bytes());
+        out.extend_from_slice(args);
+        out
+    }
+
+    #[test]
+    fn spill_with_the_header_cut_copies_nothing_from_the_buffer() {
+        let state = ThreadState::with_capacities(64, 64, 64);
+        // Bytes never written by the writer, made visible (a real new buffer's are uninit).
+        let mut buf = vec![0xAAu8; 64];
+        let mut spill = Vec::new();
+        for left in 1..raw::LOG_HEADER_BYTES {
+            let start = 64 - left;
+            let mut writer = LogWriter {
+                ptr: buf.as_mut_ptr(),
+                start,
+                pos: start + raw::LOG_HEADER_BYTES,
+                cap: 64,
+                thread: &state,
+                spill: &mut spill,
+            };
+            writer.spill();
+            assert_eq!(writer.cap, 0);
+            assert_eq!(
+                *writer.spill,
+                vec![0u8; raw::LOG_HEADER_BYTES],
+                "{left} bytes left"
+            );
+        }
+    }
+
+    #[test]
+    fn spill_after_arguments_keeps_what_was_written() {
+        let state = ThreadState::with_capacities(64, 64, 64);
+        let mut buf = vec![0xAAu8; 64];
+        buf[30..50].fill(7);
+        buf[50..55].fill(9);
+        let mut spill = Vec::new();
+        let mut writer = LogWriter {
+            ptr: buf.as_mut_ptr(),
+            start: 30,
+            pos: 55,
+            cap: 64,
+            thread: &state,
+            spill: &mut spill,
+        };
+        writer.put(&[1; 16]);
+        let mut expected = vec![7u8; 20];
+        expected.extend_from_slice(&[9; 5]);
+        expected.extend_from_slice(&[1; 16]);
+        assert_eq!(*writer.spill, expected);
+    }
+
+    /// Fills the log queue to `left` free bytes, then writes a record: with 1..20 bytes left
+    /// its header does not fit and the whole record moves to the next buffer, intact.
+    #[test]
+    fn a_record_at_the_end_of_a_small_queue_arrives_whole() {
+        const CAP: usize = 96;
+        for left in 0..=40 {
+            let state = ThreadState::with_capacities(64, CAP, 64);
+            let filler = vec![3u8; CAP - left - raw::LOG_HEADER_BYTES];
+            state.write_log(1, 0x1000, |w| w.put(&filler));
+            assert_eq!(published(&state.log), record(1, 0x1000, &filler));
+            let args: Vec<u8> = (0..30).collect();
+            state.write_log(2, 0x2000, |w| {
+                w.put(&args[..10]);
+                w.put_tagged_u64(0xEE, 0x0102_0304_0506_0708);
+                w.put(&args[10..]);
+            });
+            let mut expected_args = args[..10].to_vec();
+            expected_args.push(0xEE);
+            expected_args.extend_from_slice(&0x0102_0304_0506_0708u64.to_le_bytes());
+            expected_args.extend_from_slice(&args[10..]);
+            let second = record(2, 0x2000, &expected_args);
+            // No session: a full buffer is handed to nobody, so the queue restarts empty.
+            let queue = published(&state.log);
+            if left >= second.len() {
+                let mut both = record(1, 0x1000, &filler);
+                both.extend_from_slice(&second);
+                assert_eq!(queue, both, "{left} bytes left");
+            } else {
+                assert_eq!(queue, second, "{left} bytes left");
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_argument_does_not_silence_later_logs() {
+        let state = ThreadState::with_capacities(64, 256, 64);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state.write_log(1, 0x1000, |w| {
+                w.put(&[5; 4]);
+                panic!("a Display impl panics");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(!state.in_log.get());
+        // Nothing of the torn record was published.
+        assert!(published(&state.log).is_empty());
+        state.write_log(2, 0x2000, |w| w.put(&[6; 4]));
+        assert_eq!(published(&state.log), record(2, 0x2000, &[6; 4]));
+    }
+
+    #[test]
+    fn a_panic_in_a_spilled_record_does_not_silence_later_logs() {
+        let state = ThreadState::with_capacities(64, 64, 64);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            state.write_log(1, 0x1000, |w| {
+                w.put(&[5; 60]);
+                panic!("a Display impl panics after spilling");
+            });
+        }));
+        assert!(panicked.is_err());
+        state.write_log(2, 0x2000, |w| w.put(&[6; 4]));
+        assert_eq!(published(&state.log), record(2, 0x2000, &[6; 4]));
+    }
+
+    /// The owner writes metrics while another thread steals: every byte arrives once, in
+    /// order, with no torn record (under Miri, also no data race on the queue).
+    #[test]
+    fn a_steal_racing_the_owner_takes_every_record_once_in_order() {
+        const RECORDS: u64 = if cfg!(miri) { 60 } else { 20_000 };
+        let (session, blocks) = session::test_session(usize::MAX);
+        let state = Arc::new(ThreadState::with_capacities(64, 64, 24 * RECORDS as usize));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stealer = {
+            let (state, session, stop) = (state.clone(), session.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    state.steal(&session, StealMode::Interval);
+                    std::thread::yield_now();
+                }
+                state.steal(&session, StealMode::Final);
+            })
+        };
+        for i in 0..RECORDS {
+            state.metrics.push3(&state, i, 0x1000 + i, !i);
+        }
+        stop.store(true, Ordering::Release);
+        stealer.join().unwrap();
+        let mut received = blocks.take();
+        received.sort_by_key(|(_, seq, _)| *seq);
+        let bytes: Vec<u8> = received
+            .iter()
+            .inspect(|(kind, _, _)| assert_eq!(*kind, StreamKind::Metrics))
+            .flat_map(|(_, _, bytes)| bytes.iter().copied())
+            .collect();
+        let expected: Vec<u8> = (0..RECORDS)
+            .flat_map(|i| [i, 0x1000 + i, !i].into_iter().flat_map(u64::to_le_bytes))
+            .collect();
+        assert_eq!(bytes.len(), expected.len());
+        assert!(bytes == expected, "records torn, lost or repeated");
+        let seqs: Vec<u64> = received.iter().map(|(_, seq, _)| *seq).collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     }
 }

@@ -8,10 +8,11 @@ use crate::lake::{self, BlockKey, ProcessMeta, StreamMeta};
 use crate::local;
 use crate::sink::{NullSink, Sink, SinkError};
 use crate::time::{self, ClockPair};
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,12 @@ pub struct Config {
     max_level: Level,
     max_inflight_bytes: usize,
     flight_recorder: Option<FlightRecorder>,
+    shutdown_timeout: Duration,
+    flush_on_panic: bool,
 }
+
+/// Default of [`Config::shutdown_timeout`].
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 
 impl Config {
     /// Records into `sink`.
@@ -65,6 +71,8 @@ impl Config {
             max_level: Level::Info,
             max_inflight_bytes: 64 * 1024 * 1024,
             flight_recorder: None,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            flush_on_panic: false,
         }
     }
 
@@ -149,6 +157,22 @@ impl Config {
         self.max_inflight_bytes = bytes;
         self
     }
+
+    /// The longest shutdown (dropping the guard) and [`crate::flush`] wait (default 3 s).
+    /// Shutdown writes queued blocks for the first three quarters of it, then drops what is
+    /// left and counts it (`dropped_blocks`), writes the final metadata, and if the sink is
+    /// still busy when it ends, returns anyway, leaving the flush thread behind.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Installs a panic hook that records the panic as an error log and flushes (bounded by
+    /// the shutdown timeout) before the previous hook runs; see [`crate::install_panic_hook`].
+    pub fn flush_on_panic(mut self, on: bool) -> Self {
+        self.flush_on_panic = on;
+        self
+    }
 }
 
 /// One stream's identity and counters, shared by its queue and the flush thread.
@@ -207,6 +231,9 @@ enum Msg {
     Block(RawBlock),
     /// `capture_now` at these ticks.
     Capture(u64),
+    /// `flush()`: steal, write what is queued, then answer whether every published byte was
+    /// taken (the in-flight budget may refuse some).
+    Flush(mpsc::Sender<bool>),
     Shutdown,
 }
 
@@ -219,7 +246,8 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Events in the blocks written.
     pub events_written: u64,
-    /// Blocks lost: dropped by a game thread because the sink was behind, or refused by the sink.
+    /// Blocks lost: dropped by a game thread because the sink was behind, refused by the sink,
+    /// or still queued when the shutdown deadline passed (or the flush thread was given up on).
     pub blocks_dropped: u64,
     /// Sink errors (each also drops its block, or a metadata object).
     pub sink_errors: u64,
@@ -231,15 +259,32 @@ pub struct Stats {
 
 pub(crate) struct Session {
     pub(crate) generation: u64,
+    /// The recorded process (a forked child has another id and no flush thread).
+    pid: u32,
     tx: mpsc::Sender<Msg>,
     inflight_bytes: AtomicUsize,
     max_inflight_bytes: usize,
     blocks_dropped: AtomicU64,
     shared_stats: Arc<SharedStats>,
+    shutdown_timeout: Duration,
+    /// Blocks sent to the flush thread and not yet written, dropped or held.
+    pending_blocks: AtomicU64,
+    /// Set when shutdown starts: blocks not written by then are dropped and counted.
+    write_deadline: OnceLock<Instant>,
+    /// Set when shutdown gave up waiting for the flush thread: it must not touch the threads'
+    /// queues (a later session owns them) nor the sink any more.
+    abandoned: AtomicBool,
+    /// Held by the flush thread while it takes bytes from the threads' queues, and by the
+    /// guard to abandon it, so that no steal runs after `abandoned` is set.
+    steal_lock: Mutex<()>,
+    /// Blocks the guard gave up on (queued, or in the sink's hands) when it abandoned.
+    abandoned_blocks: AtomicU64,
+    /// Taken by whoever ends the session.
+    flush_thread: Mutex<Option<FlushThread>>,
 }
 
 #[derive(Default)]
-struct SharedStats {
+pub(crate) struct SharedStats {
     blocks_written: AtomicU64,
     bytes_written: AtomicU64,
     events_written: AtomicU64,
@@ -271,11 +316,39 @@ impl Session {
 
     pub(crate) fn send(&self, block: RawBlock) {
         let reserved = block.reserved_bytes;
+        self.pending_blocks.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Block(block)).is_err() {
             // The flush thread is gone (shutdown raced with this thread): the block is lost.
+            self.pending_blocks.fetch_sub(1, Ordering::Relaxed);
             self.inflight_bytes.fetch_sub(reserved, Ordering::Relaxed);
             self.count_dropped();
         }
+    }
+
+    /// Whether this process is the one that started the session (not a forked child).
+    pub(crate) fn is_own_process(&self) -> bool {
+        self.pid == std::process::id()
+    }
+
+    /// Shutdown's time for writing blocks is over.
+    fn past_write_deadline(&self) -> bool {
+        self.write_deadline
+            .get()
+            .is_some_and(|deadline| Instant::now() >= *deadline)
+    }
+
+    /// Hands everything published so far to the flush thread and waits (at most `timeout`)
+    /// until it is written: `true` if all of it was taken and written (or refused by the sink
+    /// and counted) in time.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        if !self.is_own_process() || IS_FLUSH_THREAD.try_with(Cell::get).unwrap_or(false) {
+            return false;
+        }
+        let (reply_tx, reply_rx) = mpsc::channel();
+        if self.tx.send(Msg::Flush(reply_tx)).is_err() {
+            return false;
+        }
+        reply_rx.recv_timeout(timeout).unwrap_or(false)
     }
 
     pub(crate) fn count_dropped(&self) {
@@ -289,7 +362,8 @@ impl Session {
             bytes_written: s.bytes_written.load(Ordering::Relaxed),
             events_written: s.events_written.load(Ordering::Relaxed),
             blocks_dropped: self.blocks_dropped.load(Ordering::Relaxed)
-                + s.sink_dropped.load(Ordering::Relaxed),
+                + s.sink_dropped.load(Ordering::Relaxed)
+                + self.abandoned_blocks.load(Ordering::Relaxed),
             sink_errors: s.sink_errors.load(Ordering::Relaxed),
             blocks_sampled_out: s.sampled_out.load(Ordering::Relaxed),
             flight_recorder_bytes: s.held_bytes.load(Ordering::Relaxed),
@@ -298,6 +372,14 @@ impl Session {
 }
 
 static SESSION: RwLock<Option<Arc<Session>>> = RwLock::new(None);
+/// An `init` is under way (a flag, not a lock: `init` does sink I/O, and a second `init` or a
+/// forked child must not wait for it).
+static INITIALIZING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// This thread is a flush thread (a panic hook on it must not wait for itself).
+    static IS_FLUSH_THREAD: Cell<bool> = const { Cell::new(false) };
+}
 static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -333,6 +415,49 @@ pub(crate) fn request_capture(ticks: u64) {
     }
 }
 
+/// Ships what every thread has published so far to the sink and waits for it, at most the
+/// session's shutdown timeout. `true` if everything was written (or refused by the sink and
+/// counted) in time; `false` if no session runs, the sink is too slow, or the in-flight budget
+/// refused bytes. With the flight recorder, CPU blocks go to its ring (written on a trigger).
+pub fn flush() -> bool {
+    current().is_some_and(|session| session.flush(session.shutdown_timeout))
+}
+
+/// As [`flush`], waiting at most `timeout`.
+pub fn flush_within(timeout: Duration) -> bool {
+    current().is_some_and(|session| session.flush(timeout))
+}
+
+/// The running session's shutdown timeout (for the exit and panic hooks).
+pub(crate) fn shutdown_timeout() -> Option<Duration> {
+    current().map(|session| session.shutdown_timeout)
+}
+
+/// A forked child: forgets the parent's session without touching it (its flush thread does not
+/// exist here, and its channel's locks may have been held by threads that do not exist either).
+/// Called by the fork child handler with `SESSION` and `PROCESS_ID` locked by `hold`.
+pub(crate) fn forget_in_child(hold: &mut ForkHold) {
+    if let Some(session) = hold.session.take() {
+        std::mem::forget(session);
+    }
+    *hold.process_id = None;
+    INITIALIZING.store(false, Ordering::Relaxed);
+}
+
+/// The session's locks, held across `fork` (see `crate::fork`).
+pub(crate) struct ForkHold {
+    session: std::sync::RwLockWriteGuard<'static, Option<Arc<Session>>>,
+    process_id: std::sync::RwLockWriteGuard<'static, Option<String>>,
+}
+
+/// Takes the session's locks before a fork, so no other thread holds them in the child.
+pub(crate) fn hold_for_fork() -> ForkHold {
+    ForkHold {
+        session: SESSION.write().unwrap_or_else(PoisonError::into_inner),
+        process_id: PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner),
+    }
+}
+
 /// The id of the process being recorded, if a session runs.
 pub fn process_id() -> Option<String> {
     PROCESS_ID
@@ -347,8 +472,13 @@ static PROCESS_ID: RwLock<Option<String>> = RwLock::new(None);
 /// the process's metadata is written with its end time. Keep it alive in `main`.
 #[must_use = "telemetry stops when the guard is dropped"]
 pub struct TelemetryGuard {
-    flusher: Option<JoinHandle<()>>,
     session: Arc<Session>,
+}
+
+/// The flush thread of a session, and its end signal (disconnected when it returns).
+struct FlushThread {
+    handle: JoinHandle<()>,
+    done: mpsc::Receiver<()>,
 }
 
 impl TelemetryGuard {
@@ -371,14 +501,67 @@ impl TelemetryGuard {
     }
 
     fn finish(&mut self) {
-        let Some(handle) = self.flusher.take() else {
-            return;
-        };
-        local::flush_current_thread();
-        // The flush thread gone (it panicked) has nothing left to flush: carry on shutting down.
-        self.session.tx.send(Msg::Shutdown).ok();
+        end(&self.session);
+    }
+}
+
+/// Ends the running session, if any (the exit hook: `process::exit` skips the guard).
+pub(crate) fn end_running() {
+    if let Some(session) = current() {
+        end(&session);
+    }
+}
+
+/// Ends `session`: flushes, stops the flush thread (waiting at most the shutdown timeout), and
+/// clears the running session. Whoever comes first (the guard, the exit hook) does it.
+fn end(session: &Arc<Session>) {
+    if !session.is_own_process() {
+        // A forked child's copy of the guard: the flush thread is the parent's (joining or
+        // detaching a thread that does not exist here is undefined), and the session was
+        // already forgotten by the fork handler.
+        return;
+    }
+    let Some(FlushThread { handle, done }) = session
+        .flush_thread
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    else {
+        return;
+    };
+    let started = Instant::now();
+    let timeout = session.shutdown_timeout;
+    session.write_deadline.set(started + timeout * 3 / 4).ok();
+    local::flush_current_thread();
+    // The flush thread gone (it panicked) has nothing left to flush: carry on shutting down.
+    session.tx.send(Msg::Shutdown).ok();
+    let finished = !matches!(
+        done.recv_timeout(timeout.saturating_sub(started.elapsed())),
+        Err(mpsc::RecvTimeoutError::Timeout)
+    );
+    if finished {
+        // Finished, or gone (panicked): either way, joining does not wait.
         handle.join().ok();
-        *SESSION.write().unwrap_or_else(PoisonError::into_inner) = None;
+        // A flush thread that died left its blocks unwritten.
+        let lost = session.pending_blocks.swap(0, Ordering::Relaxed);
+        session.abandoned_blocks.fetch_add(lost, Ordering::Relaxed);
+    } else {
+        // The sink is stuck: leave the flush thread behind, counting what it still holds.
+        let _steal = session
+            .steal_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        session.abandoned.store(true, Ordering::Relaxed);
+        let lost = session.pending_blocks.swap(0, Ordering::Relaxed);
+        session.abandoned_blocks.fetch_add(lost, Ordering::Relaxed);
+        drop(handle);
+    }
+    let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
+    if slot
+        .as_ref()
+        .is_some_and(|running| Arc::ptr_eq(running, session))
+    {
+        *slot = None;
         *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
@@ -416,10 +599,21 @@ fn cpu_brand() -> String {
 
 /// Starts recording. Returns a guard that flushes everything when dropped.
 pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
-    let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
-    if slot.is_some() {
+    // No lock is held across the sink I/O below: recording threads read `SESSION` when they hand
+    // a full buffer over, and must not wait for a slow lake.
+    if INITIALIZING.swap(true, Ordering::Acquire) {
         return Err(InitError::AlreadyInitialized);
     }
+    let result = if current().is_some() {
+        Err(InitError::AlreadyInitialized)
+    } else {
+        start(config)
+    };
+    INITIALIZING.store(false, Ordering::Release);
+    result
+}
+
+fn start(config: Config) -> Result<TelemetryGuard, InitError> {
     check_or_write_version(&*config.sink, &config.lake)?;
 
     let start = ClockPair::now();
@@ -460,11 +654,19 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
     let shared_stats = Arc::new(SharedStats::default());
     let session = Arc::new(Session {
         generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        pid: std::process::id(),
         tx,
         inflight_bytes: AtomicUsize::new(0),
         max_inflight_bytes: config.max_inflight_bytes,
         blocks_dropped: AtomicU64::new(0),
         shared_stats: shared_stats.clone(),
+        shutdown_timeout: config.shutdown_timeout,
+        pending_blocks: AtomicU64::new(0),
+        write_deadline: OnceLock::new(),
+        abandoned: AtomicBool::new(false),
+        steal_lock: Mutex::new(()),
+        abandoned_blocks: AtomicU64::new(0),
+        flush_thread: Mutex::new(None),
     });
     let ring = config
         .flight_recorder
@@ -484,16 +686,36 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
         stats: shared_stats,
         interval: config.flush_interval,
         ring,
+        flush_replies: Vec::new(),
+        shutting_down: false,
     };
+    let (done_tx, done_rx) = mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name("frameline-flush".to_owned())
-        .spawn(move || flusher.run(rx))?;
-    *slot = Some(session.clone());
-    *PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner) = Some(process_id);
-    Ok(TelemetryGuard {
-        flusher: Some(handle),
-        session,
-    })
+        .spawn(move || {
+            IS_FLUSH_THREAD.with(|is| is.set(true));
+            flusher.run(rx);
+            drop(done_tx);
+        })?;
+    crate::fork::install();
+    crate::hooks::install_exit_hook();
+    if config.flush_on_panic {
+        crate::hooks::install_panic_hook();
+    }
+    *session
+        .flush_thread
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(FlushThread {
+        handle,
+        done: done_rx,
+    });
+    {
+        let mut slot = SESSION.write().unwrap_or_else(PoisonError::into_inner);
+        let mut id = PROCESS_ID.write().unwrap_or_else(PoisonError::into_inner);
+        *slot = Some(session.clone());
+        *id = Some(process_id);
+    }
+    Ok(TelemetryGuard { session })
 }
 
 /// Starts recording into the lake named by `FRAMELINE_LAKE`.
@@ -559,6 +781,21 @@ struct Flusher {
     interval: Duration,
     /// The flight recorder's ring of CPU blocks, if it is on.
     ring: Option<Ring<Encoded>>,
+    /// `flush()` calls to answer once what is queued is written.
+    flush_replies: Vec<(mpsc::Sender<bool>, bool)>,
+    /// `Msg::Shutdown` was received.
+    shutting_down: bool,
+}
+
+/// How a steal treats the in-flight budget.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StealMode {
+    /// The flush interval: bytes the budget refuses stay with their thread.
+    Interval,
+    /// `flush()`: the budget is respected too; the caller learns whether some bytes stayed.
+    Flush,
+    /// Shutdown: everything, outside the budget (nothing comes after it).
+    Final,
 }
 
 impl Flusher {
@@ -567,42 +804,82 @@ impl Flusher {
         loop {
             let timeout = next_steal.saturating_duration_since(Instant::now());
             match rx.recv_timeout(timeout) {
-                Ok(Msg::Block(block)) => self.write_block(block),
-                Ok(Msg::Capture(ticks)) => self.capture(ticks),
-                Ok(Msg::Shutdown) => break,
+                Ok(msg) => self.handle(msg, &rx),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
+            self.answer_flushes();
+            if self.shutting_down {
+                break;
+            }
+            if self.session.abandoned.load(Ordering::Relaxed) {
+                return;
+            }
             if Instant::now() >= next_steal {
-                self.steal_all(false);
+                self.steal_all(StealMode::Interval);
                 next_steal = Instant::now() + self.interval;
             }
         }
         // Shutdown: what is queued (oldest first, so streams stay in order), then what threads
-        // still alive have published since, then anything sent meanwhile.
+        // still alive have published since, then anything sent meanwhile. Past the write
+        // deadline, blocks are dropped and counted instead of written.
         self.drain(&rx);
-        self.steal_all(true);
+        self.steal_all(StealMode::Final);
         self.drain(&rx);
+        self.answer_flushes();
         if let Some(ring) = &mut self.ring {
             let held = ring.drain();
             self.count_sampled_out(held);
         }
-        self.write_final_metadata();
+        if !self.session.abandoned.load(Ordering::Relaxed) {
+            self.write_final_metadata();
+        }
     }
 
-    fn steal_all(&mut self, final_steal: bool) {
-        for thread in local::registered_threads() {
-            thread.steal(&self.session, final_steal);
+    fn handle(&mut self, msg: Msg, rx: &mpsc::Receiver<Msg>) {
+        match msg {
+            Msg::Block(block) => {
+                self.write_block(block);
+                self.session.pending_blocks.fetch_sub(1, Ordering::Relaxed);
+            }
+            Msg::Capture(ticks) => self.capture(ticks),
+            Msg::Flush(reply) => {
+                let complete = self.steal_all(StealMode::Flush);
+                self.flush_replies.push((reply, complete));
+                // Everything queued before the steal, and the stolen blocks behind it.
+                self.drain(rx);
+            }
+            // Seen here or inside a flush's drain: the loop ends after this message.
+            Msg::Shutdown => self.shutting_down = true,
         }
+    }
+
+    fn answer_flushes(&mut self) {
+        for (reply, complete) in self.flush_replies.drain(..) {
+            reply.send(complete).ok();
+        }
+    }
+
+    /// Takes what threads published; `false` if the budget left some bytes with their thread.
+    fn steal_all(&mut self, mode: StealMode) -> bool {
+        let _steal = self
+            .session
+            .steal_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.session.abandoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut complete = true;
+        for thread in local::registered_threads() {
+            complete &= thread.steal(&self.session, mode);
+        }
+        complete
     }
 
     fn drain(&mut self, rx: &mpsc::Receiver<Msg>) {
         while let Ok(msg) = rx.try_recv() {
-            match msg {
-                Msg::Block(block) => self.write_block(block),
-                Msg::Capture(ticks) => self.capture(ticks),
-                Msg::Shutdown => {}
-            }
+            self.handle(msg, rx);
         }
     }
 
@@ -620,6 +897,12 @@ impl Flusher {
             state.open.clear();
         }
         state.last_seq = Some(block.seq);
+        if self.session.past_write_deadline() {
+            // Shutdown's time for blocks is over: not even encoded, counted.
+            self.stats.sink_dropped.fetch_add(1, Ordering::Relaxed);
+            state.sink_dropped += 1;
+            return;
+        }
         let meta = BlockMeta {
             process_id: self.process_id_bytes,
             stream_id: stream.stream_id,
@@ -722,7 +1005,21 @@ impl Flusher {
     }
 
     fn put_block(&mut self, block: Encoded) {
-        match self.sink.put(&block.key, &block.bytes) {
+        if self.session.abandoned.load(Ordering::Relaxed) {
+            // Shutdown gave up on this thread and counted its blocks.
+            return;
+        }
+        let past_deadline = self.session.past_write_deadline();
+        let result = if past_deadline {
+            Err(SinkError::Store("shutdown deadline passed".to_owned()))
+        } else {
+            self.sink_put(&block.key, &block.bytes)
+        };
+        if self.session.abandoned.load(Ordering::Relaxed) {
+            // The sink returned after shutdown gave up on it: the block was counted then.
+            return;
+        }
+        match result {
             Ok(()) => {
                 self.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
                 self.stats
@@ -736,7 +1033,9 @@ impl Flusher {
                 }
             }
             Err(_) => {
-                self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                if !past_deadline {
+                    self.stats.sink_errors.fetch_add(1, Ordering::Relaxed);
+                }
                 self.stats.sink_dropped.fetch_add(1, Ordering::Relaxed);
                 if let Some(state) = self.streams.get_mut(&block.stream_id) {
                     state.sink_dropped += 1;
@@ -775,11 +1074,21 @@ impl Flusher {
         );
     }
 
+    /// Writes through the sink; a sink that panics (the trait says it must not) is an error,
+    /// not the end of the flush thread.
+    fn sink_put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sink.put(key, bytes)))
+            .unwrap_or_else(|_| Err(SinkError::Store(format!("the sink panicked writing {key}"))))
+    }
+
     fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) {
+        if self.session.abandoned.load(Ordering::Relaxed) {
+            return;
+        }
         let Ok(json) = serde_json::to_vec_pretty(value) else {
             return;
         };
-        match self.sink.put(key, &json) {
+        match self.sink_put(key, &json) {
             Ok(()) => {
                 self.stats
                     .bytes_written
@@ -832,5 +1141,47 @@ impl Flusher {
         let key = self.process_key.clone();
         let process = self.process.clone();
         self.put_json(&key, &process);
+    }
+}
+
+/// A session with no flush thread, for the queue tests: its blocks are read from the receiver.
+#[cfg(test)]
+pub(crate) fn test_session(max_inflight_bytes: usize) -> (Arc<Session>, TestBlocks) {
+    let (tx, rx) = mpsc::channel();
+    let session = Arc::new(Session {
+        generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        pid: std::process::id(),
+        tx,
+        inflight_bytes: AtomicUsize::new(0),
+        max_inflight_bytes,
+        blocks_dropped: AtomicU64::new(0),
+        shared_stats: Arc::new(SharedStats::default()),
+        shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+        pending_blocks: AtomicU64::new(0),
+        write_deadline: OnceLock::new(),
+        abandoned: AtomicBool::new(false),
+        steal_lock: Mutex::new(()),
+        abandoned_blocks: AtomicU64::new(0),
+        flush_thread: Mutex::new(None),
+    });
+    (session, TestBlocks(rx))
+}
+
+/// The blocks a test session was sent.
+#[cfg(test)]
+pub(crate) struct TestBlocks(mpsc::Receiver<Msg>);
+
+#[cfg(test)]
+impl TestBlocks {
+    /// Every block sent so far: (stream kind, sequence number, event bytes).
+    pub(crate) fn take(&self) -> Vec<(StreamKind, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(msg) = self.0.try_recv() {
+            if let Msg::Block(block) = msg {
+                let bytes = block.bytes.get(block.start..).unwrap_or_default().to_vec();
+                out.push((block.stream.kind, block.seq, bytes));
+            }
+        }
+        out
     }
 }

@@ -118,10 +118,13 @@ typedef struct fl_options {
     uint8_t max_level;           /* most verbose level recorded, FL_LEVEL_* (0: info) */
     uint8_t flight_recorder;     /* non-zero: keep CPU blocks only around triggers */
     uint8_t no_error_trigger;    /* non-zero: error logs do not trigger the flight recorder */
+    uint8_t flush_on_panic;      /* non-zero: a Rust panic in the process flushes first */
     uint32_t flush_interval_ms;  /* how often events are collected (0: 1000) */
     uint32_t frame_threshold_us; /* flight recorder: a longer frame triggers (0: 33400) */
     uint32_t before_ms;          /* flight recorder: kept before a trigger (0: 2000) */
     uint32_t after_ms;           /* flight recorder: kept after a trigger (0: 500) */
+    uint32_t shutdown_timeout_ms; /* longest fl_shutdown / fl_flush wait; then queued blocks are
+                                     dropped and counted (0: 3000) */
     uint64_t ring_bytes;         /* flight recorder: most CPU bytes held (0: 16 MiB) */
     const fl_property *properties;
     size_t property_count;
@@ -130,7 +133,7 @@ typedef struct fl_options {
 /* Starts recording into `lake` (a folder). `options` may be NULL. Returns FL_OK or an
  * FL_ERROR_* whose text fl_last_error gives. */
 int fl_init(const char *lake, const fl_options *options);
-/* Flushes everything and ends the session. */
+/* Flushes everything and ends the session, waiting at most the shutdown timeout. */
 void fl_shutdown(void);
 /* Copies the last fl_init error (NUL-terminated, cut to `size`); returns its full length. */
 size_t fl_last_error(char *buffer, size_t size);
@@ -144,6 +147,9 @@ void fl_metric_float(const fl_metric_desc *desc, double value);
 void fl_frame(const fl_metric_desc *desc);
 int fl_log_enabled(uint8_t level);
 void fl_log(const fl_log_desc *desc, const fl_arg *args, size_t count);
+/* Writes what every thread recorded so far, waiting at most the shutdown timeout: 1 if all of
+ * it was written in time, 0 otherwise (or no session). */
+int fl_flush(void);
 /* Asks the flight recorder to keep the seconds around now. */
 void fl_capture_now(void);
 /* Names the calling thread in the lake. */

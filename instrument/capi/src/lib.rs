@@ -59,6 +59,9 @@ pub struct FlOptions {
     pub flight_recorder: u8,
     /// Non-zero: error logs do not trigger the flight recorder.
     pub no_error_trigger: u8,
+    /// Non-zero: a Rust panic flushes before the process goes on unwinding or aborts (a panic
+    /// hook; C code does not panic, but Rust code linked into the game may).
+    pub flush_on_panic: u8,
     /// How often the flush thread collects events, in ms (0: 1000).
     pub flush_interval_ms: u32,
     /// Flight recorder: frames longer than this trigger, in µs (0: 33 400).
@@ -67,6 +70,9 @@ pub struct FlOptions {
     pub before_ms: u32,
     /// Flight recorder: kept after a trigger, in ms (0: 500).
     pub after_ms: u32,
+    /// Longest wait of `fl_shutdown` and `fl_flush`, in ms (0: 3000); queued blocks not
+    /// written by then are dropped and counted.
+    pub shutdown_timeout_ms: u32,
     /// Flight recorder: most encoded CPU bytes held in memory (0: 16 MiB).
     pub ring_bytes: u64,
     pub properties: *const FlProperty,
@@ -141,6 +147,8 @@ unsafe fn config(lake: &str, options: Option<&FlOptions>) -> Result<Config, (i32
         config = config.max_level(level);
     }
     config = config.flush_interval(millis_or(options.flush_interval_ms, 1000));
+    config = config.shutdown_timeout(millis_or(options.shutdown_timeout_ms, 3000));
+    config = config.flush_on_panic(options.flush_on_panic != 0);
     if options.flight_recorder != 0 {
         let threshold_us = match options.frame_threshold_us {
             0 => 33_400,
@@ -196,8 +204,13 @@ pub unsafe extern "C" fn fl_init(lake: *const c_char, options: *const FlOptions)
         set_last_error("the lake is null or not UTF-8".to_owned());
         return FL_ERROR_ARGUMENT;
     };
-    let mut guard = GUARD.lock().unwrap_or_else(PoisonError::into_inner);
-    if guard.is_some() {
+    // Not held across `init` (sink I/O): `fl_shutdown` from another thread, or a forked
+    // child, must not wait for a slow lake. `init` itself refuses a second session.
+    if GUARD
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some()
+    {
         set_last_error("telemetry is already initialized".to_owned());
         return FL_ERROR_ALREADY_INITIALIZED;
     }
@@ -213,7 +226,7 @@ pub unsafe extern "C" fn fl_init(lake: *const c_char, options: *const FlOptions)
     };
     match frameline_instrument::init(config) {
         Ok(telemetry) => {
-            *guard = Some(telemetry);
+            *GUARD.lock().unwrap_or_else(PoisonError::into_inner) = Some(telemetry);
             FL_OK
         }
         Err(frameline_instrument::InitError::AlreadyInitialized) => {
@@ -404,6 +417,14 @@ pub unsafe extern "C" fn fl_log(desc: *const CLogDesc, args: *const FlArg, count
             unsafe { write_arg(arg, w) };
         }
     });
+}
+
+/// Writes what every thread recorded so far, waiting at most the shutdown timeout: 1 if all of
+/// it was written (or refused by the sink and counted) in time, 0 otherwise or if no session
+/// runs.
+#[unsafe(no_mangle)]
+pub extern "C" fn fl_flush() -> i32 {
+    i32::from(frameline_instrument::flush())
 }
 
 /// Asks the flight recorder to keep the window around now (nothing without one).

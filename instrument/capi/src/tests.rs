@@ -132,10 +132,12 @@ fn init_refuses_bad_arguments_and_explains_why() {
         max_level: 9,
         flight_recorder: 0,
         no_error_trigger: 0,
+        flush_on_panic: 0,
         flush_interval_ms: 0,
         frame_threshold_us: 0,
         before_ms: 0,
         after_ms: 0,
+        shutdown_timeout_ms: 0,
         ring_bytes: 0,
         properties: std::ptr::null(),
         property_count: 0,
@@ -173,10 +175,12 @@ fn every_call_records_what_it_was_given() {
         max_level: 4,
         flight_recorder: 0,
         no_error_trigger: 0,
+        flush_on_panic: 0,
         flush_interval_ms: 50,
         frame_threshold_us: 0,
         before_ms: 0,
         after_ms: 0,
+        shutdown_timeout_ms: 0,
         ring_bytes: 0,
         properties: properties.as_ptr(),
         property_count: 1,
@@ -266,4 +270,41 @@ fn every_call_records_what_it_was_given() {
         streams.iter().all(|s| s.contains("\"capi-thread\"")),
         "{streams:?}"
     );
+}
+
+#[test]
+fn fl_flush_writes_what_was_recorded_before_shutdown() {
+    let _serial = serial();
+    assert_eq!(fl_flush(), 0, "no session: nothing to flush");
+    let dir = tempfile::tempdir().unwrap();
+    let lake = std::ffi::CString::new(dir.path().to_str().unwrap()).unwrap();
+    let options = FlOptions {
+        exe: std::ptr::null(),
+        max_level: 0,
+        flight_recorder: 0,
+        no_error_trigger: 0,
+        flush_on_panic: 1,
+        // Long enough that only fl_flush can have written the blocks.
+        flush_interval_ms: 600_000,
+        frame_threshold_us: 0,
+        before_ms: 0,
+        after_ms: 0,
+        shutdown_timeout_ms: 2_000,
+        ring_bytes: 0,
+        properties: std::ptr::null(),
+        property_count: 0,
+    };
+    // SAFETY: valid options; static descriptors.
+    unsafe {
+        assert_eq!(fl_init(lake.as_ptr(), &options), FL_OK);
+        fl_span_begin(&SPAN);
+        fl_span_end();
+        fl_metric_float(&METRIC, 4.5);
+    }
+    assert_eq!(fl_flush(), 1);
+    let blocks = read(dir.path());
+    let kinds: Vec<StreamKind> = blocks.iter().map(|(k, _)| *k).collect();
+    assert!(kinds.contains(&StreamKind::Cpu), "{kinds:?}");
+    assert!(kinds.contains(&StreamKind::Metrics), "{kinds:?}");
+    fl_shutdown();
 }

@@ -217,6 +217,7 @@ fn structs_and_constants_have_the_same_layout_in_c_and_rust() {
     field!("fl_options.max_level", FlOptions, max_level);
     field!("fl_options.flight_recorder", FlOptions, flight_recorder);
     field!("fl_options.no_error_trigger", FlOptions, no_error_trigger);
+    field!("fl_options.flush_on_panic", FlOptions, flush_on_panic);
     field!("fl_options.flush_interval_ms", FlOptions, flush_interval_ms);
     field!(
         "fl_options.frame_threshold_us",
@@ -225,6 +226,11 @@ fn structs_and_constants_have_the_same_layout_in_c_and_rust() {
     );
     field!("fl_options.before_ms", FlOptions, before_ms);
     field!("fl_options.after_ms", FlOptions, after_ms);
+    field!(
+        "fl_options.shutdown_timeout_ms",
+        FlOptions,
+        shutdown_timeout_ms
+    );
     field!("fl_options.ring_bytes", FlOptions, ring_bytes);
     field!("fl_options.properties", FlOptions, properties);
     field!("fl_options.property_count", FlOptions, property_count);

@@ -39,10 +39,12 @@ int main(void) {
     FIELD(fl_options, max_level);
     FIELD(fl_options, flight_recorder);
     FIELD(fl_options, no_error_trigger);
+    FIELD(fl_options, flush_on_panic);
     FIELD(fl_options, flush_interval_ms);
     FIELD(fl_options, frame_threshold_us);
     FIELD(fl_options, before_ms);
     FIELD(fl_options, after_ms);
+    FIELD(fl_options, shutdown_timeout_ms);
     FIELD(fl_options, ring_bytes);
     FIELD(fl_options, properties);
     FIELD(fl_options, property_count);
