@@ -17,8 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Frame markers of one block: `(frame set name, unix_ns)`.
-type FrameMarkers = Vec<(String, i64)>;
+use decode::FrameMarkers;
 
 enum Decoded {
     Batch(RecordBatch),
@@ -343,7 +342,7 @@ impl<P: Borrow<Progress>> State<P> {
         let mut batches = VecDeque::new();
         for (stream_id, mut blocks) in std::mem::take(&mut self.markers) {
             blocks.sort_by_key(|(seq, _)| *seq);
-            let all: Vec<(String, i64)> = blocks.into_iter().flat_map(|(_, m)| m).collect();
+            let all: Vec<FrameMarkers> = blocks.into_iter().map(|(_, m)| m).collect();
             let Some(entry) = lake.blocks.iter().find(|b| b.info.stream_id == stream_id) else {
                 continue;
             };
