@@ -172,11 +172,12 @@ impl BlockScan {
                 max_rows,
                 decoded,
             };
-            let cache_key = (table != EventTable::Frames).then(|| CacheKey {
-                table: table.name(),
-                block_key: entry.key.clone(),
-                last_of_stream: last,
-            });
+            // Frames pair markers across blocks: not cached per block. A block whose context
+            // cannot be found is not cached either (decoding says why).
+            let cache_key = (table != EventTable::Frames)
+                .then(|| decode::context_for(&lake, &entry, last).ok())
+                .flatten()
+                .map(|ctx| CacheKey::new(table.name(), &table.schema(), &ctx));
             if let Some(key) = cache_key.clone() {
                 // Memory first, on this task; the disk (file I/O) on a blocking thread.
                 let mut cached = lake.cache().get_memory(&key);
