@@ -164,6 +164,9 @@ pub struct BlockCache {
     disk_rejected: AtomicU64,
     disk_evicted: AtomicU64,
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Bumped by [`BlockCache::clear`]: a background write begun before a clear does not land
+    /// after it.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -328,6 +331,7 @@ impl BlockCache {
             disk_rejected: AtomicU64::new(0),
             disk_evicted: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -378,7 +382,7 @@ impl BlockCache {
 
     /// Keeps a decoded block (memory and disk). Disk errors only cost the next run its warmth.
     pub fn put(&self, key: CacheKey, batch: &RecordBatch) {
-        self.write_disk(&key, batch);
+        self.write_disk(&key, batch, self.generation.load(Ordering::SeqCst));
         self.insert_memory(key, batch.clone());
     }
 
@@ -395,13 +399,14 @@ impl BlockCache {
         if self.disk_dir.is_none() {
             return;
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.write_disk(&key, batch);
+            self.write_disk(&key, batch, generation);
             return;
         };
         let cache = self.clone();
         let batch = batch.clone();
-        let handle = runtime.spawn_blocking(move || cache.write_disk(&key, &batch));
+        let handle = runtime.spawn_blocking(move || cache.write_disk(&key, &batch, generation));
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.retain(|h| !h.is_finished());
         pending.push(handle);
@@ -481,7 +486,9 @@ impl BlockCache {
         }
     }
 
-    fn write_disk(&self, key: &CacheKey, batch: &RecordBatch) {
+    /// Writes a file for `key`, unless the cache was cleared since `generation`.
+    fn write_disk(&self, key: &CacheKey, batch: &RecordBatch, generation: u64) {
+        let cleared = || self.generation.load(Ordering::SeqCst) != generation;
         let Some(dir) = &self.disk_dir else { return };
         let path = dir.join(key.file_name());
         if path.exists() {
@@ -499,10 +506,18 @@ impl BlockCache {
             let mut file = std::fs::File::create(&tmp).ok()?;
             file.write_all(&bytes).ok()?;
             drop(file);
+            if cleared() {
+                return None;
+            }
             std::fs::rename(&tmp, &path).ok()
         })();
         if written.is_none() {
             std::fs::remove_file(&tmp).ok();
+            return;
+        }
+        if cleared() {
+            // Cleared while it was renamed: the clear may have removed the folder before.
+            std::fs::remove_file(&path).ok();
             return;
         }
         self.account_disk(size as i64);
@@ -514,7 +529,10 @@ impl BlockCache {
         let Some(base) = self.disk_dir.as_ref().and_then(|d| d.parent()) else {
             return;
         };
-        let mut total = self.disk_bytes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut total = self
+            .disk_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let bytes = match *total {
             Some(bytes) => bytes.saturating_add_signed(delta),
             // The first write of this run: count what every lake left (this file included).
@@ -548,12 +566,16 @@ impl BlockCache {
 
     /// Empties memory and this lake's disk folder.
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         *self.memory() = Memory::default();
         if let Some(dir) = &self.disk_dir {
             // A folder that cannot be removed is only a cache left behind.
             std::fs::remove_dir_all(dir).ok();
         }
-        *self.disk_bytes.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self
+            .disk_bytes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     pub fn stats(&self) -> CacheStats {

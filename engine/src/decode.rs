@@ -6,8 +6,8 @@ use crate::error::EngineError;
 use crate::lake::BlockEntry;
 use datafusion::arrow::array::{
     Array, ArrayBuilder, ArrayRef, BooleanArray, DictionaryArray, Float64Builder, Int32Array,
-    Int64Array, StringArray, TimestampNanosecondArray, TimestampNanosecondBuilder,
-    UInt32Array, UInt32Builder, UInt64Array,
+    Int64Array, StringArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array,
+    UInt32Builder, UInt64Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
@@ -532,7 +532,8 @@ pub fn frames_batch(
     let mut columns = ctx.id_columns(n);
     columns.extend([
         dep_dictionary(keys, names),
-        Arc::new(TimestampNanosecondArray::new(begin.into(), None).with_timezone("UTC")) as ArrayRef,
+        Arc::new(TimestampNanosecondArray::new(begin.into(), None).with_timezone("UTC"))
+            as ArrayRef,
         Arc::new(TimestampNanosecondArray::new(end.into(), None).with_timezone("UTC")),
         Arc::new(Int64Array::new(duration.into(), None)),
     ]);

@@ -63,9 +63,9 @@ pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
         ));
     }
     let statements = DFParser::parse_sql(sql).map_err(|e| format!("it does not parse: {e}"))?;
-    let [statement] = Vec::from(statements).try_into().map_err(|v: Vec<_>| {
-        format!("it holds {} statements, not one CREATE VIEW", v.len())
-    })?;
+    let [statement] = Vec::from(statements)
+        .try_into()
+        .map_err(|v: Vec<_>| format!("it holds {} statements, not one CREATE VIEW", v.len()))?;
     let DfStatement::Statement(statement) = statement else {
         return Err("it is not a CREATE VIEW statement".into());
     };

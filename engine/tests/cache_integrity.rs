@@ -82,7 +82,10 @@ fn the_key_covers_every_input_that_shapes_the_rows() {
         CacheKey::new("thread_spans", s, &b.ctx(thread, last))
     };
     let reference = key(&base, "main", false, &x);
-    assert_eq!(reference, key(&block(1, 1_000_000_000, 10, 1_000), "main", false, &x));
+    assert_eq!(
+        reference,
+        key(&block(1, 1_000_000_000, 10, 1_000), "main", false, &x)
+    );
     let others = [
         key(&block(2, 1_000_000_000, 10, 1_000), "main", false, &x),
         // The frequency rewritten at shutdown, another start pair.
@@ -120,11 +123,18 @@ fn a_file_answers_only_for_its_own_key_and_schema() {
     // The same file under the name of another key (another thread name) is not its rows.
     let renamed = CacheKey::new("thread_spans", &x, &b.ctx("render", false));
     let folder = dir.path().join("cache").join("lake");
-    std::fs::copy(folder.join(key.file_name()), folder.join(renamed.file_name())).unwrap();
+    std::fs::copy(
+        folder.join(key.file_name()),
+        folder.join(renamed.file_name()),
+    )
+    .unwrap();
     let cache = disk_cache(dir.path());
     assert_eq!(cache.get(&renamed), None);
     assert_eq!(cache.stats().disk_rejected, 1);
-    assert!(!folder.join(renamed.file_name()).exists(), "a rejected file is removed");
+    assert!(
+        !folder.join(renamed.file_name()).exists(),
+        "a rejected file is removed"
+    );
 
     // A key expecting another schema does not take the file's rows.
     let y = schema("y");
@@ -218,7 +228,10 @@ fn the_disk_cache_stays_within_its_budget_least_recently_used_out_first() {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
-    assert!(total <= budget, "{total} bytes on disk for a budget of {budget}");
+    assert!(
+        total <= budget,
+        "{total} bytes on disk for a budget of {budget}"
+    );
     // Five files fit: at the sixth the two least recently used go (down to 90 %), twice.
     assert_eq!(cache.stats().disk_evicted, 4, "{:?}", cache.stats());
     let kept = |key: &CacheKey| folder.join(key.file_name()).exists();
@@ -371,8 +384,16 @@ async fn a_process_re_timed_after_caching_gets_fresh_rows() {
     drop(first);
     // What a clean shutdown does: the process object rewritten with a refined frequency.
     let processes = dir.path().join("processes");
-    let day = std::fs::read_dir(&processes).unwrap().next().unwrap().unwrap();
-    let object = std::fs::read_dir(day.path()).unwrap().next().unwrap().unwrap();
+    let day = std::fs::read_dir(&processes)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let object = std::fs::read_dir(day.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     let mut process: serde_json::Value =
         serde_json::from_slice(&std::fs::read(object.path()).unwrap()).unwrap();
     let frequency = process["tsc_frequency"].as_u64().unwrap();

@@ -94,14 +94,23 @@ async fn only_plain_views_are_loaded_and_everything_else_is_refused_with_a_notic
     );
     let copy = format!("COPY (SELECT 1 AS x) TO '{}'", copied.display());
     let dir = lake_with_views(&[
-        ("good", "CREATE VIEW good AS SELECT count(*) AS n FROM processes"),
-        ("replaced", "create or replace view replaced as\n(select 2 as two)"),
+        (
+            "good",
+            "CREATE VIEW good AS SELECT count(*) AS n FROM processes",
+        ),
+        (
+            "replaced",
+            "create or replace view replaced as\n(select 2 as two)",
+        ),
         ("external", &external),
         ("dropper", "DROP TABLE processes"),
         ("ctas", "CREATE TABLE ctas AS SELECT * FROM thread_spans"),
         ("copier", &copy),
         ("two", "CREATE VIEW two AS SELECT 1; DROP TABLE processes"),
-        ("misnamed", "CREATE VIEW processes_copy AS SELECT * FROM processes"),
+        (
+            "misnamed",
+            "CREATE VIEW processes_copy AS SELECT * FROM processes",
+        ),
         ("insert", "INSERT INTO processes SELECT * FROM processes"),
         ("garbage", "this is not sql"),
     ]);
@@ -126,7 +135,11 @@ async fn only_plain_views_are_loaded_and_everything_else_is_refused_with_a_notic
     let processes = engine.query("SELECT * FROM processes").await.unwrap();
     assert_eq!(processes.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
     assert!(!copied.exists(), "a lake's COPY wrote a local file");
-    assert_eq!(engine.lake().blocks_fetched(), 0, "a lake's view decoded blocks at open");
+    assert_eq!(
+        engine.lake().blocks_fetched(),
+        0,
+        "a lake's view decoded blocks at open"
+    );
 
     // A user typing SQL keeps COPY and external tables.
     let typed = secret_dir.path().join("typed.csv");
@@ -184,8 +197,11 @@ fn local_paths_stay_inside_the_lake() {
     let lake = tempfile::tempdir().unwrap();
     std::fs::create_dir(lake.path().join("views")).unwrap();
     std::fs::write(lake.path().join("views/a.sql"), "x").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret"), lake.path().join("views/b.sql"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret"),
+        lake.path().join("views/b.sql"),
+    )
+    .unwrap();
     assert!(confined_local_path(lake.path(), "views/a.sql").is_some());
     assert!(confined_local_path(lake.path(), "views/b.sql").is_none());
     assert!(confined_local_path(lake.path(), "views/../../secret").is_none());
@@ -203,9 +219,15 @@ fn view_statements_are_checked_by_kind_and_name() {
         ("slow", "CREATE MATERIALIZED VIEW slow AS SELECT 1"),
         ("slow", "CREATE TEMPORARY VIEW slow AS SELECT 1"),
         ("slow", "CREATE TABLE slow AS SELECT 1"),
-        ("slow", "CREATE EXTERNAL TABLE slow STORED AS CSV LOCATION '/etc/passwd'"),
+        (
+            "slow",
+            "CREATE EXTERNAL TABLE slow STORED AS CSV LOCATION '/etc/passwd'",
+        ),
         ("slow", "COPY (SELECT 1) TO '/tmp/x.csv'"),
-        ("slow", "CREATE VIEW slow AS SELECT 1; CREATE VIEW slow AS SELECT 2"),
+        (
+            "slow",
+            "CREATE VIEW slow AS SELECT 1; CREATE VIEW slow AS SELECT 2",
+        ),
         ("slow", ""),
         ("../slow", "CREATE VIEW \"../slow\" AS SELECT 1"),
     ] {
@@ -235,7 +257,10 @@ async fn a_typed_view_name_that_is_a_path_is_refused_before_anything_is_saved() 
     );
     assert!(view_names(&engine).is_empty());
     // A valid name is saved as before.
-    engine.sql("CREATE VIEW fine AS SELECT 1 AS one").await.unwrap();
+    engine
+        .sql("CREATE VIEW fine AS SELECT 1 AS one")
+        .await
+        .unwrap();
     assert!(dir.path().join("views/fine.sql").exists());
     let reopened = open(dir.path()).await;
     assert_eq!(view_names(&reopened), ["fine"]);
