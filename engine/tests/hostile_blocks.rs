@@ -452,3 +452,63 @@ fn objects_larger_than_a_valid_block_are_refused_by_size() {
     let bytes = log_block("hello", 5, 5, 0, &[]);
     assert!(block_size_ok(bytes.len() as u64));
 }
+
+/// A small lake recorded by the instrument.
+fn recorded_lake() -> tempfile::TempDir {
+    use frameline_instrument::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let guard = frameline_instrument::init(
+        frameline_instrument::Config::lake(dir.path().to_str().unwrap())
+            .unwrap()
+            .exe("hostile-test"),
+    )
+    .unwrap();
+    std::thread::Builder::new()
+        .name("main".into())
+        .spawn(|| {
+            for _ in 0..1000 {
+                span_scope!("work");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    drop(guard);
+    dir
+}
+
+#[tokio::test]
+async fn an_object_larger_than_any_block_is_refused_without_being_fetched() {
+    let dir = recorded_lake();
+    let lake = dir.path().to_str().unwrap();
+    let engine = frameline_engine::Engine::open(lake).await.unwrap();
+    engine.clear_caches();
+    let blocks = engine.lake().blocks().to_vec();
+    let cpu: Vec<_> = blocks
+        .iter()
+        .filter(|b| b.info.kind == StreamKind::Cpu)
+        .collect();
+    assert!(!cpu.is_empty());
+    // Grow one cpu block past the largest valid block (sparse: nothing is written).
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(&cpu[0].key))
+        .unwrap();
+    file.set_len(MAX_BLOCK_OBJECT_BYTES + 1).unwrap();
+    drop(file);
+
+    let engine = frameline_engine::Engine::open(lake).await.unwrap();
+    let error = engine
+        .query("SELECT count(*) FROM thread_spans")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&cpu[0].key), "{error}");
+    assert!(error.contains("a block is 96 to"), "{error}");
+    assert!(
+        engine.lake().bytes_fetched() < MAX_BLOCK_OBJECT_BYTES,
+        "{} bytes fetched",
+        engine.lake().bytes_fetched()
+    );
+    engine.clear_caches();
+}

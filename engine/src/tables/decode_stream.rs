@@ -191,6 +191,18 @@ impl BlockScan {
                     return Ok(read(Decoded::Batch(batch)));
                 }
             }
+            // An object no valid block can be is refused from the listing's size, unfetched.
+            if !decode::block_size_ok(entry.size_bytes) {
+                return Err(EngineError::Corrupt {
+                    key: entry.key.clone(),
+                    detail: format!(
+                        "it is {} bytes, and a block is {} to {} bytes",
+                        entry.size_bytes,
+                        frameline_instrument::format::HEADER_BYTES,
+                        decode::MAX_BLOCK_OBJECT_BYTES
+                    ),
+                });
+            }
             let bytes = lake.fetch_block(&entry.key).await?;
             let decoded = tokio::task::spawn_blocking(move || {
                 let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
