@@ -265,3 +265,71 @@ async fn a_typed_view_name_that_is_a_path_is_refused_before_anything_is_saved() 
     let reopened = open(dir.path()).await;
     assert_eq!(view_names(&reopened), ["fine"]);
 }
+
+#[tokio::test]
+async fn an_s3_lake_s_views_are_checked_the_same_way() {
+    let Ok(bucket) = std::env::var("FRAMELINE_TEST_S3_BUCKET") else {
+        assert!(
+            std::env::var("FRAMELINE_SKIP_S3").is_ok(),
+            "FRAMELINE_TEST_S3_BUCKET is not set: run through scripts/test.sh (it starts moto), or set FRAMELINE_SKIP_S3=1"
+        );
+        return;
+    };
+    use object_store::{ObjectStoreExt, PutPayload, aws::AmazonS3Builder, path::Path as Key};
+    let dir = lake_with_views(&[
+        (
+            "good",
+            "CREATE VIEW good AS SELECT count(*) AS n FROM processes",
+        ),
+        ("dropper", "DROP TABLE processes"),
+        (
+            "external",
+            "CREATE EXTERNAL TABLE external STORED AS CSV LOCATION '/etc/hostname'",
+        ),
+    ]);
+    std::fs::write(
+        dir.path().join("views/huge.sql"),
+        format!(
+            "CREATE VIEW huge AS SELECT 1 /* {} */",
+            "x".repeat(300 * 1024)
+        ),
+    )
+    .unwrap();
+    let store = AmazonS3Builder::from_env()
+        .with_bucket_name(&bucket)
+        .build()
+        .unwrap();
+    let prefix = format!("lake-views-{}", std::process::id());
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let key = path
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            store
+                .put(
+                    &Key::from(format!("{prefix}/{key}")),
+                    PutPayload::from(std::fs::read(&path).unwrap()),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let engine = Engine::open(&format!("s3://{bucket}/{prefix}"))
+        .await
+        .unwrap();
+    assert_eq!(view_names(&engine), ["good"]);
+    for refused in ["dropper", "external", "huge"] {
+        assert!(notice_about(&engine, refused).contains("was not loaded"));
+    }
+    assert!(notice_about(&engine, "huge").contains("more than a view's"));
+    engine.query("SELECT * FROM processes").await.unwrap();
+    engine.lake().cache().clear();
+}
