@@ -282,8 +282,34 @@ fn decode_file(key: &CacheKey, bytes: &[u8]) -> Option<RecordBatch> {
     (batch.schema().fields() == key.schema.fields()).then_some(batch)
 }
 
-/// Every finished cache file under `base` (all lakes): path, size and last use. Stale temp files
-/// of writers that died are removed on the way.
+fn is_hash(name: &str) -> bool {
+    name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `name` is a file this cache writes, `<hash>-<hash>.<table>.arrow`, or one written
+/// before keys covered every input (`blocks.….arrow`, never read again): nothing else in the
+/// cache folder (which `FRAMELINE_CACHE_DIR` may point anywhere) is ever removed.
+fn is_cache_file(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".arrow") else {
+        return false;
+    };
+    if stem.starts_with("blocks.") {
+        return true;
+    }
+    let Some((hashes, table)) = stem.split_once('.') else {
+        return false;
+    };
+    let Some((block, identity)) = hashes.split_once('-') else {
+        return false;
+    };
+    is_hash(block)
+        && is_hash(identity)
+        && !table.is_empty()
+        && table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// Every finished cache file under `base` (in the lakes' folders, named by their hash): path,
+/// size and last use. Stale temp files of writers that died are removed on the way.
 fn disk_files(base: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
     let mut files = Vec::new();
     let Ok(lakes) = std::fs::read_dir(base) else {
@@ -291,6 +317,9 @@ fn disk_files(base: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
     };
     let now = SystemTime::now();
     for lake in lakes.flatten() {
+        if !is_hash(&lake.file_name().to_string_lossy()) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(lake.path()) else {
             continue;
         };
@@ -303,13 +332,15 @@ fn disk_files(base: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
             let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if name.contains(".tmp-") {
-                if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
+            if let Some((target, _)) = name.split_once(".tmp-") {
+                if is_cache_file(target)
+                    && now.duration_since(modified).unwrap_or_default() > STALE_TEMP
+                {
                     std::fs::remove_file(&path).ok();
                 }
                 continue;
             }
-            if name.ends_with(".arrow") {
+            if is_cache_file(&name) {
                 files.push((path, meta.len(), modified));
             }
         }
@@ -590,5 +621,46 @@ impl BlockCache {
 
     pub fn memory_bytes(&self) -> usize {
         self.memory().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_cache_s_own_files_are_candidates_for_eviction() {
+        assert!(is_cache_file(
+            "0123456789abcdef-fedcba9876543210.thread_spans.arrow"
+        ));
+        assert!(is_cache_file(
+            "blocks.2026-01-01.00.p.cpu-s.1_2_3_4_5.blk.log_entries.arrow"
+        ));
+        for other in [
+            "notes.arrow",
+            "0123456789abcdef-fedcba9876543210.thread_spans.parquet",
+            "0123456789abcdef.thread_spans.arrow",
+            "0123456789abcdeg-fedcba9876543210.thread_spans.arrow",
+            "0123456789abcdef-fedcba9876543210..arrow",
+            "0123456789abcdef-fedcba9876543210.Data.arrow",
+        ] {
+            assert!(!is_cache_file(other), "{other}");
+        }
+        // A folder beside the lakes' folders, and files that are not the cache's, are left alone.
+        let base = tempfile::tempdir().expect("temp dir");
+        let lake = base.path().join("0123456789abcdef");
+        let other = base.path().join("photos");
+        std::fs::create_dir_all(&lake).expect("lake folder");
+        std::fs::create_dir_all(&other).expect("other folder");
+        let ours = lake.join("0123456789abcdef-fedcba9876543210.thread_spans.arrow");
+        std::fs::write(&ours, b"x").expect("write");
+        std::fs::write(lake.join("keep.arrow"), b"x").expect("write");
+        std::fs::write(
+            other.join("0123456789abcdef-fedcba9876543210.t.arrow"),
+            b"x",
+        )
+        .expect("write");
+        let found: Vec<PathBuf> = disk_files(base.path()).into_iter().map(|f| f.0).collect();
+        assert_eq!(found, [ours]);
     }
 }

@@ -105,7 +105,7 @@ fn the_key_covers_every_input_that_shapes_the_rows() {
 }
 
 fn disk_cache(dir: &Path) -> BlockCache {
-    BlockCache::new(1 << 30, Some(dir.join("cache").join("lake")))
+    BlockCache::new(1 << 30, Some(dir.join("cache").join("0123456789abcdef")))
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn a_file_answers_only_for_its_own_key_and_schema() {
 
     // The same file under the name of another key (another thread name) is not its rows.
     let renamed = CacheKey::new("thread_spans", &x, &b.ctx("render", false));
-    let folder = dir.path().join("cache").join("lake");
+    let folder = dir.path().join("cache").join("0123456789abcdef");
     std::fs::copy(
         folder.join(key.file_name()),
         folder.join(renamed.file_name()),
@@ -151,7 +151,7 @@ fn a_file_answers_only_for_its_own_key_and_schema() {
 fn truncated_garbled_or_empty_files_are_misses() {
     let dir = tempfile::tempdir().unwrap();
     let x = schema("x");
-    let folder = dir.path().join("cache").join("lake");
+    let folder = dir.path().join("cache").join("0123456789abcdef");
     let values: Vec<i64> = (0..10_000).collect();
     for damage in 0..4 {
         let b = block(damage, 1_000_000_000, 10, 1_000);
@@ -195,7 +195,7 @@ fn cache_files(folder: &Path) -> Vec<PathBuf> {
 fn the_disk_cache_stays_within_its_budget_least_recently_used_out_first() {
     let dir = tempfile::tempdir().unwrap();
     let x = schema("x");
-    let folder = dir.path().join("cache").join("lake");
+    let folder = dir.path().join("cache").join("0123456789abcdef");
     let batch = rows(&x, (0..1000).collect());
     let keys: Vec<CacheKey> = (0..8)
         .map(|seq| {
@@ -206,9 +206,10 @@ fn the_disk_cache_stays_within_its_budget_least_recently_used_out_first() {
     // One file's size, to set the budget to about five files.
     let probe = tempfile::tempdir().unwrap();
     disk_cache(probe.path()).put(keys[0].clone(), &batch);
-    let file_bytes = std::fs::metadata(&cache_files(&probe.path().join("cache/lake"))[0])
-        .unwrap()
-        .len();
+    let file_bytes =
+        std::fs::metadata(&cache_files(&probe.path().join("cache/0123456789abcdef"))[0])
+            .unwrap()
+            .len();
     let budget = file_bytes * 5 + file_bytes / 2;
 
     let cache = disk_cache(dir.path()).with_max_disk_bytes(budget);
@@ -257,7 +258,7 @@ fn concurrent_writers_of_one_entry_leave_one_whole_file() {
             scope.spawn(move || cache.put(key, &batch));
         }
     });
-    let folder = dir.path().join("cache").join("lake");
+    let folder = dir.path().join("cache").join("0123456789abcdef");
     assert_eq!(cache_files(&folder), [folder.join(key.file_name())]);
     assert_eq!(disk_cache(dir.path()).get(&key), Some(batch));
 }
