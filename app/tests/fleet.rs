@@ -44,7 +44,10 @@ fn the_fleet_page_sorts_and_filters_ten_thousand_sessions() {
     let lake = fleet_lake(SESSIONS, 3);
     let mut h = harness(Startup::Open(lake.path().to_string_lossy().into_owned()));
     run_until(&mut h, "the sessions", fleet_loaded);
-    assert_eq!(h.state().lake.as_ref().unwrap().fleet.visible.len(), SESSIONS);
+    assert_eq!(
+        h.state().lake.as_ref().unwrap().fleet.visible.len(),
+        SESSIONS
+    );
     h.get_by_label(&format!("{SESSIONS} of {SESSIONS}"));
 
     // Newest first by default; a click on Start sorts oldest first.
@@ -116,14 +119,23 @@ fn two_clicks_from_the_sessions_to_the_worst_frame() {
     let (worst_session, worst_p99) = {
         let fleet = &h.state().lake.as_ref().unwrap().fleet;
         let first = &fleet.sessions()[fleet.visible[0]];
-        let max = fleet.sessions().iter().filter_map(|s| s.p99_ns).max().unwrap();
+        let max = fleet
+            .sessions()
+            .iter()
+            .filter_map(|s| s.p99_ns)
+            .max()
+            .unwrap();
         assert_eq!(first.p99_ns, Some(max));
         (first.process_id.clone(), max)
     };
-    assert!(worst_p99 > 20_000_000, "the slow build on the desert: {worst_p99}");
+    assert!(
+        worst_p99 > 20_000_000,
+        "the slow build on the desert: {worst_p99}"
+    );
 
     // Click 1: the session (its frame-time plot and timeline load).
-    h.get_by_label(&format!("▶ {}", &worst_session[..8])).click();
+    h.get_by_label(&format!("▶ {}", &worst_session[..8]))
+        .click();
     run_until(&mut h, "the session", loaded);
     let view = h.state().lake.as_ref().unwrap();
     assert_eq!(view.page, Page::Session);
@@ -142,6 +154,8 @@ fn two_clicks_from_the_sessions_to_the_worst_frame() {
     let span = (worst.end_ns - worst.begin_ns) as f64;
     assert!((view.timeline.t0 - worst.begin_ns as f64).abs() <= span * 0.03);
     assert!((view.timeline.t1 - worst.end_ns as f64).abs() <= span * 0.03);
-    let visible = view.timeline.visible_span_names(view.model.as_ref().unwrap());
+    let visible = view
+        .timeline
+        .visible_span_names(view.model.as_ref().unwrap());
     assert!(visible.iter().any(|n| n == "frame"), "{visible:?}");
 }

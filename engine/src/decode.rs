@@ -5,17 +5,57 @@
 use crate::error::EngineError;
 use crate::lake::BlockEntry;
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanArray, DictionaryArray, Float64Builder, Int32Array, Int64Array,
-    Int64Builder, StringArray, StringBuilder, StringDictionaryBuilder, TimestampNanosecondArray,
-    TimestampNanosecondBuilder, UInt32Array, UInt32Builder, UInt64Array,
+    Array, ArrayBuilder, ArrayRef, BooleanArray, DictionaryArray, Float64Builder, Int32Array,
+    Int64Array, StringArray, TimestampNanosecondArray, TimestampNanosecondBuilder, UInt32Array,
+    UInt32Builder, UInt64Array,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use frameline_instrument::format::{Block, BlockView, CpuEvent, Dep, MetricValue, format_message};
+use frameline_instrument::format::{
+    Block, BlockView, CpuEvent, Dep, HEADER_BYTES, LogArg, MAX_BODY_BYTES, MetricValue,
+    format_message,
+};
 use frameline_instrument::lake::ProcessMeta;
 use frameline_instrument::time::TickConverter;
 use std::sync::{Arc, OnceLock};
+
+/// Fewest bytes one encoded log entry takes: dependency, time delta and argument count, one
+/// varint byte each (FORMAT.md §3.5).
+pub const MIN_LOG_EVENT_BYTES: usize = 3;
+/// Fewest bytes one encoded metric event takes: dependency and time delta (a frame marker has no
+/// value; FORMAT.md §3.6).
+pub const MIN_METRIC_EVENT_BYTES: usize = 2;
+/// Fewest bytes one encoded cpu event takes: a tag and a time delta, in two columns (§3.4).
+pub const MIN_CPU_EVENT_BYTES: usize = 2;
+
+/// A block's decoded Arrow arrays take at most this many bytes per byte of its (decompressed)
+/// body, plus [`DECODED_BYTES_ALLOWANCE`] (and its process, stream and thread names once per
+/// column): see [`max_decoded_bytes`]. A block that would decode to more is refused as corrupt.
+pub const MAX_DECODED_BYTES_PER_BODY_BYTE: usize = 128;
+/// Fixed part of the decoded-size bound: Arrow's per-array overhead for a block of a few bytes.
+pub const DECODED_BYTES_ALLOWANCE: usize = 64 * 1024;
+/// Rendered log messages take at most this many bytes per body byte (plus the allowance): a
+/// template is rendered once per row that has arguments, so a long template and many small
+/// entries could otherwise multiply a block by the template's length.
+pub const MAX_MESSAGE_BYTES_PER_BODY_BYTE: usize = 64;
+
+/// The most bytes the decoded arrays of a block with `body_bytes` of body may take.
+pub fn max_decoded_bytes(body_bytes: usize) -> usize {
+    body_bytes
+        .saturating_mul(MAX_DECODED_BYTES_PER_BODY_BYTE)
+        .saturating_add(DECODED_BYTES_ALLOWANCE)
+}
+
+/// Largest object a valid block can be: the header and a payload no larger than the biggest
+/// body a decoder accepts (a writer keeps LZ4 only when it is shorter than the body).
+pub const MAX_BLOCK_OBJECT_BYTES: u64 = (HEADER_BYTES + MAX_BODY_BYTES) as u64;
+
+/// Whether an object of `size_bytes` can be a valid block: anything else is refused before it
+/// is fetched (the catalog knows every object's size from the listing).
+pub fn block_size_ok(size_bytes: u64) -> bool {
+    (HEADER_BYTES as u64..=MAX_BLOCK_OBJECT_BYTES).contains(&size_bytes)
+}
 
 fn dict() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
@@ -45,7 +85,7 @@ pub fn log_entries_schema() -> SchemaRef {
                 Field::new("level", dict(), false),
                 Field::new("level_num", DataType::UInt32, false),
                 Field::new("target", dict(), false),
-                Field::new("message", DataType::Utf8, false),
+                Field::new("message", dict(), false),
                 Field::new("file", dict(), false),
                 Field::new("line", DataType::UInt32, false),
             ])
@@ -139,12 +179,59 @@ impl BlockContext<'_> {
         ]
     }
 
+    /// Bytes of the process, stream and thread names (each column holds its name once).
+    fn id_bytes(&self) -> usize {
+        self.entry.info.process_id.len() + self.entry.info.stream_id.len() + self.thread_name.len()
+    }
+
+    /// The event count of `view`'s header, refused if its events could not hold that many
+    /// events of at least `min_event_bytes` each: checked before anything is sized from it.
+    fn event_count(
+        &self,
+        view: &BlockView<'_>,
+        min_event_bytes: usize,
+    ) -> Result<usize, EngineError> {
+        let count = view.header.event_count as usize;
+        let events_bytes = view.events_bytes();
+        if count > events_bytes / min_event_bytes {
+            return Err(self.corrupt(format!(
+                "its header counts {count} events, but its {events_bytes} bytes of events hold at \
+                 most {} (at least {min_event_bytes} bytes each)",
+                events_bytes / min_event_bytes
+            )));
+        }
+        Ok(count)
+    }
+
+    /// `batch` if its arrays are within [`max_decoded_bytes`] of the block's body.
+    fn bounded(&self, batch: RecordBatch, body_bytes: usize) -> Result<RecordBatch, EngineError> {
+        let decoded_bytes = decoded_bytes(&batch);
+        let limit = max_decoded_bytes(body_bytes).saturating_add(self.id_bytes());
+        if decoded_bytes > limit {
+            return Err(self.corrupt(format!(
+                "it decodes to {decoded_bytes} bytes, more than the {limit} its {body_bytes} \
+                 bytes of body allow"
+            )));
+        }
+        Ok(batch)
+    }
+
     fn corrupt(&self, detail: impl std::fmt::Display) -> EngineError {
         EngineError::Corrupt {
             key: self.entry.key.clone(),
             detail: detail.to_string(),
         }
     }
+}
+
+/// Memory held by a batch's arrays (a buffer shared by several columns counts once per column:
+/// an upper bound).
+pub fn decoded_bytes(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|column| column.get_array_memory_size())
+        .sum()
 }
 
 fn batch(
@@ -180,11 +267,11 @@ fn dep_strings<'a>(
 pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBatch, EngineError> {
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
-    let rows = block.header.event_count as usize;
+    let rows = ctx.event_count(&view, MIN_LOG_EVENT_BYTES)?;
     let mut time = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut keys = Vec::with_capacity(rows);
     let mut level_num = UInt32Builder::with_capacity(rows);
-    let mut message = StringBuilder::with_capacity(rows, rows * 48);
+    let mut messages = Messages::new(view.deps.len(), rows, block.body_bytes());
     let mut line = UInt32Builder::with_capacity(rows);
     for event in view.log_events().map_err(|e| ctx.corrupt(e))? {
         let event = event.map_err(|e| ctx.corrupt(e))?;
@@ -194,7 +281,9 @@ pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBa
         time.append_value(ctx.to_ns(event.ticks));
         keys.push(event.dep as i32);
         level_num.append_value(dep.level as u32);
-        message.append_value(format_message(dep.template, &event.args));
+        messages
+            .push(event.dep, dep.template, &event.args)
+            .map_err(|e| ctx.corrupt(e))?;
         line.append_value(dep.line);
     }
     let n = time.len();
@@ -217,11 +306,94 @@ pub fn decode_log_block(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<RecordBa
         dep_dictionary(keys.clone(), level),
         Arc::new(level_num.finish()),
         dep_dictionary(keys.clone(), target),
-        Arc::new(message.finish()),
+        messages.finish().map_err(|e| ctx.corrupt(e))?,
         dep_dictionary(keys, file),
         Arc::new(line.finish()),
     ]);
-    batch(log_entries_schema(), columns, ctx)
+    ctx.bounded(
+        batch(log_entries_schema(), columns, ctx)?,
+        block.body_bytes(),
+    )
+}
+
+/// A log block's messages as a dictionary column. An entry without arguments shares its
+/// descriptor's template, rendered once; an entry with arguments gets its own rendered value.
+/// The rendered bytes are bounded by [`MAX_MESSAGE_BYTES_PER_BODY_BYTE`] × the body (checked
+/// before each template is rendered, so a hostile block costs no more than the bound).
+struct Messages {
+    keys: Vec<i32>,
+    /// End offset of each value in `text` (after a leading 0).
+    offsets: Vec<i32>,
+    text: String,
+    /// The value holding each descriptor's template rendered without arguments, once rendered.
+    plain_by_dep: Vec<Option<i32>>,
+    budget_bytes: usize,
+}
+
+impl Messages {
+    fn new(deps: usize, rows: usize, body_bytes: usize) -> Messages {
+        let budget_bytes = body_bytes
+            .saturating_mul(MAX_MESSAGE_BYTES_PER_BODY_BYTE)
+            .saturating_add(DECODED_BYTES_ALLOWANCE)
+            .min(i32::MAX as usize);
+        let mut offsets = Vec::with_capacity(deps.min(rows) + 1);
+        offsets.push(0);
+        Messages {
+            keys: Vec::with_capacity(rows),
+            offsets,
+            text: String::new(),
+            plain_by_dep: vec![None; deps],
+            budget_bytes,
+        }
+    }
+
+    fn push(&mut self, dep: u32, template: &str, args: &[LogArg<'_>]) -> Result<(), String> {
+        let plain = args.is_empty();
+        if plain && let Some(Some(key)) = self.plain_by_dep.get(dep as usize) {
+            self.keys.push(*key);
+            return Ok(());
+        }
+        if self.text.len().saturating_add(template.len()) > self.budget_bytes {
+            return Err(self.over_budget());
+        }
+        self.text.push_str(&format_message(template, args));
+        if self.text.len() > self.budget_bytes {
+            return Err(self.over_budget());
+        }
+        let key = i32::try_from(self.offsets.len() - 1).map_err(|_| self.over_budget())?;
+        // Within the budget, itself at most `i32::MAX`.
+        self.offsets.push(self.text.len() as i32);
+        if plain && let Some(slot) = self.plain_by_dep.get_mut(dep as usize) {
+            *slot = Some(key);
+        }
+        self.keys.push(key);
+        Ok(())
+    }
+
+    fn over_budget(&self) -> String {
+        format!(
+            "its log messages render to more than {} bytes ({MAX_MESSAGE_BYTES_PER_BODY_BYTE} \
+             per byte of body)",
+            self.budget_bytes
+        )
+    }
+
+    fn finish(self) -> Result<ArrayRef, String> {
+        let mut text = self.text;
+        text.shrink_to_fit();
+        let mut offsets = self.offsets;
+        offsets.shrink_to_fit();
+        let values = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from(text.into_bytes()),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let keys = Int32Array::new(self.keys.into(), None);
+        let array = DictionaryArray::<Int32Type>::try_new(keys, Arc::new(values))
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(array))
+    }
 }
 
 pub fn decode_measures_block(
@@ -230,7 +402,7 @@ pub fn decode_measures_block(
 ) -> Result<RecordBatch, EngineError> {
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
-    let rows = block.header.event_count as usize;
+    let rows = ctx.event_count(&view, MIN_METRIC_EVENT_BYTES)?;
     let mut time = TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC");
     let mut keys = Vec::with_capacity(rows);
     let mut value = Float64Builder::with_capacity(rows);
@@ -273,54 +445,97 @@ pub fn decode_measures_block(
             }),
         ),
     ]);
-    batch(measures_schema(), columns, ctx)
+    ctx.bounded(batch(measures_schema(), columns, ctx)?, block.body_bytes())
 }
 
-/// Frame markers of a metrics block: `(name, unix_ns)` in order.
-pub fn frame_markers(
-    bytes: &[u8],
-    ctx: &BlockContext<'_>,
-) -> Result<Vec<(String, i64)>, EngineError> {
+/// The frame markers of one metrics block: each frame set's name once, and every marker as
+/// `(index into names, unix_ns)` in order (a name is never copied per marker).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FrameMarkers {
+    pub names: Vec<Arc<str>>,
+    pub markers: Vec<(u32, i64)>,
+}
+
+/// Frame markers of a metrics block.
+pub fn frame_markers(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<FrameMarkers, EngineError> {
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
-    let mut markers = Vec::new();
+    ctx.event_count(&view, MIN_METRIC_EVENT_BYTES)?;
+    let mut found = FrameMarkers::default();
+    // Each descriptor's index in `names`, once a marker of it is met.
+    let mut name_of_dep: Vec<Option<u32>> = vec![None; view.deps.len()];
     for event in view.metric_events().map_err(|e| ctx.corrupt(e))? {
         let event = event.map_err(|e| ctx.corrupt(e))?;
         if event.value == MetricValue::Frame {
             let dep = view
                 .metric_dep(event.dep)
                 .ok_or_else(|| ctx.corrupt("frame marker without descriptor"))?;
-            markers.push((dep.name.to_owned(), ctx.to_ns(event.ticks)));
+            let slot = name_of_dep
+                .get_mut(event.dep as usize)
+                .ok_or_else(|| ctx.corrupt("frame marker without descriptor"))?;
+            let name = match *slot {
+                Some(name) => name,
+                None => {
+                    // At most one name per descriptor: fewer than 2^17.
+                    let name = found.names.len() as u32;
+                    found.names.push(Arc::from(dep.name));
+                    *slot = Some(name);
+                    name
+                }
+            };
+            found.markers.push((name, ctx.to_ns(event.ticks)));
         }
     }
-    Ok(markers)
+    Ok(found)
 }
 
-/// Frames from consecutive markers of the same name (all markers of one stream, in order).
+/// Frames from consecutive markers of the same name: `blocks` are all the marker sets of one
+/// stream, in block order. Each distinct name is hashed once per block, never per marker.
 pub fn frames_batch(
-    markers: &[(String, i64)],
+    blocks: &[FrameMarkers],
     ctx: &BlockContext<'_>,
 ) -> Result<RecordBatch, EngineError> {
-    let mut name = StringDictionaryBuilder::<Int32Type>::new();
-    let mut begin = TimestampNanosecondBuilder::new().with_timezone("UTC");
-    let mut end = TimestampNanosecondBuilder::new().with_timezone("UTC");
-    let mut duration = Int64Builder::new();
-    let mut last: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for (marker_name, ns) in markers {
-        if let Some(previous) = last.insert(marker_name.as_str(), *ns) {
-            name.append_value(marker_name);
-            begin.append_value(previous);
-            end.append_value(*ns);
-            duration.append_value(ns - previous);
+    let mut names: Vec<&str> = Vec::new();
+    let mut index: std::collections::HashMap<&str, i32> = std::collections::HashMap::new();
+    // The last marker of each name.
+    let mut last: Vec<Option<i64>> = Vec::new();
+    let mut keys = Vec::new();
+    let mut begin = Vec::new();
+    let mut end = Vec::new();
+    let mut duration = Vec::new();
+    for block in blocks {
+        let mut global = Vec::with_capacity(block.names.len());
+        for name in &block.names {
+            let next = i32::try_from(names.len())
+                .map_err(|_| ctx.corrupt("more than 2^31 frame set names"))?;
+            let id = *index.entry(name.as_ref()).or_insert_with(|| {
+                names.push(name.as_ref());
+                last.push(None);
+                next
+            });
+            global.push(id);
+        }
+        for &(name, ns) in &block.markers {
+            let id = *global
+                .get(name as usize)
+                .ok_or_else(|| ctx.corrupt("frame marker without a name"))?;
+            let slot = &mut last[id as usize];
+            if let Some(previous) = slot.replace(ns) {
+                keys.push(id);
+                begin.push(previous);
+                end.push(ns);
+                duration.push(ns.saturating_sub(previous));
+            }
         }
     }
     let n = duration.len();
     let mut columns = ctx.id_columns(n);
     columns.extend([
-        Arc::new(name.finish()) as ArrayRef,
-        Arc::new(begin.finish()),
-        Arc::new(end.finish()),
-        Arc::new(duration.finish()),
+        dep_dictionary(keys, names),
+        Arc::new(TimestampNanosecondArray::new(begin.into(), None).with_timezone("UTC"))
+            as ArrayRef,
+        Arc::new(TimestampNanosecondArray::new(end.into(), None).with_timezone("UTC")),
+        Arc::new(Int64Array::new(duration.into(), None)),
     ]);
     batch(frames_schema(), columns, ctx)
 }
@@ -341,8 +556,11 @@ pub fn decode_spans_block(
 ) -> Result<(RecordBatch, u64), EngineError> {
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
+    let events = ctx.event_count(&view, MIN_CPU_EVENT_BYTES)?;
     let open = view.open_spans().map_err(|e| ctx.corrupt(e))?;
-    let rows = block.header.event_count as usize / 2 + open.len();
+    // A span ends in an End event (a Begin and an End, or an End closing an open span) or, in a
+    // stream's last block, is never closed: the rows of a usual block, without trusting more.
+    let rows = events / 2 + if ctx.last_of_stream { open.len() } else { 0 };
 
     let mut spans = SpanColumns::with_capacity(rows);
     // The open stack: (dependency, begin ticks) of each open span, outermost first.
@@ -367,7 +585,8 @@ pub fn decode_spans_block(
             spans.push(&stack, dep, begin, end_ticks);
         }
     }
-    Ok((spans.finish(&view, closed, ctx)?, orphan_ends))
+    let batch = ctx.bounded(spans.finish(&view, closed, ctx)?, block.body_bytes())?;
+    Ok((batch, orphan_ends))
 }
 
 /// The raw columns of decoded spans, before conversion to Arrow.

@@ -237,12 +237,16 @@ impl Engine {
             else {
                 continue;
             };
-            if let Some(bytes) = self.lake.get(&key).await? {
-                views.push(SavedView {
+            match crate::views::read_lake_view(&self.lake, &key).await {
+                Ok(Some(sql)) => views.push(SavedView {
                     name: name.to_owned(),
-                    sql: String::from_utf8_lossy(&bytes).into_owned(),
+                    sql,
                     stored_in: "lake",
-                });
+                }),
+                Ok(None) => {}
+                Err(why) => self
+                    .notices_lock()
+                    .push(format!("view {name} was not loaded: {why}")),
             }
         }
         if let Some(dir) = local_views_dir(&self.lake)
@@ -250,6 +254,9 @@ impl Engine {
         {
             for entry in entries.flatten() {
                 let path = entry.path();
+                if path.extension().is_none_or(|e| e != "sql") {
+                    continue;
+                }
                 let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
                     continue;
                 };
@@ -266,17 +273,16 @@ impl Engine {
             }
         }
         views.sort_by(|a, b| a.name.cmp(&b.name));
-        for view in &views {
-            // A view that no longer plans (e.g. written by a newer build) is reported, not fatal.
-            if let Err(e) = self.ctx.sql(&view.sql).await {
-                self.notices_lock().push(format!(
-                    "view {} could not be loaded: {}",
-                    view.name,
-                    EngineError::from(e)
-                ));
+        let mut loaded = Vec::with_capacity(views.len());
+        for view in views {
+            // Only a plain view is loaded; anything else, or a view that no longer plans (e.g.
+            // written by a newer build), is reported, not fatal.
+            match self.load_lake_view(&view.name, &view.sql).await {
+                Ok(()) => loaded.push(view),
+                Err(notice) => self.notices_lock().push(notice),
             }
         }
-        *self.views_lock() = views;
+        *self.views_lock() = loaded;
         self.register_views_table()
     }
 
@@ -337,6 +343,10 @@ impl Engine {
             }
             _ => None,
         };
+        if let Some((name, _)) = &change {
+            // The name becomes a file name in the lake or the user's settings.
+            crate::views::check_name(name)?;
+        }
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let batches = frame.collect().await?;
         if let Some((name, definition)) = change {

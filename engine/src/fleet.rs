@@ -95,7 +95,10 @@ pub fn distribution_by(
     for row in histograms.iter().filter(|r| chosen.contains(&r.session)) {
         let value = value_of(row.session);
         let day = sessions[row.session].start_ns.div_euclid(DAY_NS) * DAY_NS;
-        *all.entry(value.clone()).or_default().entry(row.bucket_ns).or_default() += row.frames;
+        *all.entry(value.clone())
+            .or_default()
+            .entry(row.bucket_ns)
+            .or_default() += row.frames;
         *daily
             .entry((value.clone(), day))
             .or_default()
@@ -177,14 +180,21 @@ impl Engine {
         let frames = in_range(self.context().table("session_frames").await?)?
             .filter(col("frame_set").eq(lit("frame")))?
             .select_columns(&[
-                "process_id", "frames", "p50_ns", "p95_ns", "p99_ns", "max_ns", "spikes",
+                "process_id",
+                "frames",
+                "p50_ns",
+                "p95_ns",
+                "p99_ns",
+                "max_ns",
+                "spikes",
             ])?;
         for batch in frames.collect().await? {
             let ids = strings(&batch, "process_id")?;
-            let columns: Vec<Vec<i64>> = ["frames", "p50_ns", "p95_ns", "p99_ns", "max_ns", "spikes"]
-                .iter()
-                .map(|c| i64s(&batch, c))
-                .collect::<Result<_, _>>()?;
+            let columns: Vec<Vec<i64>> =
+                ["frames", "p50_ns", "p95_ns", "p99_ns", "max_ns", "spikes"]
+                    .iter()
+                    .map(|c| i64s(&batch, c))
+                    .collect::<Result<_, _>>()?;
             for (row, id) in ids.iter().enumerate() {
                 if let Some(&i) = index.get(id) {
                     let s = &mut sessions[i];
@@ -260,7 +270,13 @@ mod tests {
             bucket_ns,
             frames,
         };
-        let histograms = vec![h(0, 10, 99), h(0, 50, 1), h(1, 10, 50), h(1, 90, 50), h(2, 20, 5)];
+        let histograms = vec![
+            h(0, 10, 99),
+            h(0, 50, 1),
+            h(1, 10, 50),
+            h(1, 90, 50),
+            h(2, 20, 5),
+        ];
         let all: HashSet<usize> = [0, 1, 2].into();
         let groups = distribution_by(&sessions, &histograms, &all, "build");
         assert_eq!(groups.len(), 2);

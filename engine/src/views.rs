@@ -1,8 +1,23 @@
 //! Saved views by name: create, drop and rename without writing SQL, with one rule for what a
 //! view's name may be (letters, digits and `_`, not starting with a digit — no quoting, no path
 //! separators, so a name is safe as a file name in the lake and in the user's settings).
+//!
+//! A lake's views are data, not code: at open, a view object is loaded only if it is one
+//! `CREATE [OR REPLACE] VIEW <name> AS <query>` whose name is its file's and whose query only
+//! reads (no DDL, DML, `COPY` or external table anywhere in it); anything else is refused with a
+//! notice. In a local lake, a view object that is a link leading out of the lake is not read.
+//! `COPY TO` and external tables stay available to a user typing SQL, never to a lake's SQL.
 
+use crate::lake::{Lake, LakeLocation};
 use crate::{Engine, EngineError};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+use std::path::{Path, PathBuf};
+
+/// Largest view object read from a lake: a view is one statement, not a data set.
+pub const MAX_VIEW_BYTES: usize = 256 * 1024;
 
 /// Whether `name` can be a view's name.
 pub fn is_valid_view_name(name: &str) -> bool {
@@ -12,7 +27,7 @@ pub fn is_valid_view_name(name: &str) -> bool {
         && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
-fn check_name(name: &str) -> Result<(), EngineError> {
+pub(crate) fn check_name(name: &str) -> Result<(), EngineError> {
     if is_valid_view_name(name) {
         Ok(())
     } else {
@@ -37,7 +52,176 @@ pub fn view_body(sql: &str) -> Option<&str> {
     })
 }
 
+/// Why a lake's view statement is not loaded, if it is not: it must be exactly one
+/// `CREATE [OR REPLACE] VIEW <name> AS <query>` (no `MATERIALIZED`, `TEMPORARY`, `TO`…) whose
+/// unqualified name, as DataFusion normalises it, is the file's `name`. The query itself is
+/// checked once planned ([`check_view_plan`]).
+pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
+    if !is_valid_view_name(name) {
+        return Err(format!(
+            "{name:?} is not a view name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    let statements = DFParser::parse_sql(sql).map_err(|e| format!("it does not parse: {e}"))?;
+    let [statement] = Vec::from(statements)
+        .try_into()
+        .map_err(|v: Vec<_>| format!("it holds {} statements, not one CREATE VIEW", v.len()))?;
+    let DfStatement::Statement(statement) = statement else {
+        return Err("it is not a CREATE VIEW statement".into());
+    };
+    let Statement::CreateView(view) = *statement else {
+        return Err("it is not a CREATE VIEW statement".into());
+    };
+    if view.materialized
+        || view.or_alter
+        || view.secure
+        || view.temporary
+        || view.to.is_some()
+        || view.params.is_some()
+    {
+        return Err("only CREATE [OR REPLACE] VIEW <name> AS <query> is loaded from a lake".into());
+    }
+    let declared = match view.name.0.as_slice() {
+        [part] => part.as_ident().map(|ident| match ident.quote_style {
+            // DataFusion folds unquoted names to lower case.
+            None => ident.value.to_lowercase(),
+            Some(_) => ident.value.clone(),
+        }),
+        _ => None,
+    };
+    if declared.as_deref() != Some(name) {
+        return Err(format!(
+            "it creates view {}, not {name} (its file's name)",
+            view.name
+        ));
+    }
+    Ok(())
+}
+
+/// Why a planned lake view is not loaded, if it is not: the plan must create the view `name`
+/// from a query made only of reading operators, subqueries included.
+pub fn check_view_plan(name: &str, plan: &LogicalPlan) -> Result<(), String> {
+    let LogicalPlan::Ddl(DdlStatement::CreateView(CreateView {
+        name: created,
+        input,
+        ..
+    })) = plan
+    else {
+        return Err("it is not a CREATE VIEW statement".into());
+    };
+    if created.schema().is_some() || created.table() != name {
+        return Err(format!("it creates view {created}, not {name}"));
+    }
+    let mut refused = None;
+    let walked = input.apply_with_subqueries(|node| {
+        let reads = matches!(
+            node,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::Repartition(_)
+                | LogicalPlan::Union(_)
+                | LogicalPlan::TableScan(_)
+                | LogicalPlan::EmptyRelation(_)
+                | LogicalPlan::Subquery(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::Distinct(_)
+                | LogicalPlan::Unnest(_)
+                | LogicalPlan::RecursiveQuery(_)
+        );
+        if reads {
+            Ok(TreeNodeRecursion::Continue)
+        } else {
+            refused = Some(node.display().to_string());
+            Ok(TreeNodeRecursion::Stop)
+        }
+    });
+    match (walked, refused) {
+        (Err(e), _) => Err(format!("its query cannot be checked: {e}")),
+        (Ok(_), Some(node)) => Err(format!("its query does more than read: {node}")),
+        (Ok(_), None) => Ok(()),
+    }
+}
+
+/// The local file of `key` in a lake rooted at `root`, if reading it stays inside the lake:
+/// `None` if the path, once links are resolved, leads out of the lake (or cannot be resolved).
+/// For the lake's small objects (views, JSON) and anything else read from a local lake.
+pub fn confined_local_path(root: &Path, key: &str) -> Option<PathBuf> {
+    if key.split('/').any(|part| part == ".." || part.is_empty()) {
+        return None;
+    }
+    let root = root.canonicalize().ok()?;
+    let path = root.join(key).canonicalize().ok()?;
+    path.starts_with(&root).then_some(path)
+}
+
+/// The text of the view object `key` of `lake`: `Ok(None)` if it vanished since it was listed;
+/// refused if it is a link out of a local lake, larger than [`MAX_VIEW_BYTES`] or not UTF-8.
+pub async fn read_lake_view(lake: &Lake, key: &str) -> Result<Option<String>, String> {
+    let bytes = match lake.location() {
+        LakeLocation::Local(root) => {
+            let Some(path) = confined_local_path(root, key) else {
+                return if root.join(key).symlink_metadata().is_ok() {
+                    Err("it is a link leading out of the lake".into())
+                } else {
+                    Ok(None)
+                };
+            };
+            let size = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+            if size > MAX_VIEW_BYTES as u64 {
+                return Err(format!(
+                    "it is {size} bytes, more than a view's {MAX_VIEW_BYTES}"
+                ));
+            }
+            match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        LakeLocation::S3 { .. } => match lake.get(key).await {
+            Ok(Some(bytes)) => bytes.to_vec(),
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        },
+    };
+    if bytes.len() > MAX_VIEW_BYTES {
+        return Err(format!(
+            "it is {} bytes, more than a view's {MAX_VIEW_BYTES}",
+            bytes.len()
+        ));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| "it is not UTF-8 text".into())
+}
+
 impl Engine {
+    /// Loads a saved view (from the lake or the user's settings) into the session, if it is a
+    /// view and nothing more: see [`check_view_statement`] and [`check_view_plan`]. The error
+    /// is the notice to show.
+    pub async fn load_lake_view(&self, name: &str, sql: &str) -> Result<(), String> {
+        let refused = |why: String| format!("view {name} was not loaded: {why}");
+        check_view_statement(name, sql).map_err(refused)?;
+        let plan = self
+            .context()
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(|e| refused(EngineError::from(e).to_string()))?;
+        check_view_plan(name, &plan).map_err(refused)?;
+        self.context()
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| refused(EngineError::from(e).to_string()))?;
+        Ok(())
+    }
+
     /// Saves `query` as the view `name` (replacing a view of that name): in the lake, or in the
     /// user's settings if the lake is read-only.
     pub async fn create_view(&self, name: &str, query: &str) -> Result<(), EngineError> {
@@ -102,5 +286,39 @@ mod tests {
             assert!(!is_valid_view_name(bad), "{bad}");
         }
         assert!(!is_valid_view_name(&"a".repeat(129)));
+    }
+
+    #[tokio::test]
+    async fn a_view_plan_must_only_read() {
+        use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan};
+        use datafusion::prelude::SessionContext;
+        use std::sync::Arc;
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t (x INT)").await.unwrap();
+        let state = ctx.state();
+        let reading = state
+            .create_logical_plan(
+                "CREATE VIEW v AS SELECT x FROM t WHERE x IN (SELECT x FROM t) UNION ALL SELECT 1",
+            )
+            .await
+            .unwrap();
+        assert_eq!(check_view_plan("v", &reading), Ok(()));
+        assert!(check_view_plan("w", &reading).is_err());
+        // A view whose input writes (as no SQL view can be written, but a plan can be built).
+        let insert = state
+            .create_logical_plan("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        let writing = LogicalPlan::Ddl(DdlStatement::CreateView(CreateView {
+            name: "v".into(),
+            input: Arc::new(insert),
+            or_replace: false,
+            definition: None,
+            temporary: false,
+        }));
+        let refused = check_view_plan("v", &writing).unwrap_err();
+        assert!(refused.contains("does more than read"), "{refused}");
+        let not_a_view = state.create_logical_plan("SELECT 1").await.unwrap();
+        assert!(check_view_plan("v", &not_a_view).is_err());
     }
 }

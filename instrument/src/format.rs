@@ -503,6 +503,11 @@ impl Block {
         Ok(Block { header, body })
     }
 
+    /// Length of the decompressed body (what every bound on decoded output is a multiple of).
+    pub fn body_bytes(&self) -> usize {
+        self.body.len()
+    }
+
     /// Parses the dependency table and locates the event columns; strings borrow the body.
     pub fn view(&self) -> Result<BlockView<'_>, FormatError> {
         let mut r = Reader::new(&self.body, "dependency table");
@@ -539,6 +544,12 @@ pub struct BlockView<'a> {
 }
 
 impl<'a> BlockView<'a> {
+    /// Length of the events part of the body (after the dependency table): every event takes at
+    /// least one byte of it, so no event count above this can be true.
+    pub fn events_bytes(&self) -> usize {
+        self.events.len()
+    }
+
     pub fn span_dep(&self, index: u32) -> Option<&SpanDep<'a>> {
         match self.deps.get(index as usize) {
             Some(Dep::Span(dep)) => Some(dep),
@@ -594,7 +605,9 @@ impl<'a> BlockView<'a> {
                 limit: open.len() as u64 / 2,
             });
         }
-        let mut spans = Vec::with_capacity(count as usize);
+        // An entry is 16 bytes in memory for as few as 2 encoded: grow as entries parse instead
+        // of reserving 8 × the column for a count that may be a lie.
+        let mut spans = Vec::with_capacity((count as usize).min(1024));
         for _ in 0..count {
             let dep = r.varint()?;
             if self.span_dep(dep.min(u32::MAX as u64) as u32).is_none() {

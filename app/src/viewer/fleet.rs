@@ -192,7 +192,8 @@ impl FleetPage {
             })
             .filter(|(_, s)| {
                 text.is_empty() || {
-                    let mut hay = format!("{} {} {} {}", s.exe, s.computer, s.username, s.process_id);
+                    let mut hay =
+                        format!("{} {} {} {}", s.exe, s.computer, s.username, s.process_id);
                     for v in s.properties.values() {
                         hay.push(' ');
                         hay.push_str(v);
@@ -214,8 +215,12 @@ impl FleetPage {
             SortBy::User => {
                 visible.sort_by(|&a, &b| sessions[a].username.cmp(&sessions[b].username))
             }
-            SortBy::Property(key) => visible
-                .sort_by(|&a, &b| sessions[a].properties.get(key).cmp(&sessions[b].properties.get(key))),
+            SortBy::Property(key) => visible.sort_by(|&a, &b| {
+                sessions[a]
+                    .properties
+                    .get(key)
+                    .cmp(&sessions[b].properties.get(key))
+            }),
             SortBy::Frames => visible.sort_by_key(|&i| sessions[i].frames),
             SortBy::P50 => visible.sort_by_key(|&i| sessions[i].p50_ns),
             SortBy::P95 => visible.sort_by_key(|&i| sessions[i].p95_ns),
@@ -265,7 +270,11 @@ impl FleetPage {
         let keys = self.property_keys();
         ui.horizontal_wrapped(|ui| {
             ui.heading("Sessions");
-            ui.label(format!("{} of {}", self.visible.len(), self.sessions().len()));
+            ui.label(format!(
+                "{} of {}",
+                self.visible.len(),
+                self.sessions().len()
+            ));
             if self.job.is_some() {
                 ui.spinner();
             }
@@ -367,7 +376,10 @@ impl FleetPage {
                             .daily_p99
                             .iter()
                             .map(|(day, p99)| {
-                                [(*day - self.now_ns) as f64 / DAY_NS as f64, *p99 as f64 / 1e6]
+                                [
+                                    (*day - self.now_ns) as f64 / DAY_NS as f64,
+                                    *p99 as f64 / 1e6,
+                                ]
                             })
                             .collect();
                         plot.line(Line::new(group.value.clone(), points));
@@ -432,7 +444,10 @@ impl FleetPage {
         ]
         .into_iter()
         .map(|(l, s)| (l.to_owned(), s))
-        .chain(keys.iter().map(|k| (k.clone(), SortBy::Property(k.clone()))))
+        .chain(
+            keys.iter()
+                .map(|k| (k.clone(), SortBy::Property(k.clone()))),
+        )
         .chain(
             [
                 ("Frames", SortBy::Frames),
@@ -474,8 +489,10 @@ impl FleetPage {
                     text(&mut row, format_start(s.start_ns));
                     text(
                         &mut row,
-                        s.end_ns
-                            .map_or_else(|| "killed?".to_owned(), |e| format_duration(e - s.start_ns)),
+                        s.end_ns.map_or_else(
+                            || "killed?".to_owned(),
+                            |e| format_duration(e - s.start_ns),
+                        ),
                     );
                     text(&mut row, s.exe.clone());
                     text(&mut row, s.computer.clone());
@@ -483,11 +500,17 @@ impl FleetPage {
                     for key in keys {
                         text(&mut row, s.properties.get(key).cloned().unwrap_or_default());
                     }
-                    text(&mut row, s.frames.map_or_else(String::new, |f| f.to_string()));
+                    text(
+                        &mut row,
+                        s.frames.map_or_else(String::new, |f| f.to_string()),
+                    );
                     text(&mut row, ms(s.p50_ns));
                     text(&mut row, ms(s.p95_ns));
                     text(&mut row, ms(s.p99_ns));
-                    text(&mut row, s.spikes.map_or_else(String::new, |f| f.to_string()));
+                    text(
+                        &mut row,
+                        s.spikes.map_or_else(String::new, |f| f.to_string()),
+                    );
                     text(
                         &mut row,
                         if s.dropped_blocks > 0 {

@@ -115,7 +115,9 @@ impl Engine {
             .filter(|p| covered.iter().any(|c| !c.contains(&p.process_id)))
             .collect();
         // By start: a chunk's sessions share few start dates, so few parts.
-        todo.sort_by(|a, b| (a.start_unix_ns, &a.process_id).cmp(&(b.start_unix_ns, &b.process_id)));
+        todo.sort_by(|a, b| {
+            (a.start_unix_ns, &a.process_id).cmp(&(b.start_unix_ns, &b.process_id))
+        });
         let mut report = SummaryReport::default();
         // A chunk's parts are written before the next chunk starts: a refresh stopped midway
         // keeps what it finished, and memory holds one chunk's rows.
@@ -182,10 +184,11 @@ impl Engine {
                     &date,
                     rows::content_hash(sessions.iter().chain(std::iter::once(&view.sql))),
                 );
-                let bytes = part_bytes(&batch, &sessions).map_err(|detail| EngineError::Corrupt {
-                    key: key.clone(),
-                    detail,
-                })?;
+                let bytes =
+                    part_bytes(&batch, &sessions).map_err(|detail| EngineError::Corrupt {
+                        key: key.clone(),
+                        detail,
+                    })?;
                 lake.put(&key, bytes).await?;
                 index.add(&view.name, key, date.clone());
                 report.parts_written += 1;

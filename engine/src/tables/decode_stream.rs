@@ -17,8 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Frame markers of one block: `(frame set name, unix_ns)`.
-type FrameMarkers = Vec<(String, i64)>;
+use decode::FrameMarkers;
 
 enum Decoded {
     Batch(RecordBatch),
@@ -198,11 +197,12 @@ impl BlockScan {
                 max_rows,
                 decoded,
             };
-            let cache_key = (table != EventTable::Frames).then(|| CacheKey {
-                table: table.name(),
-                block_key: entry.key.clone(),
-                last_of_stream: last,
-            });
+            // Frames pair markers across blocks: not cached per block. A block whose context
+            // cannot be found is not cached either (decoding says why).
+            let cache_key = (table != EventTable::Frames)
+                .then(|| decode::context_for(&lake, &entry, last).ok())
+                .flatten()
+                .map(|ctx| CacheKey::new(table.name(), &table.schema(), &ctx));
             if let Some(key) = cache_key.clone() {
                 // Memory first, on this task; the disk (file I/O) on a blocking thread.
                 let mut cached = lake.cache().get_memory(&key);
@@ -215,6 +215,18 @@ impl BlockScan {
                 if let Some(batch) = cached {
                     return Ok(read(Decoded::Batch(batch)));
                 }
+            }
+            // An object no valid block can be is refused from the listing's size, unfetched.
+            if !decode::block_size_ok(entry.size_bytes) {
+                return Err(EngineError::Corrupt {
+                    key: entry.key.clone(),
+                    detail: format!(
+                        "it is {} bytes, and a block is {} to {} bytes",
+                        entry.size_bytes,
+                        frameline_instrument::format::HEADER_BYTES,
+                        decode::MAX_BLOCK_OBJECT_BYTES
+                    ),
+                });
             }
             let bytes = lake.fetch_block(&entry.key).await?;
             let decoded = tokio::task::spawn_blocking(move || {
@@ -368,7 +380,7 @@ impl<P: Borrow<Progress>> State<P> {
         let mut batches = VecDeque::new();
         for (stream_id, mut blocks) in std::mem::take(&mut self.markers) {
             blocks.sort_by_key(|(seq, _)| *seq);
-            let all: Vec<(String, i64)> = blocks.into_iter().flat_map(|(_, m)| m).collect();
+            let all: Vec<FrameMarkers> = blocks.into_iter().map(|(_, m)| m).collect();
             let Some((entry, _)) = self
                 .scan
                 .blocks
