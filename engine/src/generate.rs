@@ -14,6 +14,8 @@ pub struct FleetOptions {
     pub sessions: usize,
     /// Sessions start spread evenly over this many days before `end_unix_ns`.
     pub days: u32,
+    /// Frames per session; 0 writes the sessions' descriptions only (no block), for tests of
+    /// what a lake's catalog alone shows.
     pub frames_per_session: u32,
     /// Blocks written per stream (at least 1).
     pub blocks_per_stream: u32,
@@ -94,6 +96,11 @@ fn write_session(
     let mut process = lake.process("frameline-demo", start);
     for (key, value) in properties {
         process.property(key, value);
+    }
+    if options.frames_per_session == 0 {
+        return process
+            .finish(start + 1_000_000_000)
+            .map_err(|e| EngineError::Query(format!("writing session {index}: {e}")));
     }
     let slow = properties[0].1 == "1043" && properties[1].1 == "desert";
     let base_ms = match properties[2].1 {

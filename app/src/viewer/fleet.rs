@@ -404,7 +404,7 @@ impl FleetPage {
 
     fn sort_header_ui(&mut self, ui: &mut egui::Ui, label: &str, by: SortBy) {
         let arrow = if self.sort == by {
-            if self.ascending { " ▲" } else { " ▼" }
+            if self.ascending { " ^" } else { " v" }
         } else {
             ""
         };
@@ -477,7 +477,7 @@ impl FleetPage {
                     };
                     let short = &s.process_id[..8.min(s.process_id.len())];
                     row.col(|ui| {
-                        if ui.button(format!("▶ {short}")).clicked() {
+                        if ui.button(format!("Open {short}")).clicked() {
                             clicked = Some(s.process_id.clone());
                         }
                     });
