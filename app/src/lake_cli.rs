@@ -21,6 +21,18 @@ pub enum LakeCommand {
         #[arg(long, default_value_t = 24.0)]
         stale_hours: f64,
     },
+    /// Print the sessions of the last days grouped by a property, with each group's frame-time
+    /// percentiles merged from the summaries (what the viewer's fleet page plots).
+    Fleet {
+        /// Capture folder or s3://bucket/prefix.
+        lake: String,
+        /// Sessions started in the last this many days (0: all).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The property to group by.
+        #[arg(long, default_value = "build")]
+        group_by: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -95,8 +107,63 @@ pub async fn compact(lake: &str, summaries: bool, stale_after: Duration) -> Resu
     Ok(())
 }
 
+/// `frameline lake fleet`: groups and their percentiles, with what it cost.
+pub async fn fleet(lake: &str, days: u32, group_by: &str) -> Result<()> {
+    let started = Instant::now();
+    let engine = Engine::open_since(
+        lake,
+        &frameline_engine::S3Options::default(),
+        (days > 0).then(|| {
+            frameline_engine::generate::now_unix_ns() - i64::from(days) * 86_400 * 1_000_000_000
+        }),
+    )
+    .await?;
+    let opened = started.elapsed();
+    let since = (days > 0).then(|| {
+        frameline_engine::generate::now_unix_ns() - i64::from(days) * 86_400 * 1_000_000_000
+    });
+    let fleet = engine.fleet(since).await?;
+    let all: std::collections::HashSet<usize> = (0..fleet.sessions.len()).collect();
+    let groups = frameline_engine::fleet::distribution_by(
+        &fleet.sessions,
+        &fleet.histograms,
+        &all,
+        group_by,
+    );
+    let elapsed = started.elapsed();
+    println!(
+        "{group_by:<12} {:>9} {:>10} {:>9} {:>9} {:>9}",
+        "sessions", "frames", "P50 ms", "P95 ms", "P99 ms"
+    );
+    for g in &groups {
+        println!(
+            "{:<12} {:>9} {:>10} {:>9.1} {:>9.1} {:>9.1}",
+            g.value,
+            g.sessions,
+            g.frames,
+            g.p50_ns as f64 / 1e6,
+            g.p95_ns as f64 / 1e6,
+            g.p99_ns as f64 / 1e6
+        );
+    }
+    eprintln!(
+        "{} sessions ({} summarized) in {:.0} ms (open {:.0} ms), {}",
+        fleet.sessions.len(),
+        fleet.sessions.iter().filter(|s| s.frames.is_some()).count(),
+        elapsed.as_secs_f64() * 1e3,
+        opened.as_secs_f64() * 1e3,
+        engine.lake().requests()
+    );
+    Ok(())
+}
+
 pub fn run(command: LakeCommand) -> Result<()> {
     match command {
+        LakeCommand::Fleet {
+            lake,
+            days,
+            group_by,
+        } => runtime()?.block_on(fleet(&lake, days, &group_by)),
         LakeCommand::Compact {
             lake,
             no_summaries,

@@ -27,6 +27,10 @@ enum Command {
     Open {
         /// Capture folder or s3://bucket/prefix.
         lake: String,
+        /// Don't compact the lake or compute missing summaries in the background
+        /// (also `FRAMELINE_NO_COMPACT=1`).
+        #[arg(long)]
+        no_compact: bool,
     },
     /// Run SQL on a lake and print the result.
     Query(QueryArgs),
@@ -210,6 +214,12 @@ async fn query(args: QueryArgs) -> Result<()> {
 }
 
 fn run_viewer(startup: viewer::Startup) -> Result<()> {
+    run_viewer_with(startup, true)
+}
+
+/// `auto_compact`: maintain the lake in the background unless `FRAMELINE_NO_COMPACT` is set.
+fn run_viewer_with(startup: viewer::Startup, auto_compact: bool) -> Result<()> {
+    let auto_compact = auto_compact && std::env::var_os("FRAMELINE_NO_COMPACT").is_none();
     let mut viewport = egui::ViewportBuilder::default()
         .with_title("Frameline")
         .with_app_id("frameline")
@@ -228,7 +238,14 @@ fn run_viewer(startup: viewer::Startup) -> Result<()> {
     eframe::run_native(
         "frameline",
         options,
-        Box::new(move |cc| Ok(Box::new(viewer::ViewerApp::new(cc, startup)))),
+        Box::new(move |cc| {
+            Ok(Box::new(viewer::ViewerApp::new_configured(
+                cc,
+                startup,
+                true,
+                auto_compact,
+            )))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("the viewer could not start: {e}"))
 }
@@ -336,7 +353,9 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some(Command::Lake(command)) => frameline::lake_cli::run(command),
-        Some(Command::Open { lake }) => run_viewer(viewer::Startup::Open(lake)),
+        Some(Command::Open { lake, no_compact }) => {
+            run_viewer_with(viewer::Startup::Open(lake), !no_compact)
+        }
         None => run_viewer(viewer::Startup::StartScreen),
     }
 }

@@ -163,3 +163,36 @@ fn two_clicks_from_the_sessions_to_the_worst_frame() {
         .visible_span_names(view.model.as_ref().unwrap());
     assert!(visible.iter().any(|n| n == "frame"), "{visible:?}");
 }
+
+#[test]
+fn the_viewer_maintains_the_lake_it_opens() {
+    let lake = fleet_lake(12, 60);
+    let path = lake.path().to_string_lossy().into_owned();
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(200)
+        .wgpu()
+        .build_eframe(move |cc| {
+            frameline::viewer::ViewerApp::new_configured(cc, Startup::Open(path), false, true)
+        });
+    run_until(&mut h, "the lake's maintenance", |app| {
+        app.lake
+            .as_ref()
+            .is_some_and(|v| v.maintenance.is_some() && app.idle())
+    });
+    let view = h.state().lake.as_ref().unwrap();
+    let message = view.maintenance.clone().unwrap();
+    assert!(
+        message.contains("12 sessions folded") && message.contains("12 summarized"),
+        "{message}"
+    );
+    // The catalog and summaries are in the lake, and the page shows the figures.
+    assert!(lake.path().join("catalog/processes").exists());
+    assert!(lake.path().join("summaries/session_frames").exists());
+    run_until(&mut h, "the figures", |app| {
+        app.lake.as_ref().is_some_and(|v| {
+            !v.fleet.busy() && v.fleet.sessions().iter().all(|s| s.p99_ns.is_some())
+        })
+    });
+    h.get_by_label(&message);
+}

@@ -76,6 +76,17 @@ impl Engine {
     }
 
     /// Like [`Engine::open`], with S3 settings that override the environment.
+    /// Like [`Engine::open_with`], reading only the sessions started on or after `since_unix_ns`
+    /// (older dates are read when a query asks for them).
+    pub async fn open_since(
+        lake: &str,
+        s3: &crate::S3Options,
+        since_unix_ns: Option<i64>,
+    ) -> Result<Engine, EngineError> {
+        let lake = Lake::open_since(lake, s3, since_unix_ns).await?;
+        Self::with_lake(lake).await
+    }
+
     pub async fn open_with(lake: &str, s3: &crate::S3Options) -> Result<Engine, EngineError> {
         let lake = Lake::open_with(lake, s3).await?;
         Self::with_lake(lake).await

@@ -127,6 +127,11 @@ impl FleetPage {
         self.fleet.as_ref().map_or(&[], |f| f.sessions.as_slice())
     }
 
+    /// Loads the sessions again (the lake's summaries changed).
+    pub fn reload(&mut self) {
+        self.loaded_range = None;
+    }
+
     /// Takes the sessions once loaded (every frame).
     pub fn poll(&mut self) {
         if let Some(result) = take_finished(&mut self.job) {

@@ -37,6 +37,9 @@ pub enum Page {
 /// A lake that is open.
 pub struct LakeView {
     pub page: Page,
+    pub(super) maintenance_job: Option<Job<super::maintenance::MaintenanceDone>>,
+    /// What background maintenance did (or why it could not).
+    pub maintenance: Option<String>,
     pub fleet: FleetPage,
     pub engine: Arc<Engine>,
     pub name: String,
@@ -86,6 +89,8 @@ impl LakeView {
             .collect();
         let mut view = LakeView {
             page: if studio { Page::Fleet } else { Page::Session },
+            maintenance_job: None,
+            maintenance: None,
             fleet: FleetPage::default(),
             name: engine.lake().location().to_string(),
             engine: Arc::new(engine),
@@ -122,6 +127,7 @@ impl LakeView {
 
     pub(super) fn busy(&self) -> bool {
         self.frames_job.is_some()
+            || self.maintenance_job.is_some()
             || self.fleet.busy()
             || self.logs_job.is_some()
             || self.model_job.is_some()
@@ -191,6 +197,7 @@ impl LakeView {
 
     /// Takes what finished loading (every frame).
     pub(super) fn poll(&mut self) {
+        self.poll_maintenance();
         self.fleet.poll();
         self.stats.poll();
         self.flame.poll();

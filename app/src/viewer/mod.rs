@@ -13,6 +13,7 @@ mod gpu;
 pub mod jobs;
 mod lake_view;
 pub mod logs;
+mod maintenance;
 pub mod metrics;
 mod processes;
 mod query_track;
@@ -74,6 +75,9 @@ pub struct ViewerApp {
     pub error: Option<String>,
     pub recent: Vec<String>,
     remember_lakes: bool,
+    /// Compact the catalog and compute missing summaries after opening (the binary does,
+    /// unless `--no-compact` or `FRAMELINE_NO_COMPACT=1`; tests opt in).
+    pub auto_compact: bool,
     screenshot: Option<ScreenshotPlan>,
     opened_at: std::time::Instant,
     first_paint_reported: bool,
@@ -81,9 +85,13 @@ pub struct ViewerApp {
     frame_log: Option<Option<f32>>,
 }
 
+/// The viewer opens a lake on the sessions of the last this many days.
+const RECENT_DAYS: i64 = 7;
+
 impl ViewerApp {
     pub fn new(cc: &eframe::CreationContext<'_>, startup: Startup) -> Self {
-        Self::new_with(cc, startup, true)
+        let auto_compact = std::env::var_os("FRAMELINE_NO_COMPACT").is_none();
+        Self::new_configured(cc, startup, true, auto_compact)
     }
 
     /// `remember_lakes`: keep the list of recent lakes in the user's settings (tests don't).
@@ -91,6 +99,16 @@ impl ViewerApp {
         cc: &eframe::CreationContext<'_>,
         startup: Startup,
         remember_lakes: bool,
+    ) -> Self {
+        Self::new_configured(cc, startup, remember_lakes, false)
+    }
+
+    /// `auto_compact`: maintain the lakes it opens (see `maintenance.rs`).
+    pub fn new_configured(
+        cc: &eframe::CreationContext<'_>,
+        startup: Startup,
+        remember_lakes: bool,
+        auto_compact: bool,
     ) -> Self {
         install_renderer(cc);
         let runtime = Arc::new(
@@ -116,6 +134,7 @@ impl ViewerApp {
                 Vec::new()
             },
             remember_lakes,
+            auto_compact,
             screenshot,
             opened_at: std::time::Instant::now(),
             first_paint_reported: false,
@@ -138,7 +157,14 @@ impl ViewerApp {
         self.first_paint_reported = false;
         let label = format!("Opening {lake}");
         self.open_job = Some(Job::spawn(&self.runtime, ctx, label, async move {
-            Ok(Engine::open_with(&lake, &s3).await?)
+            // Recent sessions first; a lake with none (an old capture) is read whole.
+            let since =
+                frameline_engine::generate::now_unix_ns() - RECENT_DAYS * 86_400 * 1_000_000_000;
+            let engine = Engine::open_since(&lake, &s3, Some(since)).await?;
+            if engine.lake().processes().is_empty() {
+                engine.lake().load_dates(None, None).await?;
+            }
+            Ok(engine)
         }));
     }
 
@@ -191,7 +217,11 @@ impl ViewerApp {
                         engine.lake().requests()
                     );
                     self.remember(&name);
-                    self.lake = Some(LakeView::new(engine, &self.runtime, ctx));
+                    let mut view = LakeView::new(engine, &self.runtime, ctx);
+                    if self.auto_compact {
+                        view.start_maintenance(&self.runtime, ctx);
+                    }
+                    self.lake = Some(view);
                 }
                 Err(e) => self.error = Some(e),
             }

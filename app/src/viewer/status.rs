@@ -34,6 +34,18 @@ impl ViewerApp {
             );
             describe(ui, &label, job.started);
         }
+        if let Some(view) = &self.lake {
+            if let Some(job) = &view.maintenance_job {
+                ui.spinner();
+                ui.label(format!(
+                    "{} ({:.1} s)",
+                    job.label,
+                    job.started.elapsed().as_secs_f64()
+                ));
+            } else if let Some(message) = &view.maintenance {
+                ui.label(RichText::new(message).small().weak());
+            }
+        }
         if cancel {
             for job in [
                 self.open_job.take().map(|j| j.cancel()),
