@@ -2,6 +2,8 @@
 //! idempotent, survives being stopped anywhere and running twice at once beside writing games,
 //! and opening a compacted lake costs requests per date, not per session or block.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use async_trait::async_trait;
 use frameline_engine::generate::{FleetOptions, write_fleet};
 use frameline_engine::{CompactOptions, Engine, Lake, LakeLocation};

@@ -1,6 +1,8 @@
 //! Per-session summaries equal the same aggregates computed from the raw tables, are computed
 //! once, and read the same from a local folder and from S3 (moto).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use frameline_engine::Engine;
 use frameline_engine::datafusion::arrow::util::pretty::pretty_format_batches;
 use frameline_engine::generate::{FleetOptions, write_fleet};

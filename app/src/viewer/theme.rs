@@ -91,6 +91,15 @@ pub fn name_color(name: &str) -> Color32 {
     egui::ecolor::Hsva::new(hue, 0.45, 0.75, 1.0).into()
 }
 
+/// Colours of the P50, P95 and P99 bars of the fleet page (`k` = 0, 1, 2).
+pub fn percentile_color(k: usize) -> egui::Color32 {
+    match k {
+        0 => egui::Color32::from_rgb(90, 140, 220),
+        1 => egui::Color32::from_rgb(230, 180, 60),
+        _ => egui::Color32::from_rgb(220, 80, 70),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,14 +117,5 @@ mod tests {
     fn name_colours_are_stable_and_differ() {
         assert_eq!(name_color("physics.solve"), name_color("physics.solve"));
         assert_ne!(name_color("physics.solve"), name_color("render.submit"));
-    }
-}
-
-/// Colours of the P50, P95 and P99 bars of the fleet page (`k` = 0, 1, 2).
-pub fn percentile_color(k: usize) -> egui::Color32 {
-    match k {
-        0 => egui::Color32::from_rgb(90, 140, 220),
-        1 => egui::Color32::from_rgb(230, 180, 60),
-        _ => egui::Color32::from_rgb(220, 80, 70),
     }
 }

@@ -29,6 +29,11 @@ const HOUR_NS: i64 = 3600 * 1_000_000_000;
 /// Requests in flight while reading the catalog.
 const CONCURRENT_REQUESTS: usize = 16;
 
+/// An object read: its bytes, `None` if it vanished since the listing.
+type Fetched = Result<Option<bytes::Bytes>, EngineError>;
+/// A prefix listed.
+type Listed = Result<Vec<object_store::ObjectMeta>, EngineError>;
+
 /// Something in the lake that could not be read; skipped, the rest answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LakeProblem {
@@ -207,12 +212,7 @@ impl Lake {
                     .map(|k| (date.clone(), k.clone(), true)),
             );
         }
-        let fetched: Vec<(
-            String,
-            String,
-            bool,
-            Result<Option<bytes::Bytes>, EngineError>,
-        )> = futures::stream::iter(keys)
+        let fetched: Vec<(String, String, bool, Fetched)> = futures::stream::iter(keys)
             .map(|(date, key, from_object)| async move {
                 let bytes = self.get(&key).await;
                 (date, key, from_object, bytes)
@@ -515,10 +515,7 @@ impl Lake {
                 })
                 .collect()
         };
-        let listings: Vec<(
-            Arc<ProcessMeta>,
-            Result<Vec<object_store::ObjectMeta>, EngineError>,
-        )> = futures::stream::iter(
+        let listings: Vec<(Arc<ProcessMeta>, Listed)> = futures::stream::iter(
             missing
                 .into_iter()
                 .flat_map(|(process, hours)| hours.into_iter().map(move |h| (process.clone(), h))),

@@ -25,6 +25,11 @@ const SESSIONS_PER_PART: usize = 512;
 /// Sessions evaluated at once.
 const CONCURRENT_SESSIONS: usize = 4;
 
+/// One summary's rows for one start date, and the sessions they cover.
+type DateRows = (Vec<RecordBatch>, Vec<String>);
+/// A session and, per summary, its rows (`None`: already covered).
+type SessionResults = (Arc<ProcessMeta>, Vec<Option<Vec<RecordBatch>>>);
+
 /// What one refresh did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SummaryReport {
@@ -140,9 +145,8 @@ impl Engine {
         let lake = self.lake_arc();
         let index = self.summary_index();
         // Rows per summary and start date.
-        let mut rows_by: Vec<BTreeMap<String, (Vec<RecordBatch>, Vec<String>)>> =
-            vec![BTreeMap::new(); views.len()];
-        let results: Vec<Result<(Arc<ProcessMeta>, Vec<Option<Vec<RecordBatch>>>), EngineError>> =
+        let mut rows_by: Vec<BTreeMap<String, DateRows>> = vec![BTreeMap::new(); views.len()];
+        let results: Vec<Result<SessionResults, EngineError>> =
             futures::stream::iter(chunk.iter().cloned())
                 .map(|process| async move {
                     let ctx = self.session_context(&process.process_id)?;
