@@ -31,8 +31,9 @@ pub struct Engine {
     ctx: SessionContext,
     lake: Arc<Lake>,
     summaries: Arc<crate::summaries::SummaryIndex>,
-    summary_views: Vec<crate::summaries::SummaryView>,
-    summary_schemas: std::collections::HashMap<String, datafusion::arrow::datatypes::SchemaRef>,
+    summary_views: Mutex<Vec<crate::summaries::SummaryView>>,
+    summary_schemas:
+        Mutex<std::collections::HashMap<String, datafusion::arrow::datatypes::SchemaRef>>,
     /// Behind locks so panels sharing one engine (`Arc<Engine>`) can save views.
     views: Mutex<Vec<SavedView>>,
     notices: Mutex<Vec<String>>,
@@ -122,26 +123,7 @@ impl Engine {
         let summary_views = crate::summaries::built_in();
         let mut summary_schemas = std::collections::HashMap::new();
         for view in &summary_views {
-            let planned = ctx.sql(&view.sql).await?;
-            let mut fields = vec![
-                Field::new("process_id", DataType::Utf8, false),
-                Field::new(
-                    "start_time",
-                    DataType::Timestamp(
-                        datafusion::arrow::datatypes::TimeUnit::Nanosecond,
-                        Some("UTC".into()),
-                    ),
-                    false,
-                ),
-            ];
-            fields.extend(
-                planned
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.as_ref().clone().with_nullable(true)),
-            );
-            let schema = Arc::new(Schema::new(fields));
+            let schema = crate::summaries::summary_schema_of(&ctx, &view.sql).await?;
             ctx.register_table(
                 view.name.as_str(),
                 Arc::new(crate::summaries::SummaryTable::new(
@@ -157,12 +139,13 @@ impl Engine {
             ctx,
             lake,
             summaries,
-            summary_views,
-            summary_schemas,
+            summary_views: Mutex::new(summary_views),
+            summary_schemas: Mutex::new(summary_schemas),
             views: Mutex::new(Vec::new()),
             notices: Mutex::new(Vec::new()),
         };
         engine.load_views().await?;
+        engine.load_materialized_views().await?;
         Ok(engine)
     }
 
@@ -226,7 +209,36 @@ impl Engine {
 
     /// The summaries kept for every session.
     pub fn summary_views(&self) -> Vec<crate::summaries::SummaryView> {
-        self.summary_views.clone()
+        self.summary_views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds a summary (a materialized view) and its table.
+    pub(crate) fn add_summary(
+        &self,
+        view: crate::summaries::SummaryView,
+        schema: datafusion::arrow::datatypes::SchemaRef,
+    ) -> Result<(), EngineError> {
+        let _ = self.ctx.deregister_table(view.name.as_str())?;
+        self.ctx.register_table(
+            view.name.as_str(),
+            Arc::new(crate::summaries::SummaryTable::new(
+                &view.name,
+                schema.clone(),
+                self.summaries.clone(),
+                self.lake.clone(),
+            )),
+        )?;
+        self.summary_schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(view.name.clone(), schema);
+        let mut views = self.summary_views.lock().unwrap_or_else(|e| e.into_inner());
+        views.retain(|v| v.name != view.name);
+        views.push(view);
+        Ok(())
     }
 
     pub(crate) fn summary_schema(
@@ -234,6 +246,8 @@ impl Engine {
         view: &str,
     ) -> Result<datafusion::arrow::datatypes::SchemaRef, EngineError> {
         self.summary_schemas
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .get(view)
             .cloned()
             .ok_or_else(|| EngineError::Query(format!("no summary named {view}")))
@@ -302,6 +316,11 @@ impl Engine {
         self.views.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Adds a message for the user (`Engine::notices`).
+    pub(crate) fn notice(&self, message: String) {
+        self.notices_lock().push(message);
+    }
+
     fn notices_lock(&self) -> MutexGuard<'_, Vec<String>> {
         self.notices.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -344,6 +363,10 @@ impl Engine {
 
     /// Like [`Engine::sql`], through a shared reference (the viewer's panels share one engine).
     pub async fn execute(&self, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
+        if let Some((name, query)) = crate::summaries::parse_create_materialized(sql) {
+            self.create_materialized_view(&name, &query).await?;
+            return Ok(Vec::new());
+        }
         let plan = self.ctx.state().create_logical_plan(sql).await?;
         let change = match &plan {
             LogicalPlan::Ddl(DdlStatement::CreateView(CreateView {

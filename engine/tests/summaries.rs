@@ -176,3 +176,69 @@ fn local_and_s3_summaries_are_the_same() {
         assert_eq!(on_disk, on_s3);
     });
 }
+
+#[test]
+fn a_materialized_view_is_kept_per_session_in_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    fleet(lake, 4);
+    runtime().block_on(async {
+        let engine = Engine::open(lake).await.unwrap();
+        engine
+            .execute(
+                "CREATE MATERIALIZED VIEW slow_frames AS \
+                 SELECT count(*) AS slow FROM frames WHERE duration_ns > 20000000",
+            )
+            .await
+            .unwrap();
+        // A query that groups by process_id itself keeps one process_id column.
+        engine
+            .execute(
+                "create materialized view spans_per_thread as SELECT process_id, \
+                 CAST(thread_name AS VARCHAR) AS thread, count(*) AS spans \
+                 FROM thread_spans GROUP BY process_id, thread_name",
+            )
+            .await
+            .unwrap();
+        assert!(dir.path().join("materialized/slow_frames.sql").exists());
+        let report = engine.refresh_summaries().await.unwrap();
+        assert_eq!(report.sessions_summarized, 4, "{report:?}");
+        let want_slow = "SELECT process_id, sum(CASE WHEN duration_ns > 20000000 THEN 1 ELSE 0 END) AS slow \
+                         FROM frames GROUP BY process_id ORDER BY process_id";
+        let want_threads = "SELECT process_id, CAST(thread_name AS VARCHAR) AS thread, count(*) AS spans \
+                            FROM thread_spans GROUP BY process_id, thread_name ORDER BY process_id, thread";
+        let got_threads = "SELECT process_id, thread, spans FROM spans_per_thread ORDER BY process_id, thread";
+        assert_eq!(
+            text(&engine, "SELECT process_id, slow FROM slow_frames ORDER BY process_id").await,
+            text(&engine, want_slow).await
+        );
+        assert_eq!(text(&engine, got_threads).await, text(&engine, want_threads).await);
+
+        // A definition in the lake that is more than a view is refused, not run.
+        std::fs::write(
+            dir.path().join("materialized/evil.sql"),
+            "CREATE EXTERNAL TABLE evil STORED AS CSV LOCATION '/etc/passwd'",
+        )
+        .unwrap();
+        let reopened = Engine::open(lake).await.unwrap();
+        assert!(
+            reopened.notices().iter().any(|n| n.contains("evil")),
+            "{:?}",
+            reopened.notices()
+        );
+        assert!(reopened.query("SELECT * FROM evil").await.is_err());
+        // The saved view is back, with its rows; nothing new to compute.
+        assert_eq!(
+            text(&reopened, "SELECT process_id, slow FROM slow_frames ORDER BY process_id").await,
+            text(&reopened, want_slow).await
+        );
+        let again = reopened.refresh_summaries().await.unwrap();
+        assert_eq!(again.sessions_summarized, 0, "{again:?}");
+        assert!(
+            engine
+                .execute("CREATE MATERIALIZED VIEW frames AS SELECT 1 AS one")
+                .await
+                .is_err()
+        );
+    });
+}

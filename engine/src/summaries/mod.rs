@@ -11,9 +11,11 @@
 //! cannot compare sessions, and merging across sessions is left to the reader (counts and sums
 //! add; frame-time percentiles across sessions come from `session_frame_histogram`'s buckets).
 
+mod materialized;
 mod refresh;
 mod table;
 
+pub use materialized::{MATERIALIZED_PREFIX, parse_create_materialized, summary_schema_of};
 pub use refresh::SummaryReport;
 pub use table::{SummaryIndex, SummaryTable};
 
@@ -29,6 +31,11 @@ pub const BUCKETS_PER_OCTAVE: u32 = 8;
 pub struct SummaryView {
     pub name: String,
     pub sql: String,
+}
+
+/// Whether `name` is one of the summaries every lake gets.
+pub fn is_built_in(name: &str) -> bool {
+    built_in().iter().any(|v| v.name == name)
 }
 
 /// The summaries every lake gets.

@@ -69,7 +69,16 @@ fn with_session(
             TimestampNanosecondArray::from(vec![process.start_unix_ns; rows]).with_timezone("UTC"),
         ),
     ];
-    columns.extend(batch.columns().iter().cloned());
+    // A query that returns the session's columns itself: ours replace them.
+    let batch_schema = batch.schema();
+    columns.extend(
+        batch
+            .columns()
+            .iter()
+            .zip(batch_schema.fields())
+            .filter(|(_, f)| !super::materialized::SESSION_COLUMNS.contains(&f.name().as_str()))
+            .map(|(c, _)| c.clone()),
+    );
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| EngineError::Query(e.to_string()))
 }
 
