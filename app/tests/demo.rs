@@ -160,7 +160,8 @@ fn demo_writes_a_capture_of_an_instrumented_game() {
         summary.max_depth
     );
     let frames = summary.metric_names.get("frame").copied().unwrap_or(0);
-    assert!(frames >= 150, "{frames} frames in 3.5 s at 60 fps");
+    // 210 at 60 fps on an idle machine; a loaded one (CI beside other builds) gets fewer.
+    assert!(frames >= 100, "{frames} frames in 3.5 s at 60 fps");
     assert!(
         summary.spans / frames >= 1000,
         "{} spans per frame",
