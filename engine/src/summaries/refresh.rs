@@ -18,8 +18,9 @@ use futures::StreamExt;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-/// Parts of one summary and start date beyond this are merged into one.
-const MAX_PARTS_PER_DATE: usize = 8;
+/// Parts of one summary and start date beyond this are merged into one: a reader of a date
+/// then makes one GET per summary.
+const MAX_PARTS_PER_DATE: usize = 1;
 /// Sessions per written chunk.
 const SESSIONS_PER_PART: usize = 512;
 /// Sessions evaluated at once.
@@ -139,6 +140,18 @@ impl Engine {
             self.summarize_chunk(chunk, &views, &covered, &mut report)
                 .await?;
         }
+        // Dates left with several parts (several refreshes, or one stopped before merging).
+        for view in &views {
+            let schema = self.summary_schema(&view.name)?;
+            let dates: std::collections::BTreeSet<String> = index
+                .keys(&view.name, None, None)
+                .into_iter()
+                .map(|(_, date)| date)
+                .collect();
+            for date in dates {
+                report.parts_merged += self.merge_parts(view, &date, &schema).await?;
+            }
+        }
         report.requests = lake.requests().since(&before);
         Ok(report)
     }
@@ -205,7 +218,6 @@ impl Engine {
                 lake.put(&key, bytes).await?;
                 index.add(&view.name, key, date.clone());
                 report.parts_written += 1;
-                report.parts_merged += self.merge_parts(view, &date, &schema).await?;
             }
         }
         Ok(())
