@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the real viewer window under Xvfb (Vulkan on Mesa's llvmpipe) and writes the README's
 # screenshots: the start screen, the drill-down to the worst frame, the log pane, and the analysis
-# panels on the worst frame (statistics, flame graph against the median frame, SQL, metric plots).
+# panels on the worst frame (statistics, flame graph against the median frame, SQL, metric plots),
+# and the fleet page of a synthetic studio lake.
 #
 #   scripts/screenshots.sh [OUT_DIR]     (default docs/screenshots)
 set -euo pipefail
@@ -30,3 +31,8 @@ for view in start drilldown logs stats flame sql metrics; do
     timeout 120 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" "${args[@]}" >&2
   echo "$out/$view.png"
 done
+# The fleet page of a studio lake (synthetic sessions, compacted and summarized).
+"$bin" demo --sessions 2000 --days 7 --out "$work/studio" >&2
+FRAMELINE_SCREENSHOT="$out/fleet.png" FRAMELINE_SCREENSHOT_VIEW=fleet XDG_CONFIG_HOME="$work/config" \
+  timeout 300 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" open "$work/studio" --no-compact >&2
+echo "$out/fleet.png"

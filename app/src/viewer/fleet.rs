@@ -362,11 +362,22 @@ impl FleetPage {
             Plot::new("fleet_groups")
                 .height(height)
                 .legend(Legend::default())
+                .show_x(false)
                 .y_axis_label("frame time (ms)")
                 .allow_scroll(false)
                 .show(&mut columns[0], |plot| {
                     for chart in bars {
                         plot.bar_chart(chart);
+                    }
+                    // Each group's name under its three bars (at 4g, 4g + 1, 4g + 2).
+                    for (g, group) in self.groups.iter().enumerate() {
+                        let at = egui_plot::PlotPoint::new(g as f64 * 4.0 + 1.0, -1.5);
+                        // No name: not a legend entry.
+                        plot.text(egui_plot::Text::new(
+                            "",
+                            at,
+                            format!("{} = {}", self.group_by, group.value),
+                        ));
                     }
                 });
             Plot::new("fleet_days")
@@ -436,7 +447,7 @@ impl FleetPage {
             .striped(true)
             .resizable(true)
             .sense(egui::Sense::click())
-            .column(Column::auto().at_least(90.0))
+            .column(Column::auto().at_least(124.0))
             .column(Column::auto().at_least(120.0))
             .columns(Column::auto().at_least(60.0), 4 + keys.len());
         table = table.columns(Column::auto().at_least(54.0), 6);

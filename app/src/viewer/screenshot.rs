@@ -1,5 +1,5 @@
 //! Screenshot scripting for the README: `FRAMELINE_SCREENSHOT=file.png` with
-//! `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs|stats|flame|sql|metrics`.
+//! `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs|stats|flame|sql|metrics|fleet`.
 
 use super::{Tab, ViewerApp, flame};
 use frameline_engine::analysis::Selection;
@@ -39,6 +39,11 @@ impl ViewerApp {
         }
         let ready = match plan.view.as_str() {
             "start" => true,
+            "fleet" => {
+                self.lake.as_ref().is_some_and(|v| {
+                    v.page == super::Page::Fleet && !v.fleet.sessions().is_empty() && !v.busy()
+                }) && self.open_job.is_none()
+            }
             _ => {
                 self.lake
                     .as_ref()
@@ -54,6 +59,12 @@ impl ViewerApp {
         if plan.ready_frames == 1
             && let Some(view) = &mut self.lake
         {
+            if plan.view == "fleet" {
+                // The sessions grouped by build, the worst P99 first.
+                view.fleet.group_by = "build".into();
+                view.fleet.sort = super::fleet::SortBy::P99;
+                view.fleet.ascending = false;
+            }
             // The drill-down: the worst frame on the timeline; the log pane: its warnings; the
             // panels: the worst frame selected, analysed, compared with the median frame.
             let worst = view.worst_frame();
