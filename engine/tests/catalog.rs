@@ -519,3 +519,57 @@ fn local_and_s3_compactions_read_the_same() {
         assert_eq!(again.parts_written, 0);
     });
 }
+
+#[test]
+fn queries_read_only_the_dates_and_block_listings_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    let ids = fleet(lake, 6, 3, 2, 9);
+    runtime().block_on(async {
+        Lake::open(lake)
+            .await
+            .unwrap()
+            .compact(&compact_all())
+            .await
+            .unwrap();
+        // Opened on the last day only: one process part read.
+        let last_day = END_NS - 2 * 3_600_000_000_000;
+        let engine = Engine::open_since(lake, &Default::default(), Some(last_day))
+            .await
+            .unwrap();
+        let dates = engine.lake().dates().len() as u64;
+        assert!(dates >= 3, "{dates}");
+        let opened = engine.lake().requests();
+        assert_eq!(opened.get, 1 + 1, "{opened}");
+        // A start_time filter inside the loaded dates reads nothing more; `processes` with no
+        // filter reads the other dates' parts.
+        let recent = engine
+            .query(&format!(
+                "SELECT count(*) AS n FROM processes WHERE start_time >= to_timestamp_nanos({last_day})"
+            ))
+            .await
+            .unwrap();
+        assert!(frameline_engine::columns::i64s(&recent[0], "n").unwrap()[0] >= 1);
+        assert_eq!(engine.lake().requests().since(&opened).total(), 0);
+        engine.query("SELECT count(*) FROM processes").await.unwrap();
+        let all_dates = engine.lake().requests().since(&opened);
+        assert_eq!(all_dates.get, dates - 1, "{all_dates}");
+        assert_eq!(all_dates.list, 0, "{all_dates}");
+
+        // One process's frames: its streams part, its own hours listed, its metrics blocks.
+        let id = &ids[0];
+        let before = engine.lake().requests();
+        engine
+            .query(&format!("SELECT count(*) FROM frames WHERE process_id = '{id}'"))
+            .await
+            .unwrap();
+        let cost = engine.lake().requests().since(&before);
+        let metric_blocks = keys_under(dir.path(), "blocks/")
+            .iter()
+            .filter(|k| k.contains(&format!("/{id}/metrics-")))
+            .count() as u64;
+        assert!(metric_blocks > 0);
+        assert!((1..=2).contains(&cost.list), "one LIST per hour of its life: {cost}");
+        assert_eq!(cost.get, 1 + metric_blocks, "{cost}");
+    });
+}
