@@ -75,7 +75,8 @@ fn formats_table_csv_json_and_out_file() {
     assert!(out.stdout.is_empty());
     let written = std::fs::read_to_string(&file).unwrap();
     let frames: u64 = written.lines().nth(1).unwrap().parse().unwrap();
-    assert!(frames > 150, "{written}");
+    // About 60 per second recorded; fewer on a loaded machine.
+    assert!(frames > 50, "{written}");
 }
 
 #[test]
