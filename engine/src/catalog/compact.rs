@@ -232,12 +232,7 @@ impl Lake {
         let mut parts_read = Vec::new();
         for (key, bytes) in self.get_all(plan.process_parts.clone()).await {
             let parsed = match bytes {
-                Ok(Some(bytes)) => rows::from_parquet(bytes).and_then(|batches| {
-                    batches.iter().try_fold(Vec::new(), |mut all, b| {
-                        all.extend(rows::processes_from_batch(b)?);
-                        Ok(all)
-                    })
-                }),
+                Ok(Some(bytes)) => rows::processes_of_part(bytes),
                 // Folded by another compactor: its rows are in that compactor's part.
                 Ok(None) => continue,
                 Err(e) => Err(e.to_string()),
@@ -255,12 +250,7 @@ impl Lake {
         }
         for (key, bytes) in self.get_all(plan.stream_parts.clone()).await {
             let parsed = match bytes {
-                Ok(Some(bytes)) => rows::from_parquet(bytes).and_then(|batches| {
-                    batches.iter().try_fold(Vec::new(), |mut all, b| {
-                        all.extend(rows::streams_from_batch(b)?);
-                        Ok(all)
-                    })
-                }),
+                Ok(Some(bytes)) => rows::streams_of_part(bytes),
                 Ok(None) => continue,
                 Err(e) => Err(e.to_string()),
             };

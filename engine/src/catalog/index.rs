@@ -251,12 +251,7 @@ impl Lake {
                     })
                     .map_err(|e| format!("not a process description: {e}"))
             } else {
-                rows::from_parquet(bytes).and_then(|batches| {
-                    batches.iter().try_fold(Vec::new(), |mut all, batch| {
-                        all.extend(rows::processes_from_batch(batch)?);
-                        Ok(all)
-                    })
-                })
+                rows::processes_of_part(bytes)
             };
             match parsed {
                 Ok(processes) => {
@@ -422,12 +417,7 @@ impl Lake {
                 Ok(Some(bytes)) if from_object => serde_json::from_slice::<StreamMeta>(&bytes)
                     .map(|s| vec![s])
                     .map_err(|e| format!("not a stream description: {e}")),
-                Ok(Some(bytes)) => rows::from_parquet(bytes).and_then(|batches| {
-                    batches.iter().try_fold(Vec::new(), |mut all, batch| {
-                        all.extend(rows::streams_from_batch(batch)?);
-                        Ok(all)
-                    })
-                }),
+                Ok(Some(bytes)) => rows::streams_of_part(bytes),
                 Ok(None) => Err("vanished between listing and reading".to_owned()),
                 Err(e) => Err(e.to_string()),
             };

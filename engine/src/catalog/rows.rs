@@ -266,6 +266,27 @@ pub fn from_parquet(bytes: bytes::Bytes) -> Result<Vec<RecordBatch>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The process rows of a catalog part.
+pub fn processes_of_part(bytes: bytes::Bytes) -> Result<Vec<CatalogProcess>, String> {
+    rows_of_part(bytes, processes_from_batch)
+}
+
+/// The stream rows of a catalog part.
+pub fn streams_of_part(bytes: bytes::Bytes) -> Result<Vec<StreamMeta>, String> {
+    rows_of_part(bytes, streams_from_batch)
+}
+
+fn rows_of_part<T>(
+    bytes: bytes::Bytes,
+    rows_of_batch: fn(&RecordBatch) -> Result<Vec<T>, String>,
+) -> Result<Vec<T>, String> {
+    let mut all = Vec::new();
+    for batch in from_parquet(bytes)? {
+        all.extend(rows_of_batch(&batch)?);
+    }
+    Ok(all)
+}
+
 /// A stable 128-bit FNV-1a hash: names a catalog part by what it holds.
 pub fn content_hash(parts: impl IntoIterator<Item = impl AsRef<[u8]>>) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;

@@ -10,7 +10,6 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Result as DfResult;
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use frameline_instrument::lake as layout;
@@ -256,7 +255,6 @@ impl TableProvider for SummaryTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filters: Vec<&Expr> = filters.iter().collect();
         let batches = self.rows(&filters).await?;
-        let table = MemTable::try_new(self.schema.clone(), vec![batches])?;
-        table.scan(state, projection, &[], limit).await
+        crate::tables::scan_batches(state, self.schema.clone(), batches, projection, limit).await
     }
 }

@@ -15,7 +15,6 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::Result as DfResult;
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use frameline_instrument::lake::{ProcessMeta, StreamMeta};
@@ -347,7 +346,6 @@ impl TableProvider for CatalogTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let filters: Vec<&Expr> = filters.iter().collect();
         let batch = self.rows(&filters).await?;
-        let table = MemTable::try_new(self.schema.clone(), vec![vec![batch]])?;
-        table.scan(state, projection, &[], limit).await
+        super::scan_batches(state, self.schema.clone(), vec![batch], projection, limit).await
     }
 }

@@ -69,6 +69,19 @@ impl EventTable {
     }
 }
 
+/// The plan of a table whose rows were just computed in memory (catalog tables, summaries):
+/// projection and limit applied by a `MemTable`.
+pub(crate) async fn scan_batches(
+    state: &dyn Session,
+    schema: SchemaRef,
+    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    projection: Option<&Vec<usize>>,
+    limit: Option<usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+    table.scan(state, projection, &[], limit).await
+}
+
 /// A table whose rows are decoded from blocks when a query scans it.
 #[derive(Debug)]
 pub struct BlockTable {
