@@ -242,3 +242,67 @@ fn a_materialized_view_is_kept_per_session_in_the_lake() {
         );
     });
 }
+
+#[test]
+fn damaged_parts_are_skipped_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    fleet(lake, 4);
+    runtime().block_on(async {
+        frameline_engine::Lake::open(lake)
+            .await
+            .unwrap()
+            .compact(&frameline_engine::CompactOptions {
+                stale_after: std::time::Duration::ZERO,
+            })
+            .await
+            .unwrap();
+        Engine::open(lake)
+            .await
+            .unwrap()
+            .refresh_summaries()
+            .await
+            .unwrap();
+        let first_part = |prefix: &str| {
+            let folder = std::fs::read_dir(dir.path().join(prefix))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            std::fs::read_dir(folder)
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path()
+        };
+        // Parquet's magic with garbage between: the decoder must refuse it, not crash.
+        let garble = |path: &std::path::Path| {
+            let mut bytes = std::fs::read(path).unwrap();
+            let middle = bytes.len() / 2;
+            for b in &mut bytes[8..middle] {
+                *b = 0xa5;
+            }
+            std::fs::write(path, bytes).unwrap();
+        };
+        let summary_part = first_part("summaries/session_frames");
+        let catalog_part = first_part("catalog/processes");
+        garble(&summary_part);
+        garble(&catalog_part);
+        let engine = Engine::open(lake).await.unwrap();
+        let frames = text(&engine, "SELECT count(*) AS n FROM session_frames").await;
+        let processes = text(&engine, "SELECT count(*) AS n FROM processes").await;
+        let problems = text(&engine, "SELECT key FROM lake_problems ORDER BY key").await;
+        for part in [&summary_part, &catalog_part] {
+            let key = part
+                .strip_prefix(dir.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            assert!(problems.contains(&key), "{problems}");
+        }
+        assert!(!frames.contains("| 4 "), "{frames}");
+        assert!(!processes.contains("| 4 "), "{processes}");
+    });
+}

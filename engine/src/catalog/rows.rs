@@ -255,15 +255,34 @@ pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// Every batch of a Parquet file held in memory.
+/// Parts larger than this are refused (a day's catalog of 10^4 sessions is a few MB).
+pub const MAX_PART_BYTES: usize = 256 << 20;
+
+/// Every batch of a Parquet file held in memory. The file comes from a lake: one larger than
+/// [`MAX_PART_BYTES`] is refused, and a panic of the Parquet decoder on crafted bytes is an
+/// error, not a crash.
 pub fn from_parquet(bytes: bytes::Bytes) -> Result<Vec<RecordBatch>, String> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| e.to_string())?
-        .build()
-        .map_err(|e| e.to_string())?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())
+    if bytes.len() > MAX_PART_BYTES {
+        return Err(format!(
+            "{} bytes, more than a part's {MAX_PART_BYTES}",
+            bytes.len()
+        ));
+    }
+    guard_decoder(|| {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .map_err(|e| e.to_string())?
+            .build()
+            .map_err(|e| e.to_string())?;
+        reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// Runs a third-party decoder over bytes from a lake: its panic becomes an error.
+pub fn guard_decoder<T>(decode: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .unwrap_or_else(|_| Err("the Parquet decoder failed on these bytes".to_owned()))
 }
 
 /// The process rows of a catalog part.

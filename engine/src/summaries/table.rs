@@ -127,9 +127,20 @@ impl SummaryIndex {
 }
 
 fn read_part(bytes: bytes::Bytes) -> Result<SummaryPart, String> {
-    let builder =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes.clone())
-            .map_err(|e| e.to_string())?;
+    if bytes.len() > rows::MAX_PART_BYTES {
+        return Err(format!("{} bytes, more than a part's", bytes.len()));
+    }
+    let sessions = rows::guard_decoder(|| sessions_of_part(bytes.clone()))?;
+    Ok(SummaryPart {
+        sessions,
+        batches: rows::from_parquet(bytes)?,
+    })
+}
+
+/// The sessions a part covers, from its Parquet metadata.
+fn sessions_of_part(bytes: bytes::Bytes) -> Result<Vec<String>, String> {
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| e.to_string())?;
     let sessions_json = builder
         .metadata()
         .file_metadata()
@@ -137,12 +148,7 @@ fn read_part(bytes: bytes::Bytes) -> Result<SummaryPart, String> {
         .and_then(|kv| kv.iter().find(|kv| kv.key == SESSIONS_METADATA_KEY))
         .and_then(|kv| kv.value.clone())
         .ok_or_else(|| format!("no {SESSIONS_METADATA_KEY} metadata"))?;
-    let sessions: Vec<String> = serde_json::from_str(&sessions_json)
-        .map_err(|e| format!("{SESSIONS_METADATA_KEY}: {e}"))?;
-    Ok(SummaryPart {
-        sessions,
-        batches: rows::from_parquet(bytes)?,
-    })
+    serde_json::from_str(&sessions_json).map_err(|e| format!("{SESSIONS_METADATA_KEY}: {e}"))
 }
 
 /// A summary as a table.
