@@ -199,6 +199,9 @@ async fn query(args: QueryArgs) -> Result<()> {
     for notice in engine.notices() {
         eprintln!("note: {notice}");
     }
+    for problem in engine.lake().problems() {
+        eprintln!("skipped: {}: {}", problem.key, problem.detail);
+    }
     engine.flush_cache().await;
     let bytes = render(&batches, format)?;
     match out {

@@ -65,6 +65,8 @@ pub struct Lake {
     pub(crate) catalog_loading: tokio::sync::Mutex<()>,
     blocks_fetched: AtomicU64,
     bytes_fetched: AtomicU64,
+    /// Blocks skipped as damaged (corrupt, vanished) since the lake was opened.
+    blocks_skipped: AtomicU64,
     cache: Arc<BlockCache>,
 }
 
@@ -306,6 +308,7 @@ impl Lake {
             catalog_loading: tokio::sync::Mutex::new(()),
             blocks_fetched: AtomicU64::new(0),
             bytes_fetched: AtomicU64::new(0),
+            blocks_skipped: AtomicU64::new(0),
         };
         lake.read_index().await?;
         let since_date = since_unix_ns.map(layout::date_of_unix_ns);
@@ -421,6 +424,17 @@ impl Lake {
     /// Block objects fetched since the lake was opened.
     pub fn blocks_fetched(&self) -> u64 {
         self.blocks_fetched.load(Ordering::Relaxed)
+    }
+
+    /// A damaged block a query skipped: counted and listed in `lake_problems`.
+    pub(crate) fn block_skipped(&self, key: &str, detail: String) {
+        self.blocks_skipped.fetch_add(1, Ordering::Relaxed);
+        self.catalog_problem(key, detail);
+    }
+
+    /// Damaged blocks skipped by queries since the lake was opened.
+    pub fn blocks_skipped(&self) -> u64 {
+        self.blocks_skipped.load(Ordering::Relaxed)
     }
 
     /// Bytes of block objects fetched since the lake was opened.

@@ -498,13 +498,19 @@ async fn an_object_larger_than_any_block_is_refused_without_being_fetched() {
     drop(file);
 
     let engine = frameline_engine::Engine::open(lake).await.unwrap();
-    let error = engine
+    // Skipped and reported; the other blocks answer.
+    engine
         .query("SELECT count(*) FROM thread_spans")
         .await
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains(&cpu[0].key), "{error}");
-    assert!(error.contains("a block is 96 to"), "{error}");
+        .unwrap();
+    assert_eq!(engine.lake().blocks_skipped(), 1);
+    let problem = engine
+        .lake()
+        .problems()
+        .into_iter()
+        .find(|p| p.key == cpu[0].key)
+        .unwrap();
+    assert!(problem.detail.contains("a block is 96 to"), "{problem:?}");
     assert!(
         engine.lake().bytes_fetched() < MAX_BLOCK_OBJECT_BYTES,
         "{} bytes fetched",

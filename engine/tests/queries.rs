@@ -458,7 +458,7 @@ fn errors_name_what_was_tried() {
 }
 
 #[test]
-fn a_corrupt_block_names_its_key_and_the_rest_stays_queryable() {
+fn a_corrupt_block_is_skipped_and_reported_and_the_rest_answers() {
     let c = capture();
     let dir = tempfile::tempdir().unwrap();
     copy_capture(dir.path());
@@ -479,21 +479,45 @@ fn a_corrupt_block_names_its_key_and_the_rest_stays_queryable() {
             .key
             .clone();
         let path = dir.path().join(&victim);
-        let mut bytes = std::fs::read(&path).unwrap();
+        let original = std::fs::read(&path).unwrap();
+        let mut bytes = original.clone();
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
 
         let mut engine = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
-        let error = engine
-            .sql(&format!(
+        // The damaged block is skipped and reported; the rest of its process answers.
+        let game_spans = count(
+            &mut engine,
+            &format!(
                 "SELECT count(*) FROM thread_spans WHERE process_id = '{}'",
                 c.game
-            ))
-            .await
-            .unwrap_err();
-        assert!(error.to_string().contains(&victim), "{error}");
-        assert!(error.to_string().contains("checksum"), "{error}");
+            ),
+        )
+        .await;
+        assert!(game_spans > 0);
+        assert_eq!(engine.lake().blocks_skipped(), 1);
+        let problems = table(
+            &engine
+                .sql("SELECT key, problem FROM lake_problems")
+                .await
+                .unwrap(),
+        );
+        assert!(problems.contains(&victim), "{problems}");
+        assert!(problems.contains("checksum"), "{problems}");
+        // Fewer spans than with the block intact.
+        std::fs::write(&path, &original).unwrap();
+        let mut intact = Engine::open(dir.path().to_str().unwrap()).await.unwrap();
+        intact.clear_caches();
+        let all_spans = count(
+            &mut intact,
+            &format!(
+                "SELECT count(*) FROM thread_spans WHERE process_id = '{}'",
+                c.game
+            ),
+        )
+        .await;
+        assert!(game_spans < all_spans, "{game_spans} of {all_spans}");
         // Other tables and other processes still answer.
         let tool = count(
             &mut engine,

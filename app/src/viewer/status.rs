@@ -35,6 +35,21 @@ impl ViewerApp {
             describe(ui, &label, job.started);
         }
         if let Some(view) = &self.lake {
+            let problems = view.engine.lake().problems();
+            if !problems.is_empty() {
+                ui.label(
+                    RichText::new(format!("{} damaged objects skipped", problems.len()))
+                        .color(theme::WARNING_TEXT),
+                )
+                .on_hover_text(
+                    problems
+                        .iter()
+                        .take(20)
+                        .map(|p| format!("{}: {}", p.key, p.detail))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
             if let Some(job) = &view.maintenance_job {
                 ui.spinner();
                 ui.label(format!(

@@ -20,6 +20,8 @@ use std::sync::atomic::Ordering;
 use decode::FrameMarkers;
 
 enum Decoded {
+    /// A damaged or vanished block: skipped, reported in `lake_problems`, the rest answers.
+    Damaged(EngineError),
     Batch(RecordBatch),
     Markers(FrameMarkers),
 }
@@ -197,53 +199,71 @@ impl BlockScan {
                 max_rows,
                 decoded,
             };
-            // Frames pair markers across blocks: not cached per block. A block whose context
-            // cannot be found is not cached either (decoding says why).
-            let cache_key = (table != EventTable::Frames)
-                .then(|| decode::context_for(&lake, &entry, last).ok())
-                .flatten()
-                .map(|ctx| CacheKey::new(table.name(), &table.schema(), &ctx));
-            if let Some(key) = cache_key.clone() {
-                // Memory first, on this task; the disk (file I/O) on a blocking thread.
-                let mut cached = lake.cache().get_memory(&key);
-                if cached.is_none() && lake.cache().has_disk() {
-                    let cached_lake = lake.clone();
-                    cached = tokio::task::spawn_blocking(move || cached_lake.cache().get(&key))
-                        .await
-                        .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
-                }
-                if let Some(batch) = cached {
-                    return Ok(read(Decoded::Batch(batch)));
-                }
-            }
-            // An object no valid block can be is refused from the listing's size, unfetched.
-            if !decode::block_size_ok(entry.size_bytes) {
-                return Err(EngineError::Corrupt {
-                    key: entry.key.clone(),
-                    detail: format!(
-                        "it is {} bytes, and a block is {} to {} bytes",
-                        entry.size_bytes,
-                        frameline_instrument::format::HEADER_BYTES,
-                        decode::MAX_BLOCK_OBJECT_BYTES
-                    ),
-                });
-            }
-            let bytes = lake.fetch_block(&entry.key).await?;
-            let decoded = tokio::task::spawn_blocking(move || {
-                let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
-                if let (Some(key), Decoded::Batch(batch)) = (cache_key, &decoded) {
-                    if keep_in_memory {
-                        lake.cache().put_later(key, batch);
-                    } else {
-                        lake.cache().write_later(key, batch);
+            let decoded = async move {
+                // Frames pair markers across blocks: not cached per block. A block whose context
+                // cannot be found is not cached either (decoding says why).
+                let cache_key = (table != EventTable::Frames)
+                    .then(|| decode::context_for(&lake, &entry, last).ok())
+                    .flatten()
+                    .map(|ctx| CacheKey::new(table.name(), &table.schema(), &ctx));
+                if let Some(key) = cache_key.clone() {
+                    // Memory first, on this task; the disk (file I/O) on a blocking thread.
+                    let mut cached = lake.cache().get_memory(&key);
+                    if cached.is_none() && lake.cache().has_disk() {
+                        let cached_lake = lake.clone();
+                        cached = tokio::task::spawn_blocking(move || cached_lake.cache().get(&key))
+                            .await
+                            .map_err(|e| EngineError::Query(format!("cache task failed: {e}")))?;
+                    }
+                    if let Some(batch) = cached {
+                        return Ok(Decoded::Batch(batch));
                     }
                 }
-                Ok::<_, EngineError>(decoded)
-            })
-            .await
-            .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))??;
-            Ok(read(decoded))
+                // An object no valid block can be is refused from the listing's size, unfetched.
+                if !decode::block_size_ok(entry.size_bytes) {
+                    return Err(EngineError::Corrupt {
+                        key: entry.key.clone(),
+                        detail: format!(
+                            "it is {} bytes, and a block is {} to {} bytes",
+                            entry.size_bytes,
+                            frameline_instrument::format::HEADER_BYTES,
+                            decode::MAX_BLOCK_OBJECT_BYTES
+                        ),
+                    });
+                }
+                let bytes = lake.fetch_block(&entry.key).await?;
+                tokio::task::spawn_blocking(move || {
+                    let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
+                    if let (Some(key), Decoded::Batch(batch)) = (cache_key, &decoded) {
+                        if keep_in_memory {
+                            lake.cache().put_later(key, batch);
+                        } else {
+                            lake.cache().write_later(key, batch);
+                        }
+                    }
+                    Ok::<_, EngineError>(decoded)
+                })
+                .await
+                .map_err(|e| EngineError::Query(format!("decoding task failed: {e}")))?
+            }
+            .await;
+            match decoded {
+                Ok(decoded) => Ok(read(decoded)),
+                Err(e) if is_damage(&e) => Ok(read(Decoded::Damaged(e))),
+                Err(e) => Err(e),
+            }
         })
+    }
+}
+
+/// Whether a block's error is damage to that block (skipped and reported) rather than a failure
+/// of the store or the query (which ends the query): a corrupt block, or one that vanished
+/// between the listing and the read.
+fn is_damage(error: &EngineError) -> bool {
+    match error {
+        EngineError::Corrupt { .. } => true,
+        EngineError::Store { detail, .. } => detail.to_ascii_lowercase().contains("not found"),
+        _ => false,
     }
 }
 
@@ -303,6 +323,15 @@ impl<P: Borrow<Progress>> State<P> {
             };
             self.pending_rows = self.pending_rows.saturating_sub(read.max_rows);
             let batch = match read.decoded {
+                Decoded::Damaged(error) => {
+                    let (key, detail) = match &error {
+                        EngineError::Corrupt { key, detail }
+                        | EngineError::Store { key, detail } => (key.clone(), detail.clone()),
+                        other => (String::new(), other.to_string()),
+                    };
+                    self.scan.lake.block_skipped(&key, detail);
+                    continue;
+                }
                 Decoded::Markers(m) => {
                     self.markers
                         .entry(read.stream_id)
