@@ -59,14 +59,17 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 /// any order): the smallest bound with at least `q × total` frames at or below it.
 pub fn histogram_quantile(buckets: &mut [(i64, i64)], q: f64) -> Option<i64> {
     buckets.sort_unstable();
-    let total: i64 = buckets.iter().map(|b| b.1).sum();
+    // Counts may come from a lake: negative ones count as zero, sums saturate.
+    let total = buckets
+        .iter()
+        .fold(0i64, |sum, b| sum.saturating_add(b.1.max(0)));
     if total <= 0 {
         return None;
     }
     let wanted = (q * total as f64).ceil().max(1.0) as i64;
-    let mut seen = 0;
+    let mut seen = 0i64;
     for &(bucket, frames) in buckets.iter() {
-        seen += frames;
+        seen = seen.saturating_add(frames.max(0));
         if seen >= wanted {
             return Some(bucket);
         }
@@ -95,21 +98,26 @@ pub fn distribution_by(
     for row in histograms.iter().filter(|r| chosen.contains(&r.session)) {
         let value = value_of(row.session);
         let day = sessions[row.session].start_ns.div_euclid(DAY_NS) * DAY_NS;
-        *all.entry(value.clone())
+        // Counts come from summary parts in the lake: clamped and added without overflow.
+        let frames = row.frames.max(0);
+        let slot = all
+            .entry(value.clone())
             .or_default()
             .entry(row.bucket_ns)
-            .or_default() += row.frames;
-        *daily
+            .or_default();
+        *slot = slot.saturating_add(frames);
+        let slot = daily
             .entry((value.clone(), day))
             .or_default()
             .entry(row.bucket_ns)
-            .or_default() += row.frames;
+            .or_default();
+        *slot = slot.saturating_add(frames);
         members.entry(value).or_default().insert(row.session);
     }
     all.into_iter()
         .map(|(value, buckets)| {
             let mut buckets: Vec<(i64, i64)> = buckets.into_iter().collect();
-            let frames = buckets.iter().map(|b| b.1).sum();
+            let frames = buckets.iter().fold(0i64, |sum, b| sum.saturating_add(b.1));
             let daily_p99 = daily
                 .iter()
                 .filter(|((v, _), _)| *v == value)
@@ -244,6 +252,9 @@ mod tests {
         assert_eq!(histogram_quantile(&mut buckets, 0.99), Some(20));
         assert_eq!(histogram_quantile(&mut buckets, 1.0), Some(30));
         assert_eq!(histogram_quantile(&mut [], 0.5), None);
+        // Counts read from a hostile part: no overflow, no panic.
+        let mut hostile = vec![(10, i64::MAX), (20, i64::MAX), (30, -5)];
+        assert_eq!(histogram_quantile(&mut hostile, 0.99), Some(10));
     }
 
     #[test]

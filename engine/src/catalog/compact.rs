@@ -207,7 +207,7 @@ impl Lake {
         let mut new_processes: Vec<(String, ProcessMeta)> = Vec::new();
         for (key, bytes) in fetched {
             match bytes {
-                Ok(Some(bytes)) => match serde_json::from_slice::<ProcessMeta>(&bytes) {
+                Ok(Some(bytes)) => match rows::object_json::<ProcessMeta>(&bytes) {
                     Ok(meta) => {
                         let stale = modified
                             .get(key.as_str())
@@ -277,7 +277,7 @@ impl Lake {
         let mut folded_orphans = Vec::new();
         for (key, bytes) in self.get_all(orphan_keys).await {
             match bytes {
-                Ok(Some(bytes)) => match serde_json::from_slice::<StreamMeta>(&bytes) {
+                Ok(Some(bytes)) => match rows::object_json::<StreamMeta>(&bytes) {
                     Ok(stream) => {
                         streams.insert(stream.stream_id.clone(), stream);
                         folded_orphans.push(key);
@@ -299,7 +299,7 @@ impl Lake {
             let mut complete = true;
             for (stream_key, bytes) in self.get_all(process_streams.clone()).await {
                 match bytes {
-                    Ok(Some(bytes)) => match serde_json::from_slice::<StreamMeta>(&bytes) {
+                    Ok(Some(bytes)) => match rows::object_json::<StreamMeta>(&bytes) {
                         Ok(stream) => {
                             streams.insert(stream.stream_id.clone(), stream);
                         }

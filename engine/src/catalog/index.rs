@@ -242,7 +242,7 @@ impl Lake {
                 }
             };
             let parsed: Result<Vec<CatalogProcess>, String> = if from_object {
-                serde_json::from_slice::<ProcessMeta>(&bytes)
+                rows::object_json::<ProcessMeta>(&bytes)
                     .map(|meta| {
                         vec![CatalogProcess {
                             meta,
@@ -414,7 +414,7 @@ impl Lake {
         let mut state = self.catalog();
         for (key, from_object, bytes) in fetched {
             let parsed: Result<Vec<StreamMeta>, String> = match bytes {
-                Ok(Some(bytes)) if from_object => serde_json::from_slice::<StreamMeta>(&bytes)
+                Ok(Some(bytes)) if from_object => rows::object_json::<StreamMeta>(&bytes)
                     .map(|s| vec![s])
                     .map_err(|e| format!("not a stream description: {e}")),
                 Ok(Some(bytes)) => rows::streams_of_part(bytes),

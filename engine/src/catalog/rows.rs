@@ -255,6 +255,20 @@ pub fn to_parquet(batch: &RecordBatch) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Process and stream objects larger than this are refused (a real one is under 4 KiB).
+pub const MAX_OBJECT_JSON_BYTES: usize = 1 << 20;
+
+/// A process or stream object read from a lake: refused past [`MAX_OBJECT_JSON_BYTES`].
+pub fn object_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.len() > MAX_OBJECT_JSON_BYTES {
+        return Err(format!(
+            "{} bytes, more than an object's {MAX_OBJECT_JSON_BYTES}",
+            bytes.len()
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| e.to_string())
+}
+
 /// Parts larger than this are refused (a day's catalog of 10^4 sessions is a few MB).
 pub const MAX_PART_BYTES: usize = 256 << 20;
 
