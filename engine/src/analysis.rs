@@ -322,16 +322,15 @@ impl FlameGraph {
         Some(at)
     }
 
-    /// Per node of `self`: its total minus the total of the same call path in `baseline`
-    /// (a path missing from the baseline counts as 0 there).
-    pub fn diff_ns(&self, baseline: &FlameGraph) -> Vec<i64> {
-        let mut out = vec![0; self.nodes.len()];
+    /// Per node of `self`: the node of `baseline` at the same call path, if any.
+    pub fn matched_in(&self, baseline: &FlameGraph) -> Vec<Option<u32>> {
         let mut matched: Vec<Option<u32>> = vec![None; self.nodes.len()];
-        matched[0] = Some(0);
+        if let Some(root) = matched.first_mut() {
+            *root = (!baseline.nodes.is_empty()).then_some(0);
+        }
         // Parents come before children in `nodes`.
-        for (i, node) in self.nodes.iter().enumerate() {
-            if i > 0
-                && let Some(parent) = node.parent
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            if let Some(parent) = node.parent
                 && let Some(bp) = matched[parent as usize]
             {
                 let name = self.name(i as u32);
@@ -341,9 +340,18 @@ impl FlameGraph {
                     .copied()
                     .find(|&c| baseline.name(c) == name);
             }
-            out[i] = node.total_ns - matched[i].map_or(0, |b| baseline.nodes[b as usize].total_ns);
         }
-        out
+        matched
+    }
+
+    /// Per node of `self`: its total minus the total of the same call path in `baseline`
+    /// (a path missing from the baseline counts as 0 there).
+    pub fn diff_ns(&self, baseline: &FlameGraph) -> Vec<i64> {
+        self.matched_in(baseline)
+            .iter()
+            .zip(&self.nodes)
+            .map(|(m, node)| node.total_ns - m.map_or(0, |b| baseline.nodes[b as usize].total_ns))
+            .collect()
     }
 }
 

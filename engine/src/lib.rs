@@ -11,6 +11,7 @@ mod aws;
 pub mod cache;
 pub mod catalog;
 pub mod columns;
+pub mod compare;
 pub mod decode;
 pub mod dirs;
 mod engine;

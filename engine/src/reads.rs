@@ -108,6 +108,36 @@ impl Engine {
         Ok(frames)
     }
 
+    /// [`Engine::frame_times`] with the process of each frame (what a comparison of several
+    /// processes needs: spans belong to the frames of their own process).
+    pub async fn frame_times_by_process(
+        &self,
+        process_ids: &[String],
+        frame_set: &str,
+    ) -> Result<Vec<(String, FrameTime)>, EngineError> {
+        let frame = filtered(
+            self.context().table("frames").await?,
+            [
+                Some(col("name").eq(lit(frame_set))),
+                of_processes(process_ids),
+            ],
+        )?
+        .select(vec![col("process_id"), col("begin_time"), col("end_time")])?
+        .sort(vec![col("begin_time").sort(true, false)])?;
+        let mut frames = Vec::new();
+        for batch in self.read(frame).await? {
+            let processes = strings(&batch, "process_id")?;
+            let (begins, ends) = (i64s(&batch, "begin_time")?, i64s(&batch, "end_time")?);
+            frames.extend(
+                processes
+                    .into_iter()
+                    .zip(begins.into_iter().zip(ends))
+                    .map(|(p, (begin_ns, end_ns))| (p, FrameTime { begin_ns, end_ns })),
+            );
+        }
+        Ok(frames)
+    }
+
     /// The first `limit` log lines of `process_ids` (all if empty), in time order.
     pub async fn log_lines(
         &self,
