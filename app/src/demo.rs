@@ -11,6 +11,20 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `span_scope!`, and the `--slow` stretch of that span (dropped first: the extra time is inside
+/// the span).
+macro_rules! demo_scope {
+    ($name:literal) => {
+        span_scope!($name);
+        let _slowdown = crate::demo_slowdown::Slowdown::begin($name);
+    };
+}
+
+/// Parses `--slow SPAN=FACTOR`.
+pub fn parse_slowdown(text: &str) -> Result<(String, f64), String> {
+    crate::demo_slowdown::parse(text)
+}
+
 /// What to generate.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
@@ -20,6 +34,10 @@ pub struct DemoOptions {
     pub worker_threads: usize,
     /// No sleeping and minimal work per span: as many spans as the machine can record.
     pub fast: bool,
+    /// `--slow NAME=FACTOR`: spans whose own code runs FACTOR times as long.
+    pub slowdowns: Vec<(String, f64)>,
+    /// `--property KEY=VALUE`: process properties added to (or replacing) the demo's own.
+    pub properties: Vec<(String, String)>,
 }
 
 /// `frameline demo --flight-recorder …`: keep CPU blocks only around long frames, error logs
@@ -124,27 +142,28 @@ fn worker_loop(jobs: Arc<Mutex<mpsc::Receiver<Job>>>, fast: bool) {
 
 #[span_fn("ai.think")]
 fn ai_think(entity: u64, frame: u64, fast: bool) {
+    let _slowdown = crate::demo_slowdown::Slowdown::begin("ai.think");
     {
-        span_scope!("ai.perception");
+        demo_scope!("ai.perception");
         work(20 + entity % 7, fast);
         {
-            span_scope!("ai.perception.raycast");
+            demo_scope!("ai.perception.raycast");
             work(10, fast);
         }
     }
     if (entity + frame).is_multiple_of(4) {
-        span_scope!("ai.pathfind");
+        demo_scope!("ai.pathfind");
         for step in 0..3 {
-            span_scope!("ai.pathfind.expand");
+            demo_scope!("ai.pathfind.expand");
             work(8 + step, fast);
             {
-                span_scope!("ai.pathfind.heuristic");
+                demo_scope!("ai.pathfind.heuristic");
                 work(3, fast);
             }
         }
     }
     {
-        span_scope!("ai.decide");
+        demo_scope!("ai.decide");
         work(15, fast);
     }
     if entity == 13 && frame.is_multiple_of(600) {
@@ -154,34 +173,35 @@ fn ai_think(entity: u64, frame: u64, fast: bool) {
 
 #[span_fn("physics.step")]
 fn physics(frame: u64, fast: bool) {
+    let _slowdown = crate::demo_slowdown::Slowdown::begin("physics.step");
     {
-        span_scope!("physics.broadphase");
+        demo_scope!("physics.broadphase");
         for cell in 0..16u64 {
-            span_scope!("physics.broadphase.cell");
+            demo_scope!("physics.broadphase.cell");
             work(5 + cell % 3, fast);
         }
     }
     {
-        span_scope!("physics.narrowphase");
+        demo_scope!("physics.narrowphase");
         for pair in 0..48u64 {
-            span_scope!("physics.narrowphase.pair");
+            demo_scope!("physics.narrowphase.pair");
             work(4, fast);
             if pair % 6 == 0 {
-                span_scope!("physics.narrowphase.gjk");
+                demo_scope!("physics.narrowphase.gjk");
                 work(6, fast);
                 {
-                    span_scope!("physics.narrowphase.epa");
+                    demo_scope!("physics.narrowphase.epa");
                     work(3, fast);
                 }
             }
         }
     }
     {
-        span_scope!("physics.solve");
+        demo_scope!("physics.solve");
         for iteration in 0..8u64 {
-            span_scope!("physics.solve.iteration");
+            demo_scope!("physics.solve.iteration");
             for island in 0..4u64 {
-                span_scope!("physics.solve.island");
+                demo_scope!("physics.solve.island");
                 work(6 + island + iteration % 2, fast);
             }
         }
@@ -193,17 +213,18 @@ fn physics(frame: u64, fast: bool) {
 
 #[span_fn("animation.update")]
 fn animation(fast: bool) {
+    let _slowdown = crate::demo_slowdown::Slowdown::begin("animation.update");
     for entity in 0..ENTITIES {
-        span_scope!("animation.entity");
+        demo_scope!("animation.entity");
         {
-            span_scope!("animation.sample");
+            demo_scope!("animation.sample");
             work(4 + entity % 5, fast);
         }
         {
-            span_scope!("animation.blend");
+            demo_scope!("animation.blend");
             work(3, fast);
             {
-                span_scope!("animation.blend.ik");
+                demo_scope!("animation.blend.ik");
                 work(2, fast);
             }
         }
@@ -212,28 +233,29 @@ fn animation(fast: bool) {
 
 #[span_fn("render.frame")]
 fn render(frame: u64, fast: bool) {
+    let _slowdown = crate::demo_slowdown::Slowdown::begin("render.frame");
     {
-        span_scope!("render.culling");
+        demo_scope!("render.culling");
         for chunk in 0..24u64 {
-            span_scope!("render.culling.chunk");
+            demo_scope!("render.culling.chunk");
             work(3 + chunk % 4, fast);
         }
     }
     {
-        span_scope!("render.build_commands");
+        demo_scope!("render.build_commands");
         for pass in ["shadow", "gbuffer", "lighting", "transparent", "post"] {
             span_scope_named!(pass);
             for draw in 0..20u64 {
-                span_scope!("render.draw");
+                demo_scope!("render.draw");
                 work(2 + draw % 3, fast);
             }
         }
     }
     {
-        span_scope!("render.submit");
+        demo_scope!("render.submit");
         work(30, fast);
         {
-            span_scope!("render.submit.wait_gpu");
+            demo_scope!("render.submit.wait_gpu");
             work(20 + frame % 10, fast);
         }
     }
@@ -241,8 +263,9 @@ fn render(frame: u64, fast: bool) {
 
 #[span_fn("streaming.load_chunk")]
 fn load_chunk(chunk: u64, fast: bool) {
+    let _slowdown = crate::demo_slowdown::Slowdown::begin("streaming.load_chunk");
     {
-        span_scope!("streaming.read_file");
+        demo_scope!("streaming.read_file");
         if fast {
             work(400, fast);
         } else {
@@ -250,9 +273,9 @@ fn load_chunk(chunk: u64, fast: bool) {
         }
     }
     {
-        span_scope!("streaming.decompress");
+        demo_scope!("streaming.decompress");
         for _block in 0..20 {
-            span_scope!("streaming.decompress.block");
+            demo_scope!("streaming.decompress.block");
             if fast {
                 work(8, fast);
             } else {
@@ -261,7 +284,7 @@ fn load_chunk(chunk: u64, fast: bool) {
         }
     }
     {
-        span_scope!("streaming.instantiate");
+        demo_scope!("streaming.instantiate");
         if fast {
             work(100, fast);
         } else {
@@ -273,14 +296,15 @@ fn load_chunk(chunk: u64, fast: bool) {
 
 #[span_fn("frame.update")]
 fn update(frame: u64, jobs: &mpsc::Sender<Job>, fast: bool) {
+    let _slowdown = crate::demo_slowdown::Slowdown::begin("frame.update");
     {
-        span_scope!("input.poll");
+        demo_scope!("input.poll");
         work(10, fast);
     }
     // Fan AI out to the job system, simulate while it runs, then wait for it.
     let (done_tx, done_rx) = mpsc::channel();
     {
-        span_scope!("jobs.dispatch_ai");
+        demo_scope!("jobs.dispatch_ai");
         for entity in 0..ENTITIES / 2 {
             // Workers only stop once the main loop drops the sender: a send cannot fail here.
             jobs.send(Job {
@@ -295,14 +319,14 @@ fn update(frame: u64, jobs: &mpsc::Sender<Job>, fast: bool) {
     physics(frame, fast);
     animation(fast);
     {
-        span_scope!("gameplay.scripts");
+        demo_scope!("gameplay.scripts");
         for script in 0..12u64 {
-            span_scope!("gameplay.script");
+            demo_scope!("gameplay.script");
             work(6 + script % 4, fast);
         }
     }
     {
-        span_scope!("jobs.wait_ai");
+        demo_scope!("jobs.wait_ai");
         for _ in done_rx.iter() {}
     }
     // The first spike comes 1.5 s in, so even a short or slowed-down capture has one.
@@ -325,6 +349,18 @@ pub fn run_with(options: &DemoOptions, recorder: Option<FlightRecorder>) -> Resu
         .property("map", "harbor_district")
         .property("build", env!("CARGO_PKG_VERSION"))
         .property("mode", if options.fast { "fast" } else { "realtime" });
+    if !options.slowdowns.is_empty() {
+        let slow: Vec<String> = options
+            .slowdowns
+            .iter()
+            .map(|(name, factor)| format!("{name}={factor}"))
+            .collect();
+        config = config.property("slow", &slow.join(","));
+    }
+    for (key, value) in &options.properties {
+        config = config.property(key, value);
+    }
+    crate::demo_slowdown::set(&options.slowdowns);
     if let Some(recorder) = recorder {
         config = config
             .flight_recorder(recorder)
@@ -367,7 +403,7 @@ pub fn run_with(options: &DemoOptions, recorder: Option<FlightRecorder>) -> Resu
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     {
-                        span_scope!("streaming.prefetch");
+                        demo_scope!("streaming.prefetch");
                         work(200, fast);
                     }
                     n += 1;
@@ -391,7 +427,7 @@ pub fn run_with(options: &DemoOptions, recorder: Option<FlightRecorder>) -> Resu
     while started.elapsed() < run_for {
         frame!();
         {
-            span_scope!("frame");
+            demo_scope!("frame");
             update(frame, &job_tx, options.fast);
             render(frame, options.fast);
         }

@@ -3,7 +3,10 @@
 //! in the `frameline-interop` crate; `interop_cli` is their command line.
 
 #![deny(unsafe_code)]
+pub mod compare_cli;
+pub mod compare_render;
 pub mod demo;
+mod demo_slowdown;
 pub mod interop_cli;
 pub mod lake_cli;
 pub mod viewer;

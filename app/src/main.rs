@@ -54,14 +54,33 @@ enum Command {
         /// Don't sleep and do minimal work per span: record as many spans as possible.
         #[arg(long)]
         fast: bool,
+        /// Make a span's own code FACTOR times slower, like a regression (repeatable),
+        /// e.g. `--slow physics.solve=1.5`.
+        #[arg(long = "slow", value_name = "SPAN=FACTOR", value_parser = frameline::demo::parse_slowdown)]
+        slow: Vec<(String, f64)>,
+        /// A process property to record (repeatable), e.g. `--property build=b`.
+        #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+        properties: Vec<(String, String)>,
         #[command(flatten)]
         recorder: demo::FlightRecorderArgs,
         #[command(flatten)]
         fleet: frameline::lake_cli::FleetArgs,
     },
+    /// Compare two captures, builds or time ranges: frame times and span statistics; exit 1 on
+    /// a flagged regression past `--fail-if`, 2 on bad input.
+    Compare(frameline::compare_cli::CompareArgs),
     /// Maintain a studio lake (compaction, summaries).
     #[command(subcommand)]
     Lake(frameline::lake_cli::LakeCommand),
+}
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("`{text}`: expected KEY=VALUE, e.g. build=b")),
+    }
 }
 
 fn default_demo_dir() -> Result<PathBuf> {
@@ -287,6 +306,8 @@ fn run() -> Result<()> {
             seconds,
             threads,
             fast,
+            slow,
+            properties,
             recorder,
             fleet,
         }) => {
@@ -312,6 +333,8 @@ fn run() -> Result<()> {
                     seconds,
                     worker_threads: threads,
                     fast,
+                    slowdowns: slow,
+                    properties,
                 },
                 recorder.recorder(),
             )?;
@@ -356,6 +379,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         Some(Command::Lake(command)) => frameline::lake_cli::run(command),
+        Some(Command::Compare(args)) => std::process::exit(frameline::compare_cli::run(args)),
         Some(Command::Open { lake, no_compact }) => {
             run_viewer_with(viewer::Startup::Open(lake), !no_compact)
         }

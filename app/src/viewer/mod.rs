@@ -183,6 +183,8 @@ impl ViewerApp {
                     seconds: 10.0,
                     worker_threads: 3,
                     fast: false,
+                    slowdowns: Vec::new(),
+                    properties: Vec::new(),
                 };
                 tokio::task::spawn_blocking(move || crate::demo::run(&options)).await??;
                 Ok(lake)

@@ -11,10 +11,14 @@
 //! "larger than the noise": on hundreds of frames a rank test detects shifts far too small to
 //! matter, such as two runs on a machine whose load differed.
 //!
-//! **Order**: rows are sorted by the change of **self** time per frame, largest regression first.
-//! A span that got slower makes every ancestor's total time per frame grow by as much, so a sort
-//! by total time would put `frame` first for any regression; self time names the span whose own
-//! code got slower. Both columns are reported.
+//! The same test on the per-frame **self** time (minimum change: 5 % of the baseline's time per
+//! frame, since self time is often near 0) flags the span whose own code got slower.
+//!
+//! **Order**: flagged regressions of self time first, then flagged regressions of time per frame
+//! (ancestors of a slower span: a span that got slower makes every ancestor's time per frame grow
+//! by as much, so a sort by total time alone would put `frame` first for any regression), then
+//! what is within noise, then flagged improvements; within each, by the change of self time per
+//! frame, largest first. Both measures are reported.
 
 pub mod flame;
 pub mod side;
@@ -125,7 +129,27 @@ pub struct SpanComparison {
     pub change_pct: Option<f64>,
     /// Mann–Whitney on the per-frame times (`None`: not tested, see `tally::MAX_PER_FRAME_CELLS`).
     pub p_value: Option<f64>,
+    /// The time per frame changed beyond the noise.
     pub flagged: bool,
+    /// The same on the per-frame self time.
+    pub self_p_value: Option<f64>,
+    pub self_flagged: bool,
+}
+
+impl SpanComparison {
+    /// Where the row sorts: 0 its own code got slower, 1 it got slower (inside a child),
+    /// 2 within noise, 3 faster.
+    pub fn rank(&self) -> u8 {
+        if self.self_flagged && self.delta_self_per_frame_ns > 0.0 {
+            0
+        } else if self.flagged && self.delta_total_per_frame_ns > 0.0 {
+            1
+        } else if self.flagged || self.self_flagged {
+            3
+        } else {
+            2
+        }
+    }
 }
 
 /// Everything a comparison shows.
@@ -222,33 +246,42 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
         .map(|i| {
             let b = span_side(&mut base.names[i], base_frames);
             let c = span_side(&mut cand.names[i], cand_frames);
-            let p_value = slots[i].map(|slot| {
-                stats::mann_whitney_p(
-                    &base.per_frame_total_ns[slot],
-                    &cand.per_frame_total_ns[slot],
-                )
-            });
+            let test = |base: &[Vec<i64>], cand: &[Vec<i64>]| {
+                slots[i].map(|slot| stats::mann_whitney_p(&base[slot], &cand[slot]))
+            };
+            let p_value = test(&base.per_frame_total_ns, &cand.per_frame_total_ns);
+            let self_p_value = test(&base.per_frame_self_ns, &cand.per_frame_self_ns);
             let flagged = p_value.is_some_and(|p| p < threshold)
                 && large_enough(
                     b.total_per_frame_ns,
                     c.total_per_frame_ns,
                     options.min_change,
                 );
+            let self_change = c.self_per_frame_ns - b.self_per_frame_ns;
+            let self_flagged = self_p_value.is_some_and(|p| p < threshold)
+                && self_change.abs() >= options.min_change * b.total_per_frame_ns
+                && self_change != 0.0;
             SpanComparison {
                 name: names.names[i].clone(),
                 delta_total_per_frame_ns: c.total_per_frame_ns - b.total_per_frame_ns,
-                delta_self_per_frame_ns: c.self_per_frame_ns - b.self_per_frame_ns,
+                delta_self_per_frame_ns: self_change,
                 change_pct: change_pct(b.total_per_frame_ns, c.total_per_frame_ns),
                 p_value,
                 flagged,
+                self_p_value,
+                self_flagged,
                 baseline: b,
                 candidate: c,
             }
         })
         .collect();
     spans.sort_by(|a, b| {
-        b.delta_self_per_frame_ns
-            .total_cmp(&a.delta_self_per_frame_ns)
+        a.rank()
+            .cmp(&b.rank())
+            .then(
+                b.delta_self_per_frame_ns
+                    .total_cmp(&a.delta_self_per_frame_ns),
+            )
             .then(
                 b.delta_total_per_frame_ns
                     .total_cmp(&a.delta_total_per_frame_ns),
@@ -277,7 +310,7 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
         baseline_frames: base_frames,
         candidate_frames: cand_frames,
         method: format!(
-            "flagged: Mann-Whitney U on per-frame time, p < {} / {tested} names (Bonferroni), and the mean moved >= {:.0} %",
+            "flagged: Mann-Whitney U on per-frame time (and self time), p < {} / {tested} names (Bonferroni), and a change >= {:.0} % of the baseline's time per frame",
             options.alpha,
             options.min_change * 100.0
         ),

@@ -50,7 +50,7 @@ pub struct Condition {
 }
 
 /// A condition that tripped.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Violation {
     pub condition: String,
     /// What moved, e.g. `frames p99 16.9 ms -> 19.2 ms (+13.6 %)`.
@@ -198,7 +198,11 @@ impl Condition {
             of_span(&span.baseline, self.stat),
             of_span(&span.candidate, self.stat),
         );
-        (span.flagged && self.exceeded(b, c)).then(|| self.violation(&span.name, b, c))
+        let flagged = match self.stat {
+            Stat::SelfTime => span.self_flagged,
+            _ => span.flagged,
+        };
+        (flagged && self.exceeded(b, c)).then(|| self.violation(&span.name, b, c))
     }
 
     /// What trips this condition in `comparison` (empty: it holds).
