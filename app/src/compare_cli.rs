@@ -100,11 +100,11 @@ async fn compare_and_print(args: &CompareArgs) -> Result<Vec<Violation>> {
     let mut engines: BTreeMap<String, Engine> = BTreeMap::new();
     for spec in [&baseline, &candidate] {
         let lake = spec.lake.clone().unwrap_or_default();
-        if !engines.contains_key(&lake) {
-            let engine = Engine::open(&lake)
+        if let std::collections::btree_map::Entry::Vacant(slot) = engines.entry(lake) {
+            let engine = Engine::open(slot.key())
                 .await
-                .with_context(|| format!("opening {lake}"))?;
-            engines.insert(lake, engine);
+                .with_context(|| format!("opening {}", slot.key()))?;
+            slot.insert(engine);
         }
     }
     let engine_of = |spec: &SideSpec| {

@@ -28,6 +28,18 @@ fn pct(base: f64, candidate: f64) -> Option<f64> {
     frameline_engine::compare::change_pct(base, candidate)
 }
 
+/// A statistic of a set of durations.
+pub type Stat = fn(&Percentiles) -> f64;
+
+/// The frame-time rows every view prints.
+pub const FRAME_STATS: [(&str, Stat); 5] = [
+    ("mean", |p| p.mean_ns),
+    ("p50", |p| p.p50_ns as f64),
+    ("p90", |p| p.p90_ns as f64),
+    ("p99", |p| p.p99_ns as f64),
+    ("max", |p| p.max_ns as f64),
+];
+
 /// The aligned table.
 pub fn table(c: &Comparison) -> String {
     let mut out = String::new();
@@ -52,14 +64,7 @@ pub fn table(c: &Comparison) -> String {
         "frame time", "baseline", "candidate", "change"
     )
     .ok();
-    let rows: [(&str, fn(&Percentiles) -> f64); 5] = [
-        ("mean", |p| p.mean_ns),
-        ("p50", |p| p.p50_ns as f64),
-        ("p90", |p| p.p90_ns as f64),
-        ("p99", |p| p.p99_ns as f64),
-        ("max", |p| p.max_ns as f64),
-    ];
-    for (name, stat) in rows {
+    for (name, stat) in FRAME_STATS {
         let (b, v) = (stat(&f.baseline), stat(&f.candidate));
         writeln!(
             out,
@@ -98,7 +103,7 @@ pub fn table(c: &Comparison) -> String {
     .ok();
     writeln!(
         out,
-        "{:<32} {:>13} {:>11} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9} {}",
+        "{:<32} {:>13} {:>11} {:>11} {:>9} {:>11} {:>11} {:>11} {:>11} {:>11} {:>9} flag",
         "name",
         "calls/frame",
         "time/frame",
@@ -110,7 +115,6 @@ pub fn table(c: &Comparison) -> String {
         "p99",
         "  ->",
         "p",
-        "flag"
     )
     .ok();
     for s in &c.spans {

@@ -355,7 +355,7 @@ pub fn run_with(options: &DemoOptions, recorder: Option<FlightRecorder>) -> Resu
             .iter()
             .map(|(name, factor)| format!("{name}={factor}"))
             .collect();
-        config = config.property("slow", &slow.join(","));
+        config = config.property("slow", slow.join(","));
     }
     for (key, value) in &options.properties {
         config = config.property(key, value);

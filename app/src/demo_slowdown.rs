@@ -1,7 +1,9 @@
 //! `frameline demo --slow NAME=FACTOR`: make one span of the demo game slower, the way a
-//! regression would — its own code runs `FACTOR` times as long (the extra time is spent inside
-//! the span, after its children, so the span's self time grows and nothing else does). What the
-//! compare tests and a developer trying `frameline compare` use as a known regression.
+//! regression would — it lasts `FACTOR` times as long. The extra time is spent inside the span,
+//! after its children (so the span's self time grows and nothing else does), **waiting**: a
+//! stall that burned CPU would also slow the rest of the game wherever it shares cores with
+//! other processes, which is not the regression asked for. What the compare tests and a
+//! developer trying `frameline compare` use as a known regression.
 
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};

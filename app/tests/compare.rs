@@ -1,14 +1,20 @@
 //! `frameline compare` on real demo captures: a normal run against one with `physics.solve`
 //! slowed 1.5 times (the regression), against itself, and against a second normal run (the
-//! noise). The three runs are recorded at the same time, so they share the machine's load.
+//! noise). The three runs are recorded at the same time, so they share the machine's load (one
+//! after the other, a loaded machine made one run 10-50 % slower than the next: a real
+//! difference, but not the one under test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod viewer_common;
 
 use common::frameline;
+use egui_kittest::kittest::Queryable as _;
+use frameline::viewer::{Page, Startup};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+use viewer_common::{harness, loaded, run_until};
 
 /// `lake_a` holds a normal run (build=a) and a slowed one (build=b); `lake_b` a second normal run.
 struct Captures {
@@ -48,7 +54,7 @@ fn captures() -> &'static Captures {
     })
 }
 
-fn side(lake: &PathBuf, selector: &str) -> String {
+fn side(lake: &std::path::Path, selector: &str) -> String {
     format!("{}{selector}", lake.display())
 }
 
@@ -291,4 +297,100 @@ fn bad_input_exits_2_with_one_line() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn the_compare_view_shows_the_regression_first_and_jumps_to_it() {
+    let c = captures();
+    let mut h = harness(Startup::Open(c.lake_a.to_string_lossy().into_owned()));
+    run_until(&mut h, "the capture", loaded);
+    h.get_by_label("Compare").click();
+    h.run();
+    {
+        let view = h.state_mut().lake.as_mut().unwrap();
+        assert_eq!(view.page, Page::Compare);
+        // The two processes of the lake are suggested; the sides are then set as a developer
+        // would type them.
+        assert!(view.compare.baseline.starts_with('#') && view.compare.candidate.starts_with('#'));
+        view.compare.baseline = "#build=a".into();
+        view.compare.candidate = "#build=b".into();
+    }
+    h.get_by_label("Compare sides").click();
+    h.step();
+    let compared = |app: &frameline::viewer::ViewerApp| {
+        app.lake
+            .as_ref()
+            .is_some_and(|v| v.compare.result.is_some() && !v.compare.busy())
+    };
+    run_until(&mut h, "the comparison", compared);
+    let result = h
+        .state()
+        .lake
+        .as_ref()
+        .unwrap()
+        .compare
+        .result
+        .clone()
+        .unwrap();
+    assert_eq!(result.comparison.spans[0].name, "physics.solve");
+    h.get_by_label_contains("build=a");
+    // The regression first on screen, marked; its distributions and jumps a click away.
+    h.get_by_label("SLOWER");
+    h.get_by_label("physics.solve").click();
+    h.run();
+    h.get_by_label_contains("Worst in baseline");
+    // Frame times and the flame-graph diff render from the same result.
+    h.get_by_label("Frame times").click();
+    h.run();
+    h.get_by_label("P99");
+    h.get_by_label("Flame graph diff").click();
+    h.run();
+    let flame = &result.flame;
+    let solve = flame
+        .candidate
+        .nodes
+        .iter()
+        .position(|n| flame.candidate.names[n.name as usize] == "physics.solve")
+        .unwrap() as u32;
+    assert!(flame.delta_per_frame_ns(solve) > 0.0);
+    h.get_by_label("Spans").click();
+    h.run();
+    // The candidate's longest physics.solve, on the candidate's timeline.
+    let worst = result.comparison.spans[0].candidate.worst.unwrap();
+    h.get_by_label_contains("Worst in candidate").click();
+    run_until(&mut h, "the candidate's timeline", loaded);
+    let view = h.state().lake.as_ref().unwrap();
+    assert_eq!(view.page, Page::Session);
+    let process = view.selected.iter().next().unwrap().clone();
+    assert_eq!(
+        view.engine.lake().process(&process).unwrap().properties["build"],
+        "b"
+    );
+    assert!(view.timeline.t0 <= worst.begin_ns as f64 && view.timeline.t1 >= worst.end_ns as f64);
+    assert!(view.timeline.t1 - view.timeline.t0 < 2.0 * (worst.end_ns - worst.begin_ns) as f64);
+
+    // Swap: the same span is now the largest improvement, last.
+    h.get_by_label("Compare").click();
+    h.run();
+    h.get_by_label("Swap").click();
+    h.step();
+    assert!(h.state().lake.as_ref().unwrap().compare.busy());
+    run_until(&mut h, "the swapped comparison", compared);
+    let swapped = h
+        .state()
+        .lake
+        .as_ref()
+        .unwrap()
+        .compare
+        .result
+        .clone()
+        .unwrap();
+    assert!(swapped.comparison.baseline.contains("build=b"));
+    let solve = swapped
+        .comparison
+        .spans
+        .iter()
+        .position(|s| s.name == "physics.solve")
+        .unwrap();
+    assert_eq!(swapped.comparison.spans[solve].rank(), 3);
 }

@@ -5,15 +5,14 @@
 //! slower it is. Built by `frameline_engine::analysis::FlameGraph` in the background.
 
 use super::derived::Derived;
+use super::flame_draw::{FlameDrawn, flame_graph_ui};
 use super::frame_plot::FrameRow;
 use super::scope::{AnalysisContext, Scope, panel_header_ui};
 use super::theme::{self, name_color};
 use super::timeline::format_duration;
-use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
+use egui::{Color32, Rect};
 use frameline_engine::analysis::{FlameGraph, Selection};
 use std::sync::Arc;
-
-const ROW_HEIGHT: f32 = 18.0;
 
 /// What a graph was built for: the model's generation and the selection.
 type GraphKey = (u64, Selection);
@@ -180,77 +179,21 @@ impl FlamePanel {
             (Some(b), true) => Some((graph.diff_ns(b), b.clone())),
             _ => None,
         };
-        let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click());
-        self.last_rect = Some(rect);
-        let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, theme::CANVAS);
         let search = self.search.to_lowercase();
-        let zoom_node = &graph.nodes[zoom as usize];
-        let total = zoom_node.total_ns.max(1) as f64;
-        let px_per_ns = rect.width() as f64 / total;
-        let pointer = response.hover_pos();
-        let mut hovered = None;
-        // Depth-first from the zoomed node: (node, left x, depth below it).
-        let mut stack = vec![(zoom, rect.left(), 0u32)];
-        while let Some((node, x, level)) = stack.pop() {
-            let n = &graph.nodes[node as usize];
-            let w = (n.total_ns as f64 * px_per_ns) as f32;
-            let y = rect.top() + level as f32 * ROW_HEIGHT;
-            if w < 1.0 || y > rect.bottom() {
-                continue;
+        let color = |node: u32, n: &frameline_engine::analysis::FlameNode| match &diff {
+            Some((deltas, _)) => {
+                let delta = deltas[node as usize];
+                diff_color(delta, n.total_ns - delta)
             }
-            let r = Rect::from_min_size(Pos2::new(x, y), Vec2::new(w, ROW_HEIGHT - 1.0));
-            let name = graph.name(node);
-            let mut color = match &diff {
-                Some((deltas, _)) => {
-                    let delta = deltas[node as usize];
-                    diff_color(delta, n.total_ns - delta)
-                }
-                None if node == 0 => theme::FLAME_ROOT,
-                None => name_color(name),
-            };
-            if !search.is_empty() && !name.to_lowercase().contains(&search) {
-                color = color.gamma_multiply(0.25);
-            }
-            painter.rect_filled(r, 1.0, color);
-            if pointer.is_some_and(|p| r.contains(p)) {
-                hovered = Some(node);
-                painter.rect_stroke(
-                    r,
-                    1.0,
-                    Stroke::new(1.0, theme::HOVER_OUTLINE),
-                    egui::StrokeKind::Inside,
-                );
-            }
-            if w > 30.0 {
-                let mut job = egui::text::LayoutJob::simple_singleline(
-                    name.to_owned(),
-                    FontId::proportional(11.0),
-                    theme::LABEL_ON_SPAN,
-                );
-                job.wrap = egui::text::TextWrapping::truncate_at_width(w - 4.0);
-                let galley = painter.layout_job(job);
-                painter.galley(
-                    Pos2::new(r.left() + 2.0, r.center().y - galley.size().y / 2.0),
-                    galley,
-                    theme::LABEL_ON_SPAN,
-                );
-            }
-            let mut cx = x;
-            for &c in &n.children {
-                stack.push((c, cx, level + 1));
-                cx += (graph.nodes[c as usize].total_ns as f64 * px_per_ns) as f32;
-            }
-        }
-        if graph.nodes.len() <= 1 {
-            painter.text(
-                rect.center(),
-                Align2::CENTER_CENTER,
-                "no spans in this selection",
-                FontId::proportional(14.0),
-                theme::EMPTY_TEXT,
-            );
-        }
+            None if node == 0 => theme::FLAME_ROOT,
+            None => name_color(graph.name(node)),
+        };
+        let FlameDrawn {
+            hovered,
+            response,
+            rect,
+        } = flame_graph_ui(ui, &graph, zoom, &search, &color);
+        self.last_rect = Some(rect);
         self.hovered = hovered;
         if let Some(node) = hovered {
             let n = graph.nodes[node as usize].clone();

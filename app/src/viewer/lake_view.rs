@@ -1,6 +1,7 @@
 //! An open lake: the selected processes and what was loaded for them (frames, logs, spans), the
 //! timeline's state and the panels.
 
+use super::compare::{CompareJump, ComparePage};
 use super::export_bar::ExportBar;
 use super::fleet::{FLEET_THRESHOLD, FleetPage};
 use super::frame_plot::FrameRow;
@@ -32,6 +33,8 @@ pub enum Page {
     Fleet,
     /// The selected sessions: frame plot, timeline, panels.
     Session,
+    /// Two sides compared (frame times, span statistics, flame-graph diff).
+    Compare,
 }
 
 /// A lake that is open.
@@ -41,6 +44,7 @@ pub struct LakeView {
     /// What background maintenance did (or why it could not).
     pub maintenance: Option<String>,
     pub fleet: FleetPage,
+    pub compare: ComparePage,
     pub engine: Arc<Engine>,
     pub name: String,
     pub(super) process_filter: String,
@@ -92,6 +96,7 @@ impl LakeView {
             maintenance_job: None,
             maintenance: None,
             fleet: FleetPage::default(),
+            compare: ComparePage::default(),
             name: engine.lake().location().to_string(),
             engine: Arc::new(engine),
             process_filter: String::new(),
@@ -129,6 +134,7 @@ impl LakeView {
         self.frames_job.is_some()
             || self.maintenance_job.is_some()
             || self.fleet.busy()
+            || self.compare.busy()
             || self.logs_job.is_some()
             || self.model_job.is_some()
             || self.stats.busy()
@@ -199,6 +205,7 @@ impl LakeView {
     pub(super) fn poll(&mut self) {
         self.poll_maintenance();
         self.fleet.poll();
+        self.compare.poll();
         self.stats.poll();
         self.flame.poll();
         self.sql.poll();
@@ -254,6 +261,65 @@ impl LakeView {
         if let Some(process_id) = self.fleet.fleet_ui(ui, runtime, &engine) {
             self.open_session(process_id, runtime, &ui.ctx().clone());
         }
+    }
+
+    /// The Compare page; a jump it asks for in this lake is taken here (one in another lake is
+    /// returned, for the app to open that lake).
+    pub(super) fn compare_page_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Option<CompareJump> {
+        let timeline_side = self.timeline_side();
+        let engine = self.engine.clone();
+        let jump = self
+            .compare
+            .compare_ui(ui, runtime, &engine, timeline_side)?;
+        if jump.lake.is_some() {
+            return Some(jump);
+        }
+        self.show_span(&jump, runtime, &ui.ctx().clone());
+        None
+    }
+
+    /// What the timeline shows, as a Compare side: its processes and visible range.
+    fn timeline_side(&self) -> Option<String> {
+        if self.selected.is_empty() || self.model.is_none() {
+            return None;
+        }
+        let origin = self.origin_ns();
+        let ids: Vec<&str> = self.selected.iter().map(String::as_str).collect();
+        let from = ((self.timeline.t0 - origin as f64) / 1e9).max(0.0);
+        let to = ((self.timeline.t1 - origin as f64) / 1e9).max(from + 1e-6);
+        Some(format!("#{}@{from:.6}s..{to:.6}s", ids.join(",")))
+    }
+
+    /// Opens `jump`'s process on the timeline, zoomed on the span (with a margin).
+    pub fn show_span(
+        &mut self,
+        jump: &CompareJump,
+        runtime: &tokio::runtime::Runtime,
+        ctx: &egui::Context,
+    ) {
+        let margin = ((jump.end_ns - jump.begin_ns) / 10).max(1000);
+        let range = (jump.begin_ns - margin, jump.end_ns + margin);
+        self.page = Page::Session;
+        if self.selected.len() == 1
+            && self.selected.contains(&jump.process_id)
+            && self.model.is_some()
+        {
+            self.timeline.show_range(range.0, range.1);
+            return;
+        }
+        if let Some(p) = self.engine.lake().process(&jump.process_id) {
+            self.process_labels.insert(
+                jump.process_id.clone(),
+                format!("{} on {}", p.exe, p.computer),
+            );
+        }
+        self.selected = std::iter::once(jump.process_id.clone()).collect();
+        self.load_selection(runtime, ctx);
+        self.pending_range = Some(range);
     }
 
     /// Log markers on a thread of the timeline within its visible range (what its log lanes

@@ -2,10 +2,12 @@
 //! strip of panels (logs, span statistics, flame graph, SQL, metric plots). Panels ask the
 //! engine; slow work runs in background jobs with a progress line and Cancel.
 
+pub mod compare;
 mod derived;
 mod export_bar;
 pub mod find;
 pub mod flame;
+pub mod flame_draw;
 pub mod fleet;
 mod frame_log;
 pub mod frame_plot;
@@ -84,6 +86,8 @@ pub struct ViewerApp {
     first_fleet_reported: bool,
     /// `FRAMELINE_FRAME_LOG=1`: the slowest frame (ms) while a query ran, logged when it ends.
     frame_log: Option<Option<f32>>,
+    /// A Compare jump into another lake, taken once that lake is open.
+    pending_jump: Option<compare::CompareJump>,
 }
 
 /// The viewer opens a lake on the sessions of the last this many days.
@@ -141,6 +145,7 @@ impl ViewerApp {
             first_paint_reported: false,
             first_fleet_reported: false,
             frame_log: std::env::var_os("FRAMELINE_FRAME_LOG").map(|_| None),
+            pending_jump: None,
         };
         match startup {
             Startup::StartScreen => {}
@@ -226,6 +231,9 @@ impl ViewerApp {
                     if self.auto_compact {
                         view.start_maintenance(&self.runtime, ctx);
                     }
+                    if let Some(jump) = self.pending_jump.take() {
+                        view.show_span(&jump, &self.runtime, ctx);
+                    }
                     self.lake = Some(view);
                 }
                 Err(e) => self.error = Some(e),
@@ -266,12 +274,13 @@ impl eframe::App for ViewerApp {
                 if self.lake.is_some() && ui.button("Close lake").clicked() {
                     self.lake = None;
                 }
-                if let Some(view) = self.lake.as_mut()
-                    && view.engine.lake().processes().len() > 1
-                {
+                if let Some(view) = self.lake.as_mut() {
                     ui.separator();
-                    ui.selectable_value(&mut view.page, lake_view::Page::Fleet, "Sessions");
+                    if view.engine.lake().processes().len() > 1 {
+                        ui.selectable_value(&mut view.page, lake_view::Page::Fleet, "Sessions");
+                    }
                     ui.selectable_value(&mut view.page, lake_view::Page::Session, "Session");
+                    ui.selectable_value(&mut view.page, lake_view::Page::Compare, "Compare");
                 }
                 if let Some(view) = self.lake.as_mut().filter(|v| v.model.is_some()) {
                     let range = (view.timeline.t0 as i64, view.timeline.t1 as i64);
@@ -292,9 +301,15 @@ impl eframe::App for ViewerApp {
         let runtime = self.runtime.clone();
         let opened_at = self.opened_at;
         let mut first_paint_reported = self.first_paint_reported;
+        let mut jump_elsewhere = None;
         match &mut self.lake {
             None => {
                 egui::CentralPanel::default().show(ui, |ui| self.start_screen_ui(ui));
+            }
+            Some(view) if view.page == lake_view::Page::Compare => {
+                egui::CentralPanel::default().show(ui, |ui| {
+                    jump_elsewhere = view.compare_page_ui(ui, &runtime);
+                });
             }
             Some(view) if view.page == lake_view::Page::Fleet => {
                 egui::CentralPanel::default().show(ui, |ui| view.fleet_page_ui(ui, &runtime));
@@ -375,6 +390,12 @@ impl eframe::App for ViewerApp {
             }
         }
         self.first_paint_reported = first_paint_reported;
+        if let Some(jump) = jump_elsewhere
+            && let Some(lake) = jump.lake.clone()
+        {
+            self.open(&ctx, lake, S3Options::default());
+            self.pending_jump = Some(jump);
+        }
         self.screenshot_step(&ctx);
     }
 }

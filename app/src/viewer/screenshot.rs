@@ -1,5 +1,6 @@
 //! Screenshot scripting for the README: `FRAMELINE_SCREENSHOT=file.png` with
-//! `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs|stats|flame|sql|metrics|fleet`.
+//! `FRAMELINE_SCREENSHOT_VIEW=start|drilldown|logs|stats|flame|sql|metrics|fleet|compare|compare-flame`
+//! (the compare views: `#build=a` against `#build=b` of the lake opened).
 
 use super::{Tab, ViewerApp, flame};
 use frameline_engine::analysis::Selection;
@@ -39,6 +40,10 @@ impl ViewerApp {
         }
         let ready = match plan.view.as_str() {
             "start" => true,
+            "compare" | "compare-flame" if plan.ready_frames > 0 => self
+                .lake
+                .as_ref()
+                .is_some_and(|v| v.compare.result.is_some() && !v.busy()),
             "fleet" => {
                 self.lake.as_ref().is_some_and(|v| {
                     v.page == super::Page::Fleet && !v.fleet.sessions().is_empty() && !v.busy()
@@ -75,6 +80,17 @@ impl ViewerApp {
                 }
             }
             match plan.view.as_str() {
+                "compare" | "compare-flame" => {
+                    view.page = super::Page::Compare;
+                    view.compare.baseline = "#build=a".into();
+                    view.compare.candidate = "#build=b".into();
+                    view.compare.spans.selected = Some("physics.solve".into());
+                    if plan.view == "compare-flame" {
+                        view.compare.tab = super::compare::CompareTab::FlameGraph;
+                    }
+                    let engine = view.engine.clone();
+                    view.compare.start(&self.runtime, ctx, &engine);
+                }
                 "logs" => view.log_pane.min_level = 2,
                 "stats" => {
                     view.tab = Tab::Statistics;

@@ -100,6 +100,13 @@ pub fn percentile_color(k: usize) -> egui::Color32 {
     }
 }
 
+/// The Compare view's two sides (curves, labels).
+pub const COMPARE_BASELINE: Color32 = Color32::from_rgb(120, 170, 255);
+pub const COMPARE_CANDIDATE: Color32 = Color32::from_rgb(255, 150, 70);
+/// A flagged regression / improvement in the Compare view's table.
+pub const COMPARE_SLOWER: Color32 = Color32::from_rgb(240, 90, 80);
+pub const COMPARE_FASTER: Color32 = Color32::from_rgb(90, 150, 245);
+
 #[cfg(test)]
 mod tests {
     use super::*;
