@@ -19,6 +19,26 @@ pub fn short_ns(ns: f64) -> String {
     }
 }
 
+/// Three significant digits: `826 us`, `2.66 ms`, `38.6 ms` (for cells holding two values).
+pub fn compact_ns(ns: f64) -> String {
+    let (value, unit) = match ns.abs() {
+        a if a >= 1e9 => (ns / 1e9, "s"),
+        a if a >= 1e6 => (ns / 1e6, "ms"),
+        a if a >= 1e3 => (ns / 1e3, "us"),
+        _ => (ns, "ns"),
+    };
+    let decimals = match value.abs() {
+        a if a >= 100.0 => 0,
+        a if a >= 10.0 => 1,
+        _ => 2,
+    };
+    if unit == "ns" {
+        format!("{value:.0} ns")
+    } else {
+        format!("{value:.decimals$} {unit}")
+    }
+}
+
 /// `+12.3 %`, or `new` when the baseline had none.
 pub fn change(pct: Option<f64>) -> String {
     pct.map_or_else(|| "new".to_owned(), |c| format!("{c:+.1} %"))
@@ -243,6 +263,10 @@ mod tests {
         assert_eq!(short_ns(1_234_567.0), "1.235 ms");
         assert_eq!(short_ns(12_345.0), "12.3 us");
         assert_eq!(short_ns(-500.0), "-500 ns");
+        assert_eq!(compact_ns(826_123.0), "826 us");
+        assert_eq!(compact_ns(2_661_000.0), "2.66 ms");
+        assert_eq!(compact_ns(38_625_000.0), "38.6 ms");
+        assert_eq!(compact_ns(12.4), "12 ns");
         assert_eq!(change(Some(12.34)), "+12.3 %");
         assert_eq!(change(None), "new");
         assert_eq!(csv_field("a,b\"c"), "\"a,b\"\"c\"");

@@ -24,10 +24,20 @@ pub fn cdf_points(sorted_ns: &[i64]) -> Vec<[f64; 2]> {
     points
 }
 
+/// The right end of the axis: a little past both P99s (and past the marks), so a few outliers
+/// do not squeeze the curves against the left edge. Beyond it: drag or zoom.
+fn x_max_ms(baseline_ns: &[i64], candidate_ns: &[i64], marks: &[(&str, f64)]) -> f64 {
+    let p99 = |v: &[i64]| frameline_engine::compare::stats::nearest_rank(v, 0.99).unwrap_or(0);
+    let ms = p99(baseline_ns).max(p99(candidate_ns)) as f64 / 1e6;
+    let marks = marks.iter().map(|(_, x)| *x).fold(0.0, f64::max);
+    let x = ms.max(marks) * 1.3;
+    if x.is_finite() && x > 0.0 { x } else { 1.0 }
+}
+
 /// Both sides' CDFs, with vertical marks (label, ms).
 pub fn cdf_ui(
     ui: &mut egui::Ui,
-    id: &str,
+    id: impl std::hash::Hash + std::fmt::Debug,
     baseline_ns: &[i64],
     candidate_ns: &[i64],
     marks: &[(&str, f64)],
@@ -39,8 +49,8 @@ pub fn cdf_ui(
         .legend(Legend::default())
         .x_axis_label("duration (ms)")
         .y_axis_label("% at or below")
-        .include_y(0.0)
-        .include_y(100.0)
+        .default_x_bounds(0.0, x_max_ms(baseline_ns, candidate_ns, marks))
+        .default_y_bounds(0.0, 101.0)
         .allow_scroll(false)
         .show(ui, |plot| {
             plot.line(

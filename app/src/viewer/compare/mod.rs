@@ -214,59 +214,54 @@ impl ComparePage {
         self.suggest_sides(engine);
         let ctx = ui.ctx().clone();
         let mut go = false;
-        egui::Grid::new("compare_sides")
-            .num_columns(3)
-            .show(ui, |ui| {
-                for (label, text, color) in [
-                    ("Baseline", &mut self.baseline, theme::COMPARE_BASELINE),
-                    ("Candidate", &mut self.candidate, theme::COMPARE_CANDIDATE),
-                ] {
-                    ui.colored_label(color, label);
-                    let edit = ui.add(
-                        egui::TextEdit::singleline(text)
-                            .desired_width(ui.available_width().min(520.0))
-                            .hint_text("#process_id, #build=a, #id@2s..5s, or LAKE#…")
-                            .id_salt(label),
-                    );
-                    if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
-                        go = true;
-                    }
-                    ui.horizontal(|ui| {
-                        if let Some(spec) = &timeline_side
-                            && ui
-                                .button("Timeline")
-                                .on_hover_text("The processes and range the timeline shows")
-                                .clicked()
-                        {
-                            *text = spec.clone();
-                        }
-                        ui.menu_button("Process", |ui| {
-                            egui::ScrollArea::vertical()
-                                .max_height(300.0)
-                                .show(ui, |ui| {
-                                    for p in engine.lake().processes().iter().rev() {
-                                        let properties: Vec<String> = p
-                                            .properties
-                                            .iter()
-                                            .map(|(k, v)| format!("{k}={v}"))
-                                            .collect();
-                                        let entry = format!(
-                                            "{} on {} — {}",
-                                            p.exe,
-                                            p.computer,
-                                            properties.join(" ")
-                                        );
-                                        if ui.button(entry).clicked() {
-                                            *text = format!("#{}", p.process_id);
-                                            ui.close();
-                                        }
-                                    }
-                                });
-                        });
-                    });
-                    ui.end_row();
+        for (label, text, color) in [
+            ("Baseline ", &mut self.baseline, theme::COMPARE_BASELINE),
+            ("Candidate", &mut self.candidate, theme::COMPARE_CANDIDATE),
+        ] {
+            ui.horizontal(|ui| {
+                ui.colored_label(color, egui::RichText::new(label).monospace());
+                let edit = ui.add_sized(
+                    [460.0, 20.0],
+                    egui::TextEdit::singleline(text)
+                        .hint_text("#process_id, #build=a, #id@2s..5s, or LAKE#…")
+                        .id_salt(label),
+                );
+                if edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                    go = true;
                 }
+                if let Some(spec) = &timeline_side
+                    && ui
+                        .button("Timeline")
+                        .on_hover_text("The processes and range the timeline shows")
+                        .clicked()
+                {
+                    *text = spec.clone();
+                }
+                ui.menu_button("Process", |ui| {
+                    egui::ScrollArea::vertical()
+                        .max_height(300.0)
+                        .show(ui, |ui| {
+                            for p in engine.lake().processes().iter().rev() {
+                                let properties: Vec<String> = p
+                                    .properties
+                                    .iter()
+                                    .map(|(k, v)| format!("{k}={v}"))
+                                    .collect();
+                                let entry = format!(
+                                    "{} on {} — {}",
+                                    p.exe,
+                                    p.computer,
+                                    properties.join(" ")
+                                );
+                                if ui.button(entry).clicked() {
+                                    *text = format!("#{}", p.process_id);
+                                    ui.close();
+                                }
+                            }
+                        });
+                });
             });
+        }
         ui.horizontal(|ui| {
             if ui.button("Swap").clicked() {
                 std::mem::swap(&mut self.baseline, &mut self.candidate);

@@ -4,7 +4,7 @@
 
 use super::cdf::cdf_ui;
 use super::{CompareJump, CompareResult};
-use crate::compare_render::{change, flag, short_ns};
+use crate::compare_render::{change, compact_ns, flag, short_ns};
 use crate::viewer::theme;
 use egui_extras::{Column, TableBuilder};
 use frameline_engine::compare::{SpanComparison, SpanSide};
@@ -29,17 +29,17 @@ enum SortBy {
 
 const COLUMNS: [(&str, SortBy, f32); 12] = [
     ("name", SortBy::Name, 0.0),
-    ("flag", SortBy::Regression, 60.0),
-    ("d self/frame", SortBy::DeltaSelf, 90.0),
-    ("d time/frame", SortBy::DeltaTotal, 90.0),
-    ("change", SortBy::Change, 70.0),
-    ("time/frame", SortBy::TimePerFrame, 150.0),
-    ("calls/frame", SortBy::Calls, 110.0),
-    ("mean", SortBy::Mean, 150.0),
-    ("P50", SortBy::P50, 150.0),
-    ("P90", SortBy::P90, 150.0),
-    ("P99", SortBy::P99, 150.0),
-    ("p", SortBy::PValue, 70.0),
+    ("flag", SortBy::Regression, 56.0),
+    ("d self/frame", SortBy::DeltaSelf, 92.0),
+    ("d time/frame", SortBy::DeltaTotal, 92.0),
+    ("change", SortBy::Change, 72.0),
+    ("time/frame", SortBy::TimePerFrame, 140.0),
+    ("calls/frame", SortBy::Calls, 100.0),
+    ("mean", SortBy::Mean, 140.0),
+    ("P50", SortBy::P50, 140.0),
+    ("P90", SortBy::P90, 140.0),
+    ("P99", SortBy::P99, 140.0),
+    ("p", SortBy::PValue, 64.0),
 ];
 
 /// The table's state.
@@ -54,7 +54,7 @@ pub struct SpanTable {
 }
 
 fn pair(b: f64, c: f64) -> String {
-    format!("{} -> {}", short_ns(b), short_ns(c))
+    format!("{} > {}", compact_ns(b), compact_ns(c))
 }
 
 /// A column's sort value: the change of its statistic (larger = worse).
@@ -173,7 +173,7 @@ impl SpanTable {
                         short_ns(s.delta_total_per_frame_ns),
                         change(s.change_pct),
                         pair(b.total_per_frame_ns, c.total_per_frame_ns),
-                        format!("{:.2} -> {:.2}", b.calls_per_frame, c.calls_per_frame),
+                        format!("{:.1} > {:.1}", b.calls_per_frame, c.calls_per_frame),
                         pair(b.durations.mean_ns, c.durations.mean_ns),
                         pair(b.durations.p50_ns as f64, c.durations.p50_ns as f64),
                         pair(b.durations.p90_ns as f64, c.durations.p90_ns as f64),
@@ -230,7 +230,7 @@ fn detail_ui(ui: &mut egui::Ui, s: &SpanComparison, result: &CompareResult) -> O
     ];
     cdf_ui(
         ui,
-        "compare_span_cdf",
+        ("compare_span_cdf", &s.name),
         &s.baseline.durations_ns,
         &s.candidate.durations_ns,
         &marks,
