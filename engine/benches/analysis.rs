@@ -6,9 +6,15 @@
 //! `flame_graph_1s`: the aggregated call tree of a 1-second selection (target ≤ 50 ms).
 //! `span_stats_all`: statistics per name over all 10^7 spans, exact P50/P90/P99 included
 //! (target ≤ 500 ms).
+//! `compare_10m_vs_10m`: two such models as the two sides of a comparison (one name 1.5 times
+//! longer in the candidate): span statistics per name and per frame with the tests, frame
+//! times, and the flame-graph diff — the Compare view's work once both sides are loaded (the
+//! warm case; target ≤ 1 s).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use frameline_engine::analysis::{FlameGraph, Selection, span_stats, synthetic_model};
+use frameline_engine::compare::{CompareOptions, FlameComparison, ProcessFrames, Side, compare};
+use frameline_engine::FrameTime;
 use frameline_engine::timeline::TimelineModel;
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -55,7 +61,54 @@ fn bench(c: &mut Criterion) {
     group.bench_function("span_stats_all", |b| {
         b.iter(|| black_box(span_stats(model, black_box(&all))))
     });
+    let (baseline, candidate) = (side(shrunk(model, "work.3")), side(model.clone()));
+    group.bench_function("compare_10m_vs_10m", |b| {
+        b.iter(|| {
+            let c = compare(&baseline, &candidate, &CompareOptions::default());
+            let f = FlameComparison::build(&baseline, &candidate);
+            black_box((c, f))
+        })
+    });
     group.finish();
+}
+
+/// The model with spans named `name` 2/3 as long: against it, the model itself has that name
+/// 1.5 times slower.
+fn shrunk(model: &TimelineModel, name: &str) -> TimelineModel {
+    let mut model = model.clone();
+    let site = model.sites.iter().position(|s| s.name == name).unwrap_or(0) as u32;
+    for track in &mut model.tracks {
+        for lane in &mut track.lanes {
+            for i in 0..lane.len() {
+                if lane.name[i] == site {
+                    let d = lane.end_ns[i] - lane.begin_ns[i];
+                    lane.end_ns[i] = lane.begin_ns[i] + d * 2 / 3;
+                }
+            }
+        }
+    }
+    model
+}
+
+/// A comparison side holding `model`, one frame per synthetic frame.
+fn side(model: TimelineModel) -> Side {
+    let frames = (0..600)
+        .map(|f| FrameTime {
+            begin_ns: f * FRAME_NS,
+            end_ns: (f + 1) * FRAME_NS,
+        })
+        .collect();
+    Side {
+        spec: "#synthetic".parse().unwrap_or_else(|e| panic!("{e}")),
+        label: "synthetic".into(),
+        process_ids: vec!["synthetic".into()],
+        range_ns: None,
+        frames: vec![ProcessFrames {
+            process_id: "synthetic".into(),
+            frames,
+        }],
+        model: std::sync::Arc::new(model),
+    }
 }
 
 criterion_group!(benches, bench);
