@@ -12,9 +12,9 @@
 //! warm case; target ≤ 1 s).
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use frameline_engine::FrameTime;
 use frameline_engine::analysis::{FlameGraph, Selection, span_stats, synthetic_model};
 use frameline_engine::compare::{CompareOptions, FlameComparison, ProcessFrames, Side, compare};
-use frameline_engine::FrameTime;
 use frameline_engine::timeline::TimelineModel;
 use std::hint::black_box;
 use std::sync::OnceLock;

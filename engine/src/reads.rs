@@ -18,7 +18,7 @@ pub struct FrameTime {
 
 impl FrameTime {
     pub fn duration_ns(&self) -> i64 {
-        self.end_ns - self.begin_ns
+        self.end_ns.saturating_sub(self.begin_ns)
     }
 
     pub fn ms(&self) -> f64 {

@@ -301,8 +301,11 @@ impl LakeView {
         runtime: &tokio::runtime::Runtime,
         ctx: &egui::Context,
     ) {
-        let margin = ((jump.end_ns - jump.begin_ns) / 10).max(1000);
-        let range = (jump.begin_ns - margin, jump.end_ns + margin);
+        let margin = (jump.end_ns.saturating_sub(jump.begin_ns) / 10).max(1000);
+        let range = (
+            jump.begin_ns.saturating_sub(margin),
+            jump.end_ns.saturating_add(margin),
+        );
         self.page = Page::Session;
         if self.selected.len() == 1
             && self.selected.contains(&jump.process_id)

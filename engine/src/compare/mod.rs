@@ -431,6 +431,24 @@ mod tests {
     }
 
     #[test]
+    fn times_from_a_hostile_lake_do_not_panic() {
+        let mut s = side(None);
+        let model = Arc::make_mut(&mut s.model);
+        let lane = &mut model.tracks[0].lanes[1];
+        lane.begin_ns[0] = i64::MIN;
+        lane.end_ns[0] = i64::MAX;
+        lane.begin_ns[1] = 5;
+        lane.end_ns[1] = -5;
+        s.frames[0].frames.push(FrameTime {
+            begin_ns: i64::MAX - 1,
+            end_ns: i64::MIN,
+        });
+        let c = compare(&s, &side(None), &CompareOptions::default());
+        assert!(!c.spans.is_empty());
+        assert!(!FlameComparison::build(&s, &s).candidate.nodes.is_empty());
+    }
+
+    #[test]
     fn a_condition_trips_only_on_a_flagged_change() {
         let (base, cand) = (side(Some("work.3")), side(None));
         let c = compare(&base, &cand, &CompareOptions::default());

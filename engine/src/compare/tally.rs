@@ -89,7 +89,7 @@ pub fn totals(side: &Side, site_names: &[u32], name_count: usize) -> Vec<i64> {
             for i in in_range(lane, side.range_ns) {
                 let name = site_names.get(lane.name[i] as usize).copied().unwrap_or(0);
                 if let Some(t) = totals.get_mut(name as usize) {
-                    *t = t.saturating_add(lane.end_ns[i] - lane.begin_ns[i]);
+                    *t = t.saturating_add(lane.end_ns[i].saturating_sub(lane.begin_ns[i]).max(0));
                 }
             }
         }
@@ -142,18 +142,21 @@ pub fn tally(side: &Side, site_names: &[u32], slots: &[Option<usize>]) -> SideTa
             let mut f = frames.partition_point(|fr| fr.end_ns <= first_begin);
             for i in range {
                 let (b, e) = (lane.begin_ns[i], lane.end_ns[i]);
-                let duration = e - b;
-                let mut inner = 0;
+                // Times come from a lake: never trust them to be ordered or small.
+                let duration = e.saturating_sub(b).max(0);
+                let mut inner: i64 = 0;
                 if let Some(ch) = children {
                     while c < ch.len() && ch.begin_ns[c] < b {
                         c += 1;
                     }
                     while c < ch.len() && ch.begin_ns[c] <= e {
-                        inner += ch.end_ns[c].min(e) - ch.begin_ns[c];
+                        inner = inner.saturating_add(
+                            ch.end_ns[c].min(e).saturating_sub(ch.begin_ns[c]).max(0),
+                        );
                         c += 1;
                     }
                 }
-                let self_ns = duration - inner;
+                let self_ns = duration.saturating_sub(inner);
                 let name = site_names.get(lane.name[i] as usize).copied().unwrap_or(0) as usize;
                 let Some(t) = out.names.get_mut(name) else {
                     continue;
@@ -161,7 +164,7 @@ pub fn tally(side: &Side, site_names: &[u32], slots: &[Option<usize>]) -> SideTa
                 t.durations_ns.push(duration);
                 if t.worst
                     .as_ref()
-                    .is_none_or(|w| w.end_ns - w.begin_ns < duration)
+                    .is_none_or(|w| w.end_ns.saturating_sub(w.begin_ns) < duration)
                 {
                     t.worst = Some(Instance {
                         track: track_index,
@@ -177,8 +180,10 @@ pub fn tally(side: &Side, site_names: &[u32], slots: &[Option<usize>]) -> SideTa
                     t.total_ns = t.total_ns.saturating_add(duration);
                     t.self_ns = t.self_ns.saturating_add(self_ns);
                     if let Some(slot) = slots.get(name).copied().flatten() {
-                        out.per_frame_total_ns[slot][offset + f] += duration;
-                        out.per_frame_self_ns[slot][offset + f] += self_ns;
+                        let cell = &mut out.per_frame_total_ns[slot][offset + f];
+                        *cell = cell.saturating_add(duration);
+                        let cell = &mut out.per_frame_self_ns[slot][offset + f];
+                        *cell = cell.saturating_add(self_ns);
                     }
                 }
             }

@@ -215,7 +215,7 @@ fn detail_ui(ui: &mut egui::Ui, s: &SpanComparison, result: &CompareResult) -> O
                 && ui
                     .button(format!(
                         "{label} ({})",
-                        short_ns((worst.end_ns - worst.begin_ns) as f64)
+                        short_ns(worst.end_ns.saturating_sub(worst.begin_ns) as f64)
                     ))
                     .on_hover_text("Show this call on its side's timeline")
                     .clicked()
