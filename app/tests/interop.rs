@@ -322,7 +322,10 @@ fn import_prints_its_warnings_and_refuses_a_bad_file_in_one_line() {
     );
     // Cut off mid-write: what came before is imported, the cut named on standard error.
     let text = serde_json::to_string(&events).unwrap();
-    let cut_at = text.find(r#"{"ph":"s""#).unwrap();
+    // The start of the last event (the flow event), and a cut 5 bytes into it.
+    let cut_at = text[..text.find(r#""ph":"s""#).unwrap()]
+        .rfind('{')
+        .unwrap();
     let cut = dir.join("cut.json");
     std::fs::write(&cut, &text[..cut_at + 5]).unwrap();
     let output = frameline(&[
