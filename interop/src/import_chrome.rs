@@ -298,10 +298,10 @@ fn level_of(event: &Value) -> Level {
         .unwrap_or(Level::Info)
 }
 
-/// A label for a phase in the skip counts (bounded: it comes from the input).
-fn phase_label(ph: &str) -> String {
-    let short: String = ph.chars().take(8).collect();
-    format!("phase '{}'", short.escape_debug())
+/// Input text quoted in a skip count (bounded: it comes from the input).
+fn quoted(text: &str, max_chars: usize) -> String {
+    let short: String = text.chars().take(max_chars).collect();
+    format!("'{}'", short.escape_debug())
 }
 
 /// What the events of a file make, before anything is written.
@@ -339,10 +339,7 @@ impl Collected {
             match name.as_str() {
                 "process_name" => process.name = value,
                 "thread_name" => process.threads.entry(tid).or_default().name = value,
-                other => report.skip(format!(
-                    "metadata {}",
-                    phase_label(other).replacen("phase ", "", 1)
-                )),
+                other => report.skip(format!("metadata {}", quoted(other, 40))),
             }
             return;
         }
@@ -415,7 +412,7 @@ impl Collected {
                     report.skip("counter without a number".to_owned());
                 }
             }
-            other => report.skip(phase_label(other)),
+            other => report.skip(format!("phase {}", quoted(other, 8))),
         }
     }
 }

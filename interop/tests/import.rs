@@ -437,6 +437,7 @@ async fn the_tolerances_of_other_readers_are_counted_and_reported() {
         {\"ph\": \"X\", \"name\": \"no.ts\", \"pid\": \"Game\"},
         {\"name\": \"no.ph\", \"pid\": \"Game\", \"ts\": 1},
         42,
+        {\"ph\": \"M\", \"name\": \"process_sort_index\", \"pid\": \"Game\", \"args\": {\"sort_index\": 1}},
         {\"ph\": \"i\", \"name\": \"mark\", \"pid\": \"Game\", \"ts\": 400}
         ], \"otherData\": {\"version\": \"x\"}}\n\0\0\0";
     let (report, engine) = import_bytes(&dir, "tolerances", json.as_bytes()).await;
@@ -459,6 +460,7 @@ async fn the_tolerances_of_other_readers_are_counted_and_reported() {
     assert_eq!(
         by,
         vec![
+            ("metadata 'process_sort_index'", 1),
             ("no ph", 1),
             ("no usable ts", 1),
             ("not an object", 1),
@@ -471,7 +473,7 @@ async fn the_tolerances_of_other_readers_are_counted_and_reported() {
         "warning: 1 E events naming an outer B",
         "E 'outer' on tid Game at ts 200 us ended 1 inner slices",
         "warning: 1 X events without a usable dur (zero length), e.g. 'no.dur'",
-        "note: 6 events of other phases (or without ts) skipped (no ph: 1, no usable ts: 1, not an object: 1, phase 'b': 2, phase 's': 1)",
+        "note: 7 events of other phases (or without ts) skipped (metadata 'process_sort_index': 1, no ph: 1, no usable ts: 1, not an object: 1, phase 'b': 2, phase 's': 1)",
         "note: 3 bytes after the end of the trace ignored",
     ] {
         assert!(warnings.contains(says), "{says} in {warnings}");
