@@ -12,15 +12,11 @@ use frameline_engine::{Engine, Lake};
 use frameline_instrument::prelude::*;
 use frameline_instrument::{Config, Level};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One recording session at a time in this process.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long the game records.
 const RECORD_FOR: Duration = Duration::from_secs(3);
@@ -88,7 +84,7 @@ async fn record_while_querying(lake: &str) -> (u64, u64) {
                                 span_scope!("work");
                             }
                             imetric!("tick.index", "n", i);
-                            if i % 50 == 0 {
+                            if i.is_multiple_of(50) {
                                 info!(target: "live", "tick {i}");
                             }
                         }
@@ -162,7 +158,7 @@ async fn check_after_shutdown(lake: &str, ticks: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_lake_answers_while_a_game_records() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().to_str().unwrap();
     let (rounds, ticks) = record_while_querying(lake).await;
@@ -180,7 +176,7 @@ async fn an_s3_lake_answers_while_a_game_records() {
         );
         return;
     };
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let lake = format!("s3://{bucket}/live-{}", std::process::id());
     let (rounds, ticks) = record_while_querying(&lake).await;
     eprintln!("s3: {rounds} rounds of queries while {ticks} ticks were recorded");

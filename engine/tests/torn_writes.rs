@@ -87,7 +87,7 @@ fn files(dir: &Path) -> Vec<String> {
 /// other than zeros; returns what was done.
 fn tear(path: &Path, rng: &mut Rng) -> String {
     let mut bytes = std::fs::read(path).unwrap();
-    if rng.next() % 2 == 0 {
+    if rng.next().is_multiple_of(2) {
         let keep = rng.below(bytes.len());
         std::fs::write(path, &bytes[..keep]).unwrap();
         return format!("cut to {keep} of {} bytes", bytes.len());
