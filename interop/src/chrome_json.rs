@@ -89,9 +89,9 @@ fn trailing(bytes: &[u8], pos: usize) -> Ending {
     }
 }
 
-/// Calls `on_event` with each element of the event array (in file order, with its byte offset)
-/// and returns how the file ended.
-pub fn scan(bytes: &[u8], mut on_event: impl FnMut(Value, usize)) -> Result<Scanned> {
+/// Calls `on_event` with each element of the event array, in file order, and returns how the
+/// file ended.
+pub fn scan(bytes: &[u8], mut on_event: impl FnMut(Value)) -> Result<Scanned> {
     let start = if bytes.starts_with(b"\xEF\xBB\xBF") {
         3
     } else {
@@ -134,11 +134,7 @@ enum ArrayEnd {
 
 /// The elements of an array whose `[` is just before `pos`. Commas between elements are
 /// optional and may repeat (as Perfetto reads them).
-fn events(
-    bytes: &[u8],
-    mut pos: usize,
-    on_event: &mut impl FnMut(Value, usize),
-) -> Result<ArrayEnd> {
+fn events(bytes: &[u8], mut pos: usize, on_event: &mut impl FnMut(Value)) -> Result<ArrayEnd> {
     loop {
         pos = skip_whitespace(bytes, pos);
         match bytes.get(pos) {
@@ -152,7 +148,7 @@ fn events(
             Some(b',') => pos += 1,
             Some(_) => match value_at::<Value>(bytes, pos)? {
                 Some((event, end)) => {
-                    on_event(event, pos);
+                    on_event(event);
                     pos = end;
                 }
                 None => {
@@ -168,11 +164,7 @@ fn events(
 
 /// The top-level object, whose `{` is just before `pos`: its `traceEvents` array streamed, its
 /// `otherData` read, its other keys skipped.
-fn object(
-    bytes: &[u8],
-    mut pos: usize,
-    on_event: &mut impl FnMut(Value, usize),
-) -> Result<Scanned> {
+fn object(bytes: &[u8], mut pos: usize, on_event: &mut impl FnMut(Value)) -> Result<Scanned> {
     let mut origin_ns = 0;
     let mut saw_events = false;
     let cut = |offset: usize, saw_events: bool, origin_ns: i64| {

@@ -422,7 +422,7 @@ pub fn import(bytes: &[u8], out: &str, source_name: &str) -> Result<ImportReport
     let mut report = ImportReport::default();
     let mut collected = Collected::default();
     let mut seq = 0;
-    let scanned = chrome_json::scan(bytes, |event, _offset| {
+    let scanned = chrome_json::scan(bytes, |event| {
         collected.take(&event, seq, &mut report);
         seq += 1;
     })?;
