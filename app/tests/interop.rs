@@ -320,6 +320,29 @@ fn import_prints_its_warnings_and_refuses_a_bad_file_in_one_line() {
         stdout.contains(&format!("process:  {imported}")),
         "{stdout}"
     );
+    // Cut off mid-write: what came before is imported, the cut named on standard error.
+    let text = serde_json::to_string(&events).unwrap();
+    // The start of the last event (the flow event), and a cut 5 bytes into it.
+    let cut_at = text[..text.find(r#""ph":"s""#).unwrap()]
+        .rfind('{')
+        .unwrap();
+    let cut = dir.join("cut.json");
+    std::fs::write(&cut, &text[..cut_at + 5]).unwrap();
+    let output = frameline(&[
+        "import",
+        "chrome-trace",
+        cut.to_str().unwrap(),
+        "--out",
+        dir.join("cut-lake").to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: the file is cut at byte {cut_at} (inside an event, which is lost): the 6 events before it were read"
+        )),
+        "{stderr}"
+    );
     // Not a trace: one clear line, nothing written.
     let bad = dir.join("bad.json");
     std::fs::write(&bad, br#"{"events": []}"#).unwrap();

@@ -452,6 +452,9 @@ pub fn decode_measures_block(
 /// `(index into names, unix_ns)` in order (a name is never copied per marker).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FrameMarkers {
+    /// The block's sequence number in its stream: markers pair across blocks only when no
+    /// block is missing between them (see [`frames_batch`]).
+    pub block_seq: u64,
     pub names: Vec<Arc<str>>,
     pub markers: Vec<(u32, i64)>,
 }
@@ -461,7 +464,10 @@ pub fn frame_markers(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<FrameMarker
     let block = Block::parse(bytes).map_err(|e| ctx.corrupt(e))?;
     let view = block.view().map_err(|e| ctx.corrupt(e))?;
     ctx.event_count(&view, MIN_METRIC_EVENT_BYTES)?;
-    let mut found = FrameMarkers::default();
+    let mut found = FrameMarkers {
+        block_seq: ctx.entry.info.block_seq,
+        ..FrameMarkers::default()
+    };
     // Each descriptor's index in `names`, once a marker of it is met.
     let mut name_of_dep: Vec<Option<u32>> = vec![None; view.deps.len()];
     for event in view.metric_events().map_err(|e| ctx.corrupt(e))? {
@@ -491,6 +497,11 @@ pub fn frame_markers(bytes: &[u8], ctx: &BlockContext<'_>) -> Result<FrameMarker
 
 /// Frames from consecutive markers of the same name: `blocks` are all the marker sets of one
 /// stream, in block order. Each distinct name is hashed once per block, never per marker.
+///
+/// Where a block is missing (skipped as damaged, dropped by the recorder, vanished: its
+/// sequence number is not the previous block's plus one), no frame spans the hole: the markers
+/// after it pair among themselves, as if the stream began there. The frame that the hole cut is
+/// lost, not made into one frame as long as everything the hole held.
 pub fn frames_batch(
     blocks: &[FrameMarkers],
     ctx: &BlockContext<'_>,
@@ -503,7 +514,12 @@ pub fn frames_batch(
     let mut begin = Vec::new();
     let mut end = Vec::new();
     let mut duration = Vec::new();
+    let mut previous_seq: Option<u64> = None;
     for block in blocks {
+        if previous_seq.is_some_and(|seq| seq.checked_add(1) != Some(block.block_seq)) {
+            last.iter_mut().for_each(|marker| *marker = None);
+        }
+        previous_seq = Some(block.block_seq);
         let mut global = Vec::with_capacity(block.names.len());
         for name in &block.names {
             let next = i32::try_from(names.len())

@@ -67,6 +67,9 @@ pub struct Lake {
     bytes_fetched: AtomicU64,
     /// Blocks skipped as damaged (corrupt, vanished) since the lake was opened.
     blocks_skipped: AtomicU64,
+    /// Why the version marker was read as the current version (it was torn), for
+    /// `lake_problems`.
+    pub(crate) marker_problem: Option<String>,
     cache: Arc<BlockCache>,
 }
 
@@ -185,6 +188,32 @@ fn s3_store(
     }
 }
 
+/// The lake's version marker. One that is not JSON at all (torn: cut short, zeroed, empty —
+/// the one object written once when a lake is created) is read as the current version and
+/// reported (the second value), since everything else in the lake is checked as it is read;
+/// JSON that is not a marker, another format or a newer major version is refused.
+fn read_marker(
+    location: &LakeLocation,
+    bytes: &[u8],
+) -> Result<(LakeVersion, Option<String>), EngineError> {
+    match serde_json::from_slice::<LakeVersion>(bytes) {
+        Ok(version) => Ok((version, None)),
+        Err(e) if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() => Ok((
+            LakeVersion::current(),
+            Some(format!(
+                "the version marker is damaged ({} bytes, not JSON: {e}); read as version {}.{}",
+                bytes.len(),
+                layout::LAKE_MAJOR_VERSION,
+                layout::LAKE_MINOR_VERSION
+            )),
+        )),
+        Err(e) => Err(EngineError::NotALake {
+            lake: location.to_string(),
+            reason: format!("{} is not a lake version marker: {e}", layout::VERSION_KEY),
+        }),
+    }
+}
+
 impl Lake {
     /// Opens a capture folder or `s3://bucket/prefix` and reads its catalog.
     pub async fn open(lake: &str) -> Result<Lake, EngineError> {
@@ -277,11 +306,7 @@ impl Lake {
             }
             Err(e) => return Err(classify(&location, layout::VERSION_KEY, e)),
         };
-        let version: LakeVersion =
-            serde_json::from_slice(&version_bytes).map_err(|e| EngineError::NotALake {
-                lake: location.to_string(),
-                reason: format!("{} is not a lake version marker: {e}", layout::VERSION_KEY),
-            })?;
+        let (version, marker_problem) = read_marker(&location, &version_bytes)?;
         if version.format != "frameline-lake" {
             return Err(EngineError::NotALake {
                 lake: location.to_string(),
@@ -309,6 +334,7 @@ impl Lake {
             blocks_fetched: AtomicU64::new(0),
             bytes_fetched: AtomicU64::new(0),
             blocks_skipped: AtomicU64::new(0),
+            marker_problem,
         };
         lake.read_index().await?;
         let since_date = since_unix_ns.map(layout::date_of_unix_ns);

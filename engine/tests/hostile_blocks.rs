@@ -361,7 +361,12 @@ fn many_frame_markers_of_a_long_name_do_not_copy_the_name() {
     assert!(peak <= max_decoded_bytes(body) + 4 * bytes.len(), "{peak}");
 
     // Pairing them into frames: one row per pair, the name once.
-    let blocks: Vec<FrameMarkers> = vec![markers.clone(), markers];
+    // (Two consecutive blocks of one stream: markers pair across them.)
+    let next = FrameMarkers {
+        block_seq: markers.block_seq + 1,
+        ..markers.clone()
+    };
+    let blocks: Vec<FrameMarkers> = vec![markers, next];
     let (frames, peak) = peak_heap(|| decode::frames_batch(&blocks, &ctx));
     let frames = frames.unwrap();
     assert_eq!(frames.num_rows(), 999_999);

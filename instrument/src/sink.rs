@@ -211,19 +211,36 @@ mod s3 {
         }
     }
 
+    impl S3Sink {
+        /// Runs `future` on the sink's runtime. On a thread already inside a Tokio runtime (a
+        /// game whose async `main` calls `init`, or drops the guard), `block_on` would panic
+        /// ("Cannot start a runtime from within a runtime"): the call then runs on a short-lived
+        /// helper thread, and this thread waits for it.
+        fn run<T: Send>(&self, future: impl std::future::Future<Output = T> + Send) -> T {
+            if tokio::runtime::Handle::try_current().is_err() {
+                return self.runtime.block_on(future);
+            }
+            std::thread::scope(
+                |scope| match scope.spawn(|| self.runtime.block_on(future)).join() {
+                    Ok(value) => value,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+            )
+        }
+    }
+
     impl Sink for S3Sink {
         fn put(&self, key: &str, bytes: &[u8]) -> Result<(), SinkError> {
             let path = self.path(key);
             let payload = PutPayload::from(bytes.to_vec());
-            self.runtime
-                .block_on(self.store.put(&path, payload))
+            self.run(self.store.put(&path, payload))
                 .map(|_| ())
                 .map_err(|e| SinkError::Store(format!("{}/{key}: {e}", self.url)))
         }
 
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
             let path = self.path(key);
-            self.runtime.block_on(async {
+            self.run(async {
                 match self.store.get(&path).await {
                     Ok(result) => result
                         .bytes()

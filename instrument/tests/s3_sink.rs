@@ -326,3 +326,32 @@ fn unreachable_endpoint_check() {
     drop(guard);
     println!("{CHILD_OK} in {elapsed:?}: {error}");
 }
+
+/// A game with an async `main` (inside a Tokio runtime) starts and ends a session on S3: the
+/// sink's blocking calls must not start a runtime inside the caller's (that panicked).
+#[test]
+fn init_and_shutdown_from_inside_a_tokio_runtime() {
+    let Some(env) = s3_env() else { return };
+    let _serial = serial();
+    let prefix = format!("test-{}", uuid::Uuid::new_v4());
+    let lake_url = format!("s3://{}/{prefix}", env.bucket);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = runtime.block_on(async {
+        let guard = frameline_instrument::init(Config::lake(&lake_url).unwrap()).unwrap();
+        for _ in 0..1000 {
+            span_scope!("async.main");
+        }
+        guard.shutdown()
+    });
+    assert_eq!(stats.sink_errors, 0, "{stats:?}");
+    assert!(stats.blocks_written > 0, "{stats:?}");
+    let keys: Vec<String> = download(&env, &prefix)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(keys.iter().any(|k| k == lake::VERSION_KEY), "{keys:?}");
+    assert!(keys.iter().any(|k| k.ends_with(".blk")), "{keys:?}");
+}

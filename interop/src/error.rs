@@ -29,10 +29,12 @@ pub enum InteropError {
         #[source]
         source: std::io::Error,
     },
-    #[error("not JSON")]
-    NotJson(#[source] serde_json::Error),
-    #[error("not a Chrome trace: {reason}")]
-    NotChromeTrace { reason: &'static str },
+    /// Refused: the input stops being JSON at byte `offset`.
+    #[error("not JSON at byte {offset}: {detail}")]
+    NotJson { offset: usize, detail: String },
+    /// Refused: JSON, but not a trace (`offset`: where that was found).
+    #[error("not a Chrome trace (byte {offset}): {reason}")]
+    NotChromeTrace { offset: usize, reason: &'static str },
     #[error("opening {lake}")]
     OpenLake {
         lake: String,

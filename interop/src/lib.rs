@@ -7,6 +7,7 @@
 
 #![deny(unsafe_code)]
 
+mod chrome_json;
 mod error;
 pub mod export;
 pub mod import_chrome;

@@ -115,14 +115,35 @@ fn what_is_not_a_chrome_trace_is_refused_and_nothing_written() {
         (
             "object.json",
             &br#"{"events": []}"#[..],
-            "not a Chrome trace: an object without a traceEvents array",
+            "not a Chrome trace (byte 13): an object without a traceEvents array",
         ),
         (
             "number.json",
             b"42",
-            "not a Chrome trace: neither an array of events nor an object",
+            "not a Chrome trace (byte 0): neither an array of events nor an object",
         ),
-        ("garbage.json", b"{oops", "not JSON"),
+        (
+            "garbage.json",
+            b"{oops",
+            "not JSON at byte 1: expected value",
+        ),
+        (
+            "empty.json",
+            b" \n",
+            "not a Chrome trace (byte 2): the file is empty",
+        ),
+        (
+            "cut-before-events.json",
+            br#"{"displayTimeUnit": "ns", "traceEv"#,
+            "not a Chrome trace (byte 26): the file ends before a traceEvents array",
+        ),
+        // Broken in the middle (not cut): refused at the byte where reading stopped.
+        (
+            "broken.json",
+            b"[{\"ph\": \"i\", \"ts\": 1},\n {\"ph\": \"i\" \"ts\": 2}]",
+            // Byte 35: the `"` of the second event's "ts", where a `,` was due.
+            "not JSON at byte 35: expected `,` or `}`",
+        ),
     ] {
         let file = dir.join(name);
         std::fs::write(&file, bytes).unwrap();
@@ -242,5 +263,278 @@ async fn export_import_export_gives_the_same_slices() {
     assert_eq!(
         query_json(&engine, &game_only).await,
         query_json(&imported_engine, depths).await
+    );
+}
+
+/// Imports `bytes` into a new lake under `dir` (named `name`) and opens it.
+async fn import_bytes(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> (import_chrome::ImportReport, frameline_engine::Engine) {
+    let lake = dir.join(name);
+    let report = import_chrome::import(bytes, lake.to_str().unwrap(), name).unwrap();
+    let engine = open(&lake).await;
+    (report, engine)
+}
+
+/// (name, begin µs from the first event, duration µs) of every span, in order.
+async fn spans_of(engine: &frameline_engine::Engine) -> Vec<(String, i64, i64)> {
+    query_json(
+        engine,
+        "SELECT name, (CAST(begin_time AS BIGINT) - CAST(p.start_time AS BIGINT)) / 1000 AS b, \
+         duration_ns / 1000 AS d FROM thread_spans, processes p ORDER BY b, depth",
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r["name"].as_str().unwrap().to_owned(),
+            r["b"].as_i64().unwrap(),
+            r["d"].as_i64().unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// Ten X slices, one per 100 µs, as the lines of a JSON array (no brackets).
+fn ten_slices() -> Vec<String> {
+    (0..10)
+        .map(|i| {
+            format!(
+                r#"{{"ph": "X", "name": "s{i}", "cat": "c", "pid": 1, "tid": 1, "ts": {}, "dur": 50}}"#,
+                1000 + i * 100
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_cut_off_keeps_the_events_before_the_cut_and_reports_where() {
+    let dir = temp_dir();
+    let lines = ten_slices();
+    let whole = format!("[\n{}\n]\n", lines.join(",\n"));
+    // The byte where the seventh event starts, and a cut in its middle.
+    let seventh = whole.find(&lines[6]).unwrap();
+    let mid_seventh = seventh + lines[6].len() / 2;
+    let no_bracket = whole.trim_end().trim_end_matches(']').trim_end().to_owned();
+    let trailing_comma = format!("[\n{},\n", lines[..7].join(",\n"));
+    let object_cut = format!(
+        "{{\"displayTimeUnit\": \"ms\", \"traceEvents\": [\n{}",
+        &whole[2..mid_seventh]
+    );
+    for (name, text, slices, offset, inside_event) in [
+        (
+            "no-bracket",
+            no_bracket.clone(),
+            10,
+            no_bracket.len(),
+            false,
+        ),
+        (
+            "trailing-comma",
+            trailing_comma.clone(),
+            7,
+            trailing_comma.len(),
+            false,
+        ),
+        (
+            "mid-event",
+            whole[..mid_seventh].to_owned(),
+            6,
+            seventh,
+            true,
+        ),
+        (
+            "object-mid-event",
+            object_cut.clone(),
+            6,
+            object_cut.rfind('{').unwrap(),
+            true,
+        ),
+    ] {
+        let (report, engine) = import_bytes(&dir, name, text.as_bytes()).await;
+        let cut = report
+            .cut
+            .unwrap_or_else(|| panic!("{name}: no cut reported"));
+        assert_eq!(
+            (cut.offset, cut.inside_event, report.slices),
+            (offset, inside_event, slices),
+            "{name}"
+        );
+        let warnings = report.warnings().join("\n");
+        assert!(
+            warnings.contains(&format!("the file is cut at byte {offset}")),
+            "{name}: {warnings}"
+        );
+        // The events before the cut, all of them, with their times.
+        let spans = spans_of(&engine).await;
+        let expected: Vec<(String, i64, i64)> = (0..slices as i64)
+            .map(|i| (format!("s{i}"), i * 100, 50))
+            .collect();
+        assert_eq!(spans, expected, "{name}");
+    }
+    // The whole file: no cut.
+    let (report, _) = import_bytes(&dir, "whole", whole.as_bytes()).await;
+    assert_eq!((report.cut, report.slices), (None, 10));
+    assert!(report.warnings().is_empty(), "{:?}", report.warnings());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_written_as_strings_are_read_exactly() {
+    let dir = temp_dir();
+    let json = br#"{"traceEvents": [
+        {"ph": "M", "name": "thread_name", "pid": "7", "tid": "2", "args": {"name": "render"}},
+        {"ph": "X", "name": "frame", "cat": "g", "pid": "7", "tid": "2", "ts": "11550183666", "dur": "16600"},
+        {"ph": "B", "name": "inner", "cat": "g", "pid": 7, "tid": 2, "ts": "11550183667.5"},
+        {"ph": "E", "pid": 7.0, "tid": 2, "ts": 11550183700},
+        {"ph": "C", "name": "fps", "pid": "7", "ts": "11550183666", "args": {"value": "59.5"}}
+    ]}"#;
+    let (report, engine) = import_bytes(&dir, "strings", json).await;
+    assert_eq!(
+        (report.slices, report.samples, report.skipped),
+        (2, 1, 0),
+        "{:?}",
+        report.warnings()
+    );
+    // One process, one thread: "7" and 7 and 7.0 are the same pid.
+    let rows = query_json(
+        &engine,
+        "SELECT name, thread_name, CAST(begin_time AS BIGINT) AS b, duration_ns FROM thread_spans ORDER BY b",
+    )
+    .await;
+    let first_ns = 11_550_183_666_000i64;
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!({"name": "frame", "thread_name": "render", "b": first_ns, "duration_ns": 16_600_000}),
+            serde_json::json!({"name": "inner", "thread_name": "render", "b": first_ns + 1_500, "duration_ns": 32_500}),
+        ]
+    );
+    let metric = query_json(&engine, "SELECT name, value FROM measures").await;
+    assert_eq!(
+        metric,
+        vec![serde_json::json!({"name": "fps", "value": 59.5})]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tolerances_of_other_readers_are_counted_and_reported() {
+    let dir = temp_dir();
+    // A byte order mark; other top-level keys before and after the events (displayTimeUnit
+    // "ns" does not change the unit of ts); extra commas; no tid; a string pid naming the
+    // process; an X without dur; an E naming an outer B; phases not read; bytes after the end.
+    let json = "\u{feff}{\"metadata\": {\"a\": [1, {\"b\": \"]\"}]}, \"displayTimeUnit\": \"ns\",
+        \"systemTraceEvents\": \"# tracer: nop\\n\",
+        \"traceEvents\": [,,
+        {\"ph\": \"B\", \"name\": \"outer\", \"pid\": \"Game\", \"ts\": 100},
+        {\"ph\": \"B\", \"name\": \"lost.end\", \"pid\": \"Game\", \"ts\": 110},,
+        {\"ph\": \"E\", \"name\": \"outer\", \"pid\": \"Game\", \"ts\": 200},
+        {\"ph\": \"X\", \"name\": \"no.dur\", \"pid\": \"Game\", \"ts\": 300},
+        {\"ph\": \"b\", \"name\": \"async\", \"pid\": \"Game\", \"ts\": 300, \"id\": 1},
+        {\"ph\": \"b\", \"name\": \"async\", \"pid\": \"Game\", \"ts\": 310, \"id\": 2},
+        {\"ph\": \"s\", \"name\": \"flow\", \"pid\": \"Game\", \"ts\": 310},
+        {\"ph\": \"X\", \"name\": \"no.ts\", \"pid\": \"Game\"},
+        {\"name\": \"no.ph\", \"pid\": \"Game\", \"ts\": 1},
+        42,
+        {\"ph\": \"M\", \"name\": \"process_sort_index\", \"pid\": \"Game\", \"args\": {\"sort_index\": 1}},
+        {\"ph\": \"i\", \"name\": \"mark\", \"pid\": \"Game\", \"ts\": 400}
+        ], \"otherData\": {\"version\": \"x\"}}\n\0\0\0";
+    let (report, engine) = import_bytes(&dir, "tolerances", json.as_bytes()).await;
+    assert_eq!(report.cut, None);
+    assert_eq!(report.trailing_bytes, 3);
+    assert_eq!(
+        (
+            report.slices,
+            report.logs,
+            report.ended_by_outer.count,
+            report.no_duration.count
+        ),
+        (3, 1, 1, 1)
+    );
+    let by: Vec<(&str, usize)> = report
+        .skipped_by
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        by,
+        vec![
+            ("metadata 'process_sort_index'", 1),
+            ("no ph", 1),
+            ("no usable ts", 1),
+            ("not an object", 1),
+            ("phase 'b'", 2),
+            ("phase 's'", 1)
+        ]
+    );
+    let warnings = report.warnings().join("\n");
+    for says in [
+        "warning: 1 E events naming an outer B",
+        "E 'outer' on tid Game at ts 200 us ended 1 inner slices",
+        "warning: 1 X events without a usable dur (zero length), e.g. 'no.dur'",
+        "note: 7 events of other phases (or without ts) skipped (metadata 'process_sort_index': 1, no ph: 1, no usable ts: 1, not an object: 1, phase 'b': 2, phase 's': 1)",
+        "note: 3 bytes after the end of the trace ignored",
+    ] {
+        assert!(warnings.contains(says), "{says} in {warnings}");
+    }
+    // Microseconds still (displayTimeUnit ignored); the E ends "lost.end" with "outer".
+    assert_eq!(
+        spans_of(&engine).await,
+        vec![
+            ("outer".to_owned(), 0, 100),
+            ("lost.end".to_owned(), 10, 90),
+            ("no.dur".to_owned(), 200, 0),
+        ]
+    );
+    // The string pid names the process and its thread (no tid: the process's main thread).
+    let names = query_json(
+        &engine,
+        "SELECT DISTINCT p.exe, s.thread_name FROM thread_spans s, processes p",
+    )
+    .await;
+    assert_eq!(
+        names,
+        vec![serde_json::json!({"exe": "Game", "thread_name": "Game"})]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_categories_and_units_are_bounded_like_span_names() {
+    let dir = temp_dir();
+    let long = "é".repeat(10_000); // 20 000 bytes
+    let json = serde_json::json!([
+        {"ph": "X", "name": long, "cat": long, "pid": 1, "tid": 1, "ts": 1, "dur": 1},
+        {"ph": "i", "name": "m", "cat": long, "pid": 1, "tid": 1, "ts": 2},
+        {"ph": "C", "name": long, "pid": 1, "ts": 3, "args": {long.clone(): 1.0}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 1, "args": {"name": long}}
+    ]);
+    let (report, engine) = import_bytes(&dir, "long", &serde_json::to_vec(&json).unwrap()).await;
+    // The span name and category, the log target, the metric name and unit, the thread name.
+    assert_eq!(report.cut_names, 6, "{:?}", report.warnings());
+    assert!(
+        report
+            .warnings()
+            .join("\n")
+            .contains("warning: 6 names, categories or units longer than 16384 bytes cut")
+    );
+    let lengths = query_json(
+        &engine,
+        "SELECT (SELECT octet_length(name) FROM thread_spans) AS span_name, \
+         (SELECT octet_length(target) FROM thread_spans) AS span_target, \
+         (SELECT octet_length(thread_name) FROM thread_spans) AS thread, \
+         (SELECT octet_length(target) FROM log_entries) AS log_target, \
+         (SELECT octet_length(name) FROM measures) AS metric, \
+         (SELECT octet_length(unit) FROM measures) AS unit",
+    )
+    .await;
+    // Cut on a character boundary: 8192 two-byte characters.
+    let cut = import_chrome::MAX_NAME_BYTES as u64;
+    assert_eq!(
+        lengths,
+        vec![
+            serde_json::json!({"span_name": cut, "span_target": cut, "thread": cut,
+                                "log_target": cut, "metric": cut, "unit": cut})
+        ]
     );
 }

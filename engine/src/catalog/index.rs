@@ -166,6 +166,9 @@ impl Lake {
         for key in ignored {
             state.problem(&key, "not a catalog key; ignored");
         }
+        if let Some(detail) = &self.marker_problem {
+            state.problem(layout::VERSION_KEY, detail.clone());
+        }
         Ok(())
     }
 
