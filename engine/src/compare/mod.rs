@@ -6,11 +6,12 @@
 //!
 //! **Noise**: a change is flagged only when the Mann–Whitney U test on the per-frame values
 //! (every frame of each side, 0 where the name did not run) gives p < α / m (α = 0.01, m the
-//! number of names tested: Bonferroni) **and** the mean time per frame moved by at least
-//! `min_change` (5 %) of the baseline's. The second condition is what a developer means by
-//! "larger than the noise": on hundreds of frames a rank test detects shifts far too small to
-//! matter, such as two runs on a machine whose load differed.
-//!
+//! number of names tested: Bonferroni), its effect is large (Vargha–Delaney A ≥ 0.71 or ≤ 0.29:
+//! in at least 71 % of pairs of frames, one side's value is the larger), **and** the mean time
+//! per frame moved by at least `min_change` (5 %) of the baseline's. On hundreds of frames a rank
+//! test alone detects shifts far too small to matter, such as two runs on a machine whose load
+//! differed: preemption lands in whatever span is open, shifting many names a little in many
+//! frames (p small, A near 0.6), where a regression shifts one name in almost every frame.
 //! The same test on the per-frame **self** time (minimum change: 5 % of the baseline's time per
 //! frame, since self time is often near 0) flags the span whose own code got slower.
 //!
@@ -65,6 +66,8 @@ pub struct CompareOptions {
     pub spans: Option<Vec<String>>,
     /// Family-wise significance level (divided by the names tested).
     pub alpha: f64,
+    /// Smallest effect flagged: |A − 0.5| (0.21: Vargha and Delaney's "large").
+    pub min_effect: f64,
     /// Smallest change of the mean that is flagged, as a fraction of the baseline.
     pub min_change: f64,
     /// Marked on the frame-time distributions.
@@ -76,6 +79,7 @@ impl Default for CompareOptions {
         CompareOptions {
             spans: None,
             alpha: 0.01,
+            min_effect: 0.21,
             min_change: 0.05,
             target_frame_ns: 16_666_667,
         }
@@ -291,7 +295,8 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
 
     let (mut bf, mut cf) = (frame_durations(baseline), frame_durations(candidate));
     let (bp, cp) = (Percentiles::of(&mut bf), Percentiles::of(&mut cf));
-    let frame_p = stats::mann_whitney_p(&bf, &cf);
+    let frame_test = stats::mann_whitney(&bf, &cf);
+    let frame_p = frame_test.p_value;
     let frames = FrameComparison {
         baseline: bp,
         candidate: cp,
@@ -310,8 +315,9 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
         baseline_frames: base_frames,
         candidate_frames: cand_frames,
         method: format!(
-            "flagged: Mann-Whitney U on per-frame time (and self time), p < {} / {tested} names (Bonferroni), and a change >= {:.0} % of the baseline's time per frame",
+            "flagged: Mann-Whitney U on per-frame time (and self time), p < {} / {tested} names (Bonferroni), effect A >= {:.2}, and a change >= {:.0} % of the baseline's time per frame",
             options.alpha,
+            0.5 + options.min_effect,
             options.min_change * 100.0
         ),
         frames,

@@ -1,6 +1,6 @@
 //! The statistics a comparison reports: nearest-rank percentiles (the rule of the statistics
-//! panel, and of `row_number() OVER (ORDER BY …)` in SQL) and the Mann–Whitney U test that
-//! decides whether a change is larger than the noise.
+//! panel, and of `row_number() OVER (ORDER BY …)` in SQL) and the Mann–Whitney U test, with
+//! its effect size (Vargha–Delaney A), that decide whether a change is larger than the noise.
 //!
 //! Why Mann–Whitney: per-frame times are skewed (a few long frames) and far from normal, so a
 //! t-test would be misled by the tail; a rank test is not, costs one sort (a bootstrap would cost
@@ -69,13 +69,25 @@ fn erfc(x: f64) -> f64 {
     if x >= 0.0 { r } else { 2.0 - r }
 }
 
-/// The two-sided p-value of the Mann–Whitney U test that `a` and `b` come from the same
-/// distribution: normal approximation with the tie correction and a continuity correction.
-/// 1.0 when either side is empty or every value is the same.
-pub fn mann_whitney_p(a: &[i64], b: &[i64]) -> f64 {
+/// What the Mann–Whitney U test says about two samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RankTest {
+    /// Two-sided p-value that both come from one distribution (normal approximation with the
+    /// tie and continuity corrections; 1.0 when a side is empty or every value is the same).
+    pub p_value: f64,
+    /// Vargha–Delaney A: the probability that a value of `b` exceeds one of `a` (ties count
+    /// half). 0.5: no effect; ≥ 0.71 or ≤ 0.29 is a large effect.
+    pub effect: f64,
+}
+
+/// The Mann–Whitney U test of `a` against `b`.
+pub fn mann_whitney(a: &[i64], b: &[i64]) -> RankTest {
     let (n1, n2) = (a.len(), b.len());
     if n1 == 0 || n2 == 0 {
-        return 1.0;
+        return RankTest {
+            p_value: 1.0,
+            effect: 0.5,
+        };
     }
     let mut all: Vec<(i64, bool)> = Vec::with_capacity(n1 + n2);
     all.extend(a.iter().map(|&v| (v, true)));
@@ -98,15 +110,28 @@ pub fn mann_whitney_p(a: &[i64], b: &[i64]) -> f64 {
         i = j;
     }
     let (n1f, n2f, nf) = (n1 as f64, n2 as f64, n as f64);
+    // U of `a`: pairs where a's value exceeds b's (ties half); b exceeds a in the others.
     let u = rank_sum_a - n1f * (n1f + 1.0) / 2.0;
+    let effect = 1.0 - u / (n1f * n2f);
     let mean = n1f * n2f / 2.0;
     let variance = n1f * n2f / 12.0 * ((nf + 1.0) - ties / (nf * (nf - 1.0)).max(1.0));
     if variance <= 0.0 {
-        return 1.0;
+        return RankTest {
+            p_value: 1.0,
+            effect: 0.5,
+        };
     }
     let distance = ((u - mean).abs() - 0.5).max(0.0);
     let z = distance / variance.sqrt();
-    erfc(z / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+    RankTest {
+        p_value: erfc(z / std::f64::consts::SQRT_2).clamp(0.0, 1.0),
+        effect,
+    }
+}
+
+/// The p-value of [`mann_whitney`].
+pub fn mann_whitney_p(a: &[i64], b: &[i64]) -> f64 {
+    mann_whitney(a, b).p_value
 }
 
 #[cfg(test)]
@@ -150,6 +175,11 @@ mod tests {
         assert_eq!(mann_whitney_p(&a, &a), 1.0);
         let shifted: Vec<i64> = b.iter().map(|v| v + 150).collect();
         assert!(mann_whitney_p(&a, &shifted) < 1e-6);
+        // Every shifted value exceeds every original one but a few: a large effect.
+        assert!(mann_whitney(&a, &shifted).effect > 0.6);
+        assert_eq!(mann_whitney(&[1, 2], &[3, 4]).effect, 1.0);
+        assert_eq!(mann_whitney(&[3, 4], &[1, 2]).effect, 0.0);
+        assert_eq!(mann_whitney(&a, &a).effect, 0.5);
         // All ties, or one side empty: nothing to tell apart.
         assert_eq!(mann_whitney_p(&[5; 10], &[5; 20]), 1.0);
         assert_eq!(mann_whitney_p(&[], &b), 1.0);
