@@ -114,6 +114,12 @@ pub fn table(c: &Comparison) -> String {
         }
     )
     .ok();
+    writeln!(
+        out,
+        "overall: the candidate's spans took {:.2} x the baseline's self time per frame (time-weighted median)",
+        c.overall_ratio
+    )
+    .ok();
     writeln!(out).ok();
     writeln!(
         out,

@@ -19,7 +19,10 @@
 //! (ancestors of a slower span: a span that got slower makes every ancestor's time per frame grow
 //! by as much, so a sort by total time alone would put `frame` first for any regression), then
 //! what is within noise, then flagged improvements; within each, by the change of self time per
-//! frame, largest first. Both measures are reported.
+//! frame beyond the overall ratio (the time-weighted median of every name's candidate/baseline
+//! self time: on a busier machine everything takes a few percent longer, which adds up to more
+//! on a big span than a real regression on a small one), largest first. Both measures are
+//! reported as measured.
 
 pub mod flame;
 pub mod side;
@@ -166,8 +169,38 @@ pub struct Comparison {
     /// How changes were judged, in words.
     pub method: String,
     pub frames: FrameComparison,
-    /// Sorted by the change of self time per frame, largest regression first.
+    /// The candidate's self time per frame over the baseline's, for the typical span: the
+    /// time-weighted median of the names' ratios (1.1: everything took 10 % longer, as on a
+    /// busier machine).
+    pub overall_ratio: f64,
+    /// Sorted regressions first (see the module), then by the change of self time per frame
+    /// beyond `overall_ratio`.
     pub spans: Vec<SpanComparison>,
+}
+
+/// The time-weighted median of `candidate / baseline` self time per frame over the names that
+/// ran on both sides (1.0 if none did).
+fn overall_ratio(spans: &[SpanComparison]) -> f64 {
+    let mut ratios: Vec<(f64, f64)> = spans
+        .iter()
+        .filter(|s| s.baseline.self_per_frame_ns > 0.0 && s.candidate.self_per_frame_ns > 0.0)
+        .map(|s| {
+            (
+                s.candidate.self_per_frame_ns / s.baseline.self_per_frame_ns,
+                s.baseline.self_per_frame_ns + s.candidate.self_per_frame_ns,
+            )
+        })
+        .collect();
+    ratios.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let half = ratios.iter().map(|r| r.1).sum::<f64>() / 2.0;
+    let mut seen = 0.0;
+    for (ratio, weight) in ratios {
+        seen += weight;
+        if seen >= half {
+            return ratio;
+        }
+    }
+    1.0
 }
 
 /// Percent change from `base` to `candidate` (`None` when the base is 0).
@@ -279,13 +312,15 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
             }
         })
         .collect();
+    // Within a group: what changed beyond the overall ratio first, so a span that really got
+    // slower outranks the many that a busier machine made a few percent slower.
+    let ratio = overall_ratio(&spans);
+    let beyond =
+        |s: &SpanComparison| s.candidate.self_per_frame_ns - ratio * s.baseline.self_per_frame_ns;
     spans.sort_by(|a, b| {
         a.rank()
             .cmp(&b.rank())
-            .then(
-                b.delta_self_per_frame_ns
-                    .total_cmp(&a.delta_self_per_frame_ns),
-            )
+            .then(beyond(b).total_cmp(&beyond(a)))
             .then(
                 b.delta_total_per_frame_ns
                     .total_cmp(&a.delta_total_per_frame_ns),
@@ -321,6 +356,7 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
             options.min_change * 100.0
         ),
         frames,
+        overall_ratio: ratio,
         spans,
     }
 }

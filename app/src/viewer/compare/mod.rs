@@ -309,6 +309,15 @@ impl ComparePage {
                 theme::COMPARE_CANDIDATE,
                 format!("{} — {} frames", c.candidate, c.candidate_frames),
             );
+            ui.label(format!(
+                "— the candidate's spans took {:.2} x the baseline's time overall",
+                c.overall_ratio
+            ))
+            .on_hover_text(
+                "Time-weighted median of every span's self time per frame, candidate over baseline: \
+                 a busier machine makes everything a few percent slower. Rows are ordered by what \
+                 changed beyond it.",
+            );
         });
         ui.horizontal(|ui| {
             for (tab, label) in [
