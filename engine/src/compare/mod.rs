@@ -178,6 +178,26 @@ pub struct Comparison {
     pub spans: Vec<SpanComparison>,
 }
 
+/// Sorts `spans` (see the module) and returns the overall ratio it used. Within a group: what
+/// changed beyond the overall ratio first, so a span that really got slower outranks the many
+/// that a busier machine made a few percent slower.
+fn order(spans: &mut [SpanComparison]) -> f64 {
+    let ratio = overall_ratio(spans);
+    let beyond =
+        |s: &SpanComparison| s.candidate.self_per_frame_ns - ratio * s.baseline.self_per_frame_ns;
+    spans.sort_by(|a, b| {
+        a.rank()
+            .cmp(&b.rank())
+            .then(beyond(b).total_cmp(&beyond(a)))
+            .then(
+                b.delta_total_per_frame_ns
+                    .total_cmp(&a.delta_total_per_frame_ns),
+            )
+            .then(a.name.cmp(&b.name))
+    });
+    ratio
+}
+
 /// The time-weighted median of `candidate / baseline` self time per frame over the names that
 /// ran on both sides (1.0 if none did).
 fn overall_ratio(spans: &[SpanComparison]) -> f64 {
@@ -312,21 +332,7 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
             }
         })
         .collect();
-    // Within a group: what changed beyond the overall ratio first, so a span that really got
-    // slower outranks the many that a busier machine made a few percent slower.
-    let ratio = overall_ratio(&spans);
-    let beyond =
-        |s: &SpanComparison| s.candidate.self_per_frame_ns - ratio * s.baseline.self_per_frame_ns;
-    spans.sort_by(|a, b| {
-        a.rank()
-            .cmp(&b.rank())
-            .then(beyond(b).total_cmp(&beyond(a)))
-            .then(
-                b.delta_total_per_frame_ns
-                    .total_cmp(&a.delta_total_per_frame_ns),
-            )
-            .then(a.name.cmp(&b.name))
-    });
+    let ratio = order(&mut spans);
 
     let (mut bf, mut cf) = (frame_durations(baseline), frame_durations(candidate));
     let (bp, cp) = (Percentiles::of(&mut bf), Percentiles::of(&mut cf));
@@ -470,6 +476,43 @@ mod tests {
         assert!(flame.delta_per_frame_ns(node) > 0.0);
         let other = flame.candidate.find_path(&["frame", "work.4"]).unwrap();
         assert_eq!(flame.delta_per_frame_ns(other), 0.0);
+    }
+
+    fn row(name: &str, base_self: f64, cand_self: f64) -> SpanComparison {
+        let side = |self_ns| SpanSide {
+            self_per_frame_ns: self_ns,
+            ..Default::default()
+        };
+        SpanComparison {
+            name: name.into(),
+            baseline: side(base_self),
+            candidate: side(cand_self),
+            delta_total_per_frame_ns: cand_self - base_self,
+            delta_self_per_frame_ns: cand_self - base_self,
+            change_pct: None,
+            p_value: None,
+            flagged: false,
+            self_p_value: None,
+            self_flagged: false,
+        }
+    }
+
+    #[test]
+    fn the_overall_ratio_is_the_typical_span_s() {
+        // Two big spans 10 % slower (a busier machine), a small one 3 times slower.
+        let rows = [
+            row("big", 10_000.0, 11_000.0),
+            row("bigger", 20_000.0, 22_000.0),
+            row("small", 500.0, 1_500.0),
+            row("new", 0.0, 700.0),
+        ];
+        assert!((overall_ratio(&rows) - 1.1).abs() < 1e-9);
+        assert_eq!(overall_ratio(&[]), 1.0);
+        // Beyond that ratio, the small span changed most: 1 500 − 1.1 × 500 = 950 against
+        // 22 000 − 1.1 × 20 000 = 0, though its raw change (1 000) is half the bigger one's.
+        let beyond =
+            |r: &SpanComparison| r.candidate.self_per_frame_ns - 1.1 * r.baseline.self_per_frame_ns;
+        assert!(beyond(&rows[2]) > beyond(&rows[1]));
     }
 
     #[test]
