@@ -14,7 +14,10 @@
 //! percent slower, consistently: without the ratio, two runs of one build on a loaded CI runner
 //! flag dozens of names. A build that is slower everywhere shows in the frame times (compared as
 //! measured) and in the ratio, printed with the table; its spans are flagged only where they
-//! changed more than the rest.
+//! changed more than the rest. Last, the **typical call** must have moved the same way (its
+//! median duration by `min_change` beyond the ratio, or its calls per frame): preemption
+//! stretches a few calls by a lot, moving a name's time per frame and tail but not its median,
+//! where a slower function is slower on every call.
 //! The same test on the per-frame **self** time (minimum change: 5 % of the baseline's time per
 //! frame, since self time is often near 0) flags the span whose own code got slower.
 //!
@@ -329,11 +332,23 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
             let self_test = test(&base.per_frame_self_ns, &cand.per_frame_self_ns);
             let delta_total = c.total_per_frame_ns - b.total_per_frame_ns;
             let delta_self = c.self_per_frame_ns - b.self_per_frame_ns;
-            // Beyond the overall ratio, by enough, and the same way as measured.
+            // A typical call changed (its median, beyond the overall ratio), or how often it
+            // is called: preemption on a busy machine stretches a few calls by a lot, which moves
+            // the time per frame and its tail but not the median call.
+            let typical = |delta: f64| {
+                let (bp, cp) = (b.durations.p50_ns as f64 * ratio, c.durations.p50_ns as f64);
+                let median =
+                    (cp - bp) * delta > 0.0 && (cp - bp).abs() >= options.min_change * bp.max(1.0);
+                let (bc, cc) = (b.calls_per_frame, c.calls_per_frame);
+                let calls = (cc - bc) * delta > 0.0 && (cc - bc).abs() >= options.min_change * bc;
+                median || calls
+            };
+            // Beyond the overall ratio, by enough, the same way as measured, in typical calls.
             let moved = |delta: f64, beyond: f64| {
                 beyond.abs() >= options.min_change * ratio * b.total_per_frame_ns
                     && beyond != 0.0
                     && delta * beyond > 0.0
+                    && typical(delta)
             };
             let flagged = beyond_noise(&total_test)
                 && moved(
