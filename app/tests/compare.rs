@@ -362,6 +362,7 @@ fn the_compare_view_shows_the_regression_first_and_jumps_to_it() {
     h.run();
     // The candidate's longest physics.solve, on the candidate's timeline.
     let worst = result.comparison.spans[0].candidate.worst.unwrap();
+    let was_loaded = h.state().lake.as_ref().unwrap().selected.clone();
     h.get_by_label_contains("Worst in candidate").click();
     run_until(&mut h, "the candidate's timeline", loaded);
     let view = h.state().lake.as_ref().unwrap();
@@ -371,7 +372,12 @@ fn the_compare_view_shows_the_regression_first_and_jumps_to_it() {
         view.engine.lake().process(&process).unwrap().properties["build"],
         "b"
     );
-    assert!(view.timeline.t0 <= worst.begin_ns as f64 && view.timeline.t1 >= worst.end_ns as f64);
+    assert!(
+        view.timeline.t0 <= worst.begin_ns as f64 && view.timeline.t1 >= worst.end_ns as f64,
+        "timeline {}..{}, worst {worst:?}, selected before {was_loaded:?}, now {process}",
+        view.timeline.t0,
+        view.timeline.t1
+    );
     assert!(view.timeline.t1 - view.timeline.t0 < 2.0 * (worst.end_ns - worst.begin_ns) as f64);
 
     // Swap: the same span is now the largest improvement, last.
