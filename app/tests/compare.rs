@@ -364,6 +364,9 @@ fn the_compare_view_shows_the_regression_first_and_jumps_to_it() {
     let worst = result.comparison.spans[0].candidate.worst.unwrap();
     let was_loaded = h.state().lake.as_ref().unwrap().selected.clone();
     h.get_by_label_contains("Worst in candidate").click();
+    // The click is taken on the next step; only then is the candidate's process loading.
+    h.step();
+    assert_eq!(h.state().lake.as_ref().unwrap().page, Page::Session);
     run_until(&mut h, "the candidate's timeline", loaded);
     let view = h.state().lake.as_ref().unwrap();
     assert_eq!(view.page, Page::Session);
