@@ -5,7 +5,9 @@
 //! distribution of each call's duration.
 //!
 //! **Noise**: a change is flagged only when the Mann–Whitney U test on the per-frame values
-//! (every frame of each side, 0 where the name did not run) gives p < α / m (α = 0.01, m the
+//! (every frame of each side, 0 where the name did not run; its variance inflated by the
+//! series' lag-1 autocorrelation, as consecutive frames share a machine's slow stretches) gives
+//! p < α / m (α = 0.01, m the
 //! number of names tested: Bonferroni), its effect is large (Vargha–Delaney A ≥ 0.71 or ≤ 0.29:
 //! in at least 71 % of pairs of frames, one side's value is the larger), **and** the mean time
 //! per frame moved by at least `min_change` (5 %) of the baseline's — all three **beyond the

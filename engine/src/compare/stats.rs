@@ -122,11 +122,33 @@ pub fn mann_whitney(a: &[i64], b: &[i64]) -> RankTest {
         };
     }
     let distance = ((u - mean).abs() - 0.5).max(0.0);
-    let z = distance / variance.sqrt();
+    // Consecutive frames are not independent (a loaded machine has slow stretches lasting
+    // seconds): the variance grows by (1 + ρ) / (1 − ρ), ρ the lag-1 autocorrelation, the
+    // larger of the two sides'.
+    let inflation = variance_inflation(a).max(variance_inflation(b));
+    let z = distance / (variance * inflation).sqrt();
     RankTest {
         p_value: erfc(z / std::f64::consts::SQRT_2).clamp(0.0, 1.0),
         effect,
     }
+}
+
+/// (1 + ρ) / (1 − ρ) for the lag-1 autocorrelation ρ of `series` (ρ clamped to [0, 0.9]; 1.0
+/// for fewer than 3 values or a constant series).
+pub fn variance_inflation(series: &[i64]) -> f64 {
+    let n = series.len();
+    if n < 3 {
+        return 1.0;
+    }
+    let mean = series.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let centered: Vec<f64> = series.iter().map(|&v| v as f64 - mean).collect();
+    let variance: f64 = centered.iter().map(|d| d * d).sum();
+    if variance <= 0.0 {
+        return 1.0;
+    }
+    let lag1: f64 = centered.windows(2).map(|w| w[0] * w[1]).sum();
+    let rho = (lag1 / variance).clamp(0.0, 0.9);
+    (1.0 + rho) / (1.0 - rho)
 }
 
 /// The p-value of [`mann_whitney`].
@@ -167,10 +189,17 @@ mod tests {
 
     #[test]
     fn mann_whitney_separates_shifted_samples_and_not_equal_ones() {
-        // A deterministic scramble, so the two halves are the same distribution.
-        let noise = |i: i64| (i * 7919 % 1000) + 1000;
-        let a: Vec<i64> = (0..400).map(noise).collect();
-        let b: Vec<i64> = (400..800).map(noise).collect();
+        // A deterministic pseudo-random sequence (an LCG), so both are one distribution and
+        // consecutive values are unrelated.
+        let mut x = 1u64;
+        let mut noise = || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 33) % 1000) as i64 + 1000
+        };
+        let a: Vec<i64> = (0..400).map(|_| noise()).collect();
+        let b: Vec<i64> = (0..400).map(|_| noise()).collect();
         assert!(mann_whitney_p(&a, &b) > 0.05);
         assert_eq!(mann_whitney_p(&a, &a), 1.0);
         let shifted: Vec<i64> = b.iter().map(|v| v + 150).collect();
@@ -180,11 +209,19 @@ mod tests {
         assert_eq!(mann_whitney(&[1, 2], &[3, 4]).effect, 1.0);
         assert_eq!(mann_whitney(&[3, 4], &[1, 2]).effect, 0.0);
         assert_eq!(mann_whitney(&a, &a).effect, 0.5);
+        // A slow stretch (correlated frames) weighs as fewer independent frames.
+        let phases: Vec<i64> = (0..400)
+            .map(|i| if i < 200 { 1000 } else { 1100 } + i % 7)
+            .collect();
+        assert!(variance_inflation(&phases) > 10.0);
+        assert!(variance_inflation(&a) < 1.5);
+        assert_eq!(variance_inflation(&[5, 5, 5, 5]), 1.0);
         // All ties, or one side empty: nothing to tell apart.
         assert_eq!(mann_whitney_p(&[5; 10], &[5; 20]), 1.0);
         assert_eq!(mann_whitney_p(&[], &b), 1.0);
-        // n1 = n2 = 5, U = 3: z = (|3 − 12.5| − 0.5) / √22.9 = 1.88, p ≈ 0.06 (exact: 0.056).
-        let p = mann_whitney_p(&[1, 2, 3, 5, 7], &[4, 6, 8, 9, 10]);
+        // n1 = n2 = 5, U = 3, in an order with no autocorrelation: z = (|3 − 12.5| − 0.5) / √22.9
+        // = 1.88, p ≈ 0.06 (exact: 0.056).
+        let p = mann_whitney_p(&[3, 1, 7, 2, 5], &[9, 4, 10, 6, 8]);
         assert!(p > 0.03 && p < 0.08, "p = {p}");
     }
 }
