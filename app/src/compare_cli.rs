@@ -138,12 +138,17 @@ async fn compare_and_print(args: &CompareArgs) -> Result<Vec<Violation>> {
     let comparison = compare::compare(&base, &cand, &options);
     let compared = started.elapsed();
     if args.timing {
+        // What the viewer also computes: the flame-graph diff (the CLI prints no flame graph).
+        let flame_started = std::time::Instant::now();
+        let flame = compare::FlameComparison::build(&base, &cand);
+        let flame_ms = flame_started.elapsed().as_secs_f64() * 1e3;
         let spans = base.model.span_count() + cand.model.span_count();
         eprintln!(
-            "open {:.1} ms, load {:.1} ms ({spans} spans), compare {:.1} ms",
+            "open {:.1} ms, load {:.1} ms ({spans} spans), compare {:.1} ms, flame diff {flame_ms:.1} ms ({} nodes)",
             opened.as_secs_f64() * 1e3,
             (loaded - opened).as_secs_f64() * 1e3,
             (compared - loaded).as_secs_f64() * 1e3,
+            flame.candidate.nodes.len()
         );
         for (lake, engine) in &engines {
             eprintln!("{lake}: {}", engine.lake().requests());
