@@ -41,6 +41,7 @@ build() {
 }
 
 # run TARGET SECONDS CORPUS_DIR: fuzz TARGET, new inputs into CORPUS_DIR, seeds from fuzz/corpus.
+# Paths are absolute: view_sql runs in an empty folder of its own (to see any file it writes).
 run() {
   local target="$1" seconds="$2" corpus="$3"
   local artifacts="$WORK/artifacts/$target/"
@@ -49,7 +50,7 @@ run() {
   mkdir -p "$WORK/logs"
   local status=0
   "$BIN_DIR/$target" "${LIBFUZZER_FLAGS[@]}" -max_total_time="$seconds" \
-    -artifact_prefix="$artifacts" "$corpus" "fuzz/corpus/$target" > "$log" 2>&1 || status=$?
+    -artifact_prefix="$artifacts" "$corpus" "$PWD/fuzz/corpus/$target" > "$log" 2>&1 || status=$?
   local execs rate peak added
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)

@@ -3,9 +3,7 @@
 //! panic or abort, within FORMAT.md §2.5's bounds; a row takes at least 2 bytes of body.
 #![no_main]
 
-use frameline_engine::decode::{
-    self, MIN_METRIC_EVENT_BYTES, decoded_bytes, max_decoded_bytes,
-};
+use frameline_engine::decode::{self, MIN_METRIC_EVENT_BYTES, decoded_bytes, max_decoded_bytes};
 use frameline_fuzz::{FuzzBlock, ids_bytes, peak_heap};
 use frameline_instrument::format::StreamKind;
 use libfuzzer_sys::fuzz_target;
@@ -24,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(batch) = decoded {
         let body = body.expect("a decoded block has a valid envelope");
         let limit = max_decoded_bytes(body) + ids_bytes(&ctx);
-        assert!(decoded_bytes(&batch) <= limit, "{} > {limit}", decoded_bytes(&batch));
+        assert!(
+            decoded_bytes(&batch) <= limit,
+            "{} > {limit}",
+            decoded_bytes(&batch)
+        );
         assert!(batch.num_rows() <= body / MIN_METRIC_EVENT_BYTES);
     }
 
@@ -34,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         Ok::<_, frameline_engine::EngineError>((markers, frames))
     });
     // Two copies of the markers and the frames they pair: twice the block's bound.
-    assert!(peak <= 2 * bound, "frames: peak heap {peak} > bound {}", 2 * bound);
+    assert!(
+        peak <= 2 * bound,
+        "frames: peak heap {peak} > bound {}",
+        2 * bound
+    );
     if let Ok((markers, frames)) = frames {
         let body = body.expect("a decoded block has a valid envelope");
         assert!(markers.markers.len() <= body / MIN_METRIC_EVENT_BYTES);
@@ -42,6 +48,10 @@ fuzz_target!(|data: &[u8]| {
         // Consecutive markers of a name pair up: fewer frames than markers over both copies.
         assert!(frames.num_rows() < 2 * markers.markers.len().max(1));
         let limit = 2 * max_decoded_bytes(body) + ids_bytes(&ctx);
-        assert!(decoded_bytes(&frames) <= limit, "{} > {limit}", decoded_bytes(&frames));
+        assert!(
+            decoded_bytes(&frames) <= limit,
+            "{} > {limit}",
+            decoded_bytes(&frames)
+        );
     }
 });

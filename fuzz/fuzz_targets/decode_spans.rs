@@ -24,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((batch, _orphan_ends)) = decoded {
         let body = body.expect("a decoded block has a valid envelope");
         let limit = max_decoded_bytes(body) + ids_bytes(&ctx);
-        assert!(decoded_bytes(&batch) <= limit, "{} > {limit}", decoded_bytes(&batch));
+        assert!(
+            decoded_bytes(&batch) <= limit,
+            "{} > {limit}",
+            decoded_bytes(&batch)
+        );
         assert!(batch.num_rows() <= body / MIN_CPU_EVENT_BYTES);
         let unclosed = batch
             .column_by_name("unclosed")

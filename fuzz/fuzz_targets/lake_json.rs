@@ -15,10 +15,19 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(meta) = rows::object_json::<ProcessMeta>(data) {
         let ticks = TickConverter::new(meta.start_ticks, meta.start_unix_ns, meta.tsc_frequency);
-        for t in [0, meta.start_ticks, meta.end_ticks.unwrap_or(u64::MAX), u64::MAX] {
+        for t in [
+            0,
+            meta.start_ticks,
+            meta.end_ticks.unwrap_or(u64::MAX),
+            u64::MAX,
+        ] {
             ticks.to_unix_ns(t);
         }
-        for ns in [meta.start_unix_ns, meta.end_unix_ns.unwrap_or(i64::MIN), i64::MAX] {
+        for ns in [
+            meta.start_unix_ns,
+            meta.end_unix_ns.unwrap_or(i64::MIN),
+            i64::MAX,
+        ] {
             meta.rescale_key_ns(ns);
             lake::process_hour_prefix(ns, &meta.process_id);
         }

@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(counted as usize, 2 * rows);
     let flame = FlameGraph::build(&model, &all);
     let diff = flame.diff_ns(&flame);
-    assert!(diff.iter().all(|&d| d == 0), "a flame graph differs from itself");
+    assert!(
+        diff.iter().all(|&d| d == 0),
+        "a flame graph differs from itself"
+    );
     for node in 0..flame.nodes.len() as u32 {
         let path = flame.path(node);
         assert_eq!(flame.find_path(&path), Some(node));

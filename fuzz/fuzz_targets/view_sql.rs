@@ -88,12 +88,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(table.table_type(), TableType::View, "{name} is not a view");
         ctx.deregister_table(name).expect("the view dropped");
     }
-    assert_eq!(
-        snapshot(&h.engine),
-        h.before,
-        "view {name:?} ({}) changed the session:\n{sql}",
-        if loaded.is_ok() { "loaded" } else { "refused" }
-    );
+    let after = snapshot(&h.engine);
+    if after != h.before {
+        let changed: Vec<_> = after.lines().filter(|l| !h.before.contains(l)).collect();
+        panic!(
+            "view {name:?} ({}) changed the session: {changed:?}\n{sql}",
+            if loaded.is_ok() { "loaded" } else { "refused" }
+        );
+    }
     let written = std::fs::read_dir(h.cwd.path()).map_or(0, |d| d.count());
     assert_eq!(written, 0, "view {name:?} wrote a file:\n{sql}");
 });
