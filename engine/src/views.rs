@@ -298,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_view_plan_must_only_read() {
-        use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan, TableType};
+        use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan};
         use datafusion::prelude::SessionContext;
         use std::sync::Arc;
         let ctx = SessionContext::new();
