@@ -115,18 +115,20 @@ pub fn span_stats(model: &TimelineModel, selection: &Selection) -> Vec<NameStats
             for i in first..last {
                 let (b, e) = (lane.begin_ns[i], lane.end_ns[i]);
                 let name = names.of(lane.name[i]) as usize;
-                durations[name].push(e - b);
-                let mut inner = 0;
+                durations[name].push(e.saturating_sub(b));
+                let mut inner = 0i64;
                 if let Some(ch) = children {
                     while c < ch.len() && ch.begin_ns[c] < b {
                         c += 1;
                     }
                     while c < ch.len() && ch.begin_ns[c] <= e {
-                        inner += ch.end_ns[c].min(e) - ch.begin_ns[c];
+                        inner = inner
+                            .saturating_add(ch.end_ns[c].min(e).saturating_sub(ch.begin_ns[c]));
                         c += 1;
                     }
                 }
-                self_ns[name] += e - b - inner;
+                self_ns[name] =
+                    self_ns[name].saturating_add(e.saturating_sub(b).saturating_sub(inner));
             }
         }
     }
@@ -136,7 +138,7 @@ pub fn span_stats(model: &TimelineModel, selection: &Selection) -> Vec<NameStats
         .filter(|(_, d)| !d.is_empty())
         .map(|(id, mut d)| {
             let n = d.len();
-            let total: i64 = d.iter().sum();
+            let total = d.iter().fold(0i64, |sum, &x| sum.saturating_add(x));
             let max = d.iter().copied().max().unwrap_or(0);
             // Largest rank first: each later selection only looks at the part before it.
             let i99 = rank(n, 0.99);
@@ -217,7 +219,7 @@ impl FlameGraph {
                 let mut p = parent_range.start;
                 for i in range.clone() {
                     let (b, e) = (lane.begin_ns[i].max(t0), lane.end_ns[i].min(t1));
-                    let duration = (e - b).max(0);
+                    let duration = e.saturating_sub(b).max(0);
                     let parent = match parent_lane {
                         None => 0,
                         Some(pl) => {
@@ -257,13 +259,14 @@ impl FlameGraph {
                         }
                     };
                     let n = &mut nodes[node as usize];
-                    n.total_ns += duration;
-                    n.self_ns += duration;
+                    n.total_ns = n.total_ns.saturating_add(duration);
+                    n.self_ns = n.self_ns.saturating_add(duration);
                     n.calls += 1;
                     if parent == 0 {
-                        nodes[0].total_ns += duration;
+                        nodes[0].total_ns = nodes[0].total_ns.saturating_add(duration);
                     } else {
-                        nodes[parent as usize].self_ns -= duration;
+                        let parent = &mut nodes[parent as usize];
+                        parent.self_ns = parent.self_ns.saturating_sub(duration);
                     }
                     nodes_here.push(node);
                 }
@@ -350,7 +353,10 @@ impl FlameGraph {
         self.matched_in(baseline)
             .iter()
             .zip(&self.nodes)
-            .map(|(m, node)| node.total_ns - m.map_or(0, |b| baseline.nodes[b as usize].total_ns))
+            .map(|(m, node)| {
+                node.total_ns
+                    .saturating_sub(m.map_or(0, |b| baseline.nodes[b as usize].total_ns))
+            })
             .collect()
     }
 }

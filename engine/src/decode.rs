@@ -672,7 +672,7 @@ impl SpanColumns {
         let duration_ns: Vec<i64> = begin_ns
             .iter()
             .zip(&end_ns)
-            .map(|(&begin, &end)| end - begin)
+            .map(|(&begin, &end)| end.saturating_sub(begin))
             .collect();
         let dep_lines: Vec<u32> = view
             .deps

@@ -332,7 +332,7 @@ pub fn visible_marks(
     let mut i = lane.end_ns.partition_point(|&e| e < t0);
     while i < n && lane.begin_ns[i] <= t1 {
         let (b, e) = (lane.begin_ns[i], lane.end_ns[i]);
-        if e - b >= min_ns {
+        if e.saturating_sub(b) >= min_ns {
             out.push(Mark::Span { index: i });
             i += 1;
             continue;
@@ -341,7 +341,7 @@ pub fn visible_marks(
         let limit = b.saturating_add(min_ns);
         let mut j = i + 1 + lane.begin_ns[i + 1..].partition_point(|&x| x < limit);
         // Only the run's last span can be wide (spans do not overlap): draw it by itself.
-        if j - 1 > i && lane.end_ns[j - 1] - lane.begin_ns[j - 1] >= min_ns {
+        if j - 1 > i && lane.end_ns[j - 1].saturating_sub(lane.begin_ns[j - 1]) >= min_ns {
             j -= 1;
         }
         if j - i == 1 {
@@ -380,7 +380,7 @@ pub fn prepare_frame(
     out: &mut Vec<PlacedMark>,
 ) {
     out.clear();
-    let ns_per_px = ((t1 - t0).max(1) as f64) / width_px.max(1.0);
+    let ns_per_px = (t1.saturating_sub(t0).max(1) as f64) / width_px.max(1.0);
     let min_ns = (min_px * ns_per_px).max(1.0) as i64;
     let mut marks = Vec::new();
     // The time ranges of the previous depth's wide spans, merged where they touch.
@@ -400,7 +400,7 @@ pub fn prepare_frame(
                 for &mark in &marks {
                     // A narrow span drawn alone (its neighbours are far) has no visible children.
                     if let Mark::Span { index } = mark
-                        && lane.end_ns[index] - lane.begin_ns[index] >= min_ns
+                        && lane.end_ns[index].saturating_sub(lane.begin_ns[index]) >= min_ns
                     {
                         let range = (lane.begin_ns[index], lane.end_ns[index]);
                         match next.last_mut() {

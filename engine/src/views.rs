@@ -5,13 +5,14 @@
 //! A lake's views are data, not code: at open, a view object is loaded only if it is one
 //! `CREATE [OR REPLACE] VIEW <name> AS <query>` whose name is its file's and whose query only
 //! reads (no DDL, DML, `COPY` or external table anywhere in it); anything else is refused with a
-//! notice. In a local lake, a view object that is a link leading out of the lake is not read.
+//! notice, and so is a view that would replace one of the engine's tables (`processes`…). In a
+//! local lake, a view object that is a link leading out of the lake is not read.
 //! `COPY TO` and external tables stay available to a user typing SQL, never to a lake's SQL.
 
 use crate::lake::{Lake, LakeLocation};
 use crate::{Engine, EngineError};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan};
+use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan, TableType};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use std::path::{Path, PathBuf};
@@ -208,6 +209,13 @@ impl Engine {
     pub async fn load_lake_view(&self, name: &str, sql: &str) -> Result<(), String> {
         let refused = |why: String| format!("view {name} was not loaded: {why}");
         check_view_statement(name, sql).map_err(refused)?;
+        // `CREATE OR REPLACE VIEW processes …` would replace the engine's own table with rows
+        // of the lake's choosing: a lake's view may only replace a view.
+        if let Ok(table) = self.context().table_provider(name).await
+            && table.table_type() != TableType::View
+        {
+            return Err(refused(format!("{name} is a table, not a view")));
+        }
         let plan = self
             .context()
             .state()

@@ -150,6 +150,39 @@ async fn only_plain_views_are_loaded_and_everything_else_is_refused_with_a_notic
     assert!(typed.exists());
 }
 
+/// Found by the `view_sql` fuzz target: `CREATE OR REPLACE VIEW processes …` passed every check
+/// and replaced the engine's `processes` table with rows of the lake's choosing.
+#[tokio::test]
+async fn a_lake_view_cannot_replace_one_of_the_engine_s_tables() {
+    let dir = lake_with_views(&[
+        (
+            "processes",
+            "CREATE OR REPLACE VIEW processes AS SELECT 'fake' AS process_id",
+        ),
+        (
+            "thread_spans",
+            "create or replace view thread_spans as select 1 as span_id",
+        ),
+        ("good", "CREATE OR REPLACE VIEW good AS SELECT 1 AS one"),
+    ]);
+    let engine = open(dir.path()).await;
+    assert_eq!(view_names(&engine), ["good"]);
+    for refused in ["processes", "thread_spans"] {
+        let notice = notice_about(&engine, refused);
+        assert!(notice.contains("is a table, not a view"), "{notice}");
+    }
+    let processes = engine
+        .query("SELECT process_id FROM processes")
+        .await
+        .unwrap();
+    assert_eq!(processes.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    assert!(!format!("{processes:?}").contains("fake"));
+    engine
+        .query("SELECT span_id, name FROM thread_spans LIMIT 1")
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_view_file_linking_out_of_the_lake_is_not_read() {
     let outside = tempfile::tempdir().unwrap();
