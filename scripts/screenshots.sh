@@ -31,6 +31,12 @@ for view in start drilldown logs stats flame sql metrics; do
     timeout 120 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" "${args[@]}" >&2
   echo "$out/$view.png"
 done
+# The Compare view: a normal run against one with physics.solve slowed 1.5 times.
+"$bin" demo --out "$work/compare" --seconds 6 --property build=a >&2
+"$bin" demo --out "$work/compare" --seconds 6 --property build=b --slow physics.solve=1.5 >&2
+FRAMELINE_SCREENSHOT="$out/compare.png" FRAMELINE_SCREENSHOT_VIEW=compare XDG_CONFIG_HOME="$work/config" \
+  timeout 120 xvfb-run -a -s "-screen 0 1400x900x24" "$bin" open "$work/compare" --no-compact >&2
+echo "$out/compare.png"
 # The fleet page of a studio lake (synthetic sessions, compacted and summarized).
 "$bin" demo --sessions 2000 --days 7 --out "$work/studio" >&2
 FRAMELINE_SCREENSHOT="$out/fleet.png" FRAMELINE_SCREENSHOT_VIEW=fleet XDG_CONFIG_HOME="$work/config" \

@@ -338,9 +338,13 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
             // is called: preemption on a busy machine stretches a few calls by a lot, which moves
             // the time per frame and its tail but not the median call.
             let typical = |delta: f64| {
+                let raw = (c.durations.p50_ns - b.durations.p50_ns) as f64;
                 let (bp, cp) = (b.durations.p50_ns as f64 * ratio, c.durations.p50_ns as f64);
-                let median =
-                    (cp - bp) * delta > 0.0 && (cp - bp).abs() >= options.min_change * bp.max(1.0);
+                // The raw median must move too: medians of spans near the clock's resolution
+                // are quantized, and the ratio alone would move them.
+                let median = raw * delta > 0.0
+                    && (cp - bp) * delta > 0.0
+                    && (cp - bp).abs() >= options.min_change * bp.max(1.0);
                 let (bc, cc) = (b.calls_per_frame, c.calls_per_frame);
                 let calls = (cc - bc) * delta > 0.0 && (cc - bc).abs() >= options.min_change * bc;
                 median || calls
