@@ -37,6 +37,28 @@ pub const CATALOG_STREAMS_PREFIX: &str = "catalog/streams/";
 /// Per-session summaries (materialized views): `summaries/{view}/date={D}/part-{hash}.parquet`.
 pub const SUMMARIES_PREFIX: &str = "summaries/";
 
+/// The local sink writes an object to `<key>.tmp-<pid>-<n>`, then renames it to `<key>`: a
+/// reader listing at that moment (or after a crash between the two) sees the temporary name.
+const PARTIAL_WRITE_MARK: &str = ".tmp-";
+
+/// The temporary name a local write of `key` goes through (see [`is_partial_write`]).
+pub fn partial_write_name(key: &str, pid: u32, n: u64) -> String {
+    format!("{key}{PARTIAL_WRITE_MARK}{pid}-{n}")
+}
+
+/// Whether `key` is an object being written (not yet renamed to its key): not data, and not a
+/// problem either.
+pub fn is_partial_write(key: &str) -> bool {
+    let Some((_, suffix)) = key.rsplit_once(PARTIAL_WRITE_MARK) else {
+        return false;
+    };
+    let Some((pid, n)) = suffix.split_once('-') else {
+        return false;
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(pid) && digits(n)
+}
+
 /// Contents of the version marker.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LakeVersion {
@@ -319,6 +341,19 @@ pub fn civil_from_unix_ns(unix_ns: i64) -> (i64, u32, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn partial_writes_are_recognised() {
+        let key = "blocks/2026-12-02/08/p/cpu-s/0000000002_1_2_3_1";
+        let tmp = partial_write_name(key, 22155, 23);
+        assert!(is_partial_write(&tmp));
+        assert!(!is_partial_write(key));
+        assert!(is_partial_write("processes/x.json.tmp-1-2"));
+        for not_partial in ["a.tmp-", "a.tmp-1", "a.tmp-x-2", "a.tmp-1-", "a.tmp-1-2x"] {
+            assert!(!is_partial_write(not_partial), "{not_partial}");
+        }
+    }
+
     use super::*;
 
     #[test]

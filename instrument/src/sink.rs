@@ -71,10 +71,10 @@ impl Sink for LocalSink {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        let tmp = path.with_extension(format!(
-            "tmp-{}-{}",
+        let tmp = std::path::PathBuf::from(crate::lake::partial_write_name(
+            &path.to_string_lossy(),
             std::process::id(),
-            NEXT_TMP.fetch_add(1, Ordering::Relaxed)
+            NEXT_TMP.fetch_add(1, Ordering::Relaxed),
         ));
         std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &path).map_err(|source| {

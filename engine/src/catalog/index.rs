@@ -531,6 +531,10 @@ impl Lake {
             let entries = found.entry(process.process_id.clone()).or_default();
             for meta in listed? {
                 let key = meta.location.to_string();
+                // A block being written by a local game (or left by one killed mid-write).
+                if layout::is_partial_write(&key) {
+                    continue;
+                }
                 let Some(mut info) = BlockKey::parse(&key) else {
                     bad_keys.push(key);
                     continue;
