@@ -104,8 +104,16 @@ fn statistics_count_what_sql_counts_and_find_instances() {
     h.step();
     h.get_by_role_and_label(Role::TextInput, "Find span");
     h.get_by_label("Next").click();
-    // The search runs in the background; Next applies once its matches are in.
-    run_until(&mut h, "the find result", |app| app.idle());
+    // The click is taken on the next step; the search then runs in the background, and Next
+    // applies once its matches are in.
+    h.step();
+    run_until(&mut h, "the find result", |app| {
+        app.idle()
+            && app
+                .lake
+                .as_ref()
+                .is_some_and(|v| v.timeline.selected.is_some())
+    });
     let view = h.state().lake.as_ref().unwrap();
     let model = view.model.as_ref().unwrap();
     let span = view
