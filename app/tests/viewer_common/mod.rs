@@ -24,8 +24,11 @@ pub fn harness(startup: Startup) -> Harness<'static, ViewerApp> {
         .build_eframe(move |cc| ViewerApp::new_with(cc, startup, false))
 }
 
-/// Steps the app until `done` (background jobs run on their own threads).
+/// Steps the app until `done` (background jobs run on their own threads). It steps once before
+/// the first check: a click just queued is taken on the next step, and `done` must not be judged
+/// on the state from before it.
 pub fn run_until(h: &mut Harness<'_, ViewerApp>, what: &str, done: impl Fn(&ViewerApp) -> bool) {
+    h.step();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !done(h.state()) {
         let failed = h.state().error.is_some()
