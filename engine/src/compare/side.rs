@@ -280,13 +280,22 @@ pub async fn load_side(
             frames: Vec::new(),
         })
         .collect();
+    // A side may hold thousands of processes (a build's sessions): one lookup per frame.
+    let slot_of: std::collections::HashMap<&str, usize> = process_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
     for (process_id, frame) in frames {
         if let Some((from, to)) = range_ns
             && (frame.begin_ns < from || frame.begin_ns >= to)
         {
             continue;
         }
-        if let Some(slot) = by_process.iter_mut().find(|p| p.process_id == process_id) {
+        if let Some(slot) = slot_of
+            .get(process_id.as_str())
+            .and_then(|&i| by_process.get_mut(i))
+        {
             slot.frames.push(frame);
         }
     }
