@@ -34,8 +34,7 @@ impl FlameComparison {
             let cand = FlameGraph::build(&candidate.model, &selection(candidate));
             (base.join(), cand)
         });
-        let base =
-            base.unwrap_or_else(|_| FlameGraph::build(&baseline.model, &selection(baseline)));
+        let base = base.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         FlameComparison {
             matched: cand.matched_in(&base),
             baseline: base,

@@ -291,7 +291,8 @@ pub fn compare(baseline: &Side, candidate: &Side, options: &CompareOptions) -> C
         let cand = tally::tally(candidate, &cand_sites, &slots);
         (base.join(), cand)
     });
-    let mut base = base.unwrap_or_else(|_| tally::tally(baseline, &base_sites, &slots));
+    // A panic on the other thread is this call's panic (computing again would only repeat it).
+    let mut base = base.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     let mut cand = cand;
 
     let wanted = |name: &str| {
