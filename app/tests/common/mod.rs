@@ -26,8 +26,13 @@ pub fn frameline_ok(args: &[&str]) -> String {
 
 /// Records `seconds` of the demo game (2 worker threads) into a new temporary capture.
 pub fn record_demo(seconds: &str) -> PathBuf {
+    record_demo_with(seconds, &[])
+}
+
+/// [`record_demo`] with more `frameline demo` arguments.
+pub fn record_demo_with(seconds: &str, extra: &[&str]) -> PathBuf {
     let dir = tempfile::tempdir().unwrap().keep().join("capture");
-    frameline_ok(&[
+    let mut args = vec![
         "demo",
         "--out",
         dir.to_str().unwrap(),
@@ -35,6 +40,8 @@ pub fn record_demo(seconds: &str) -> PathBuf {
         seconds,
         "--threads",
         "2",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    frameline_ok(&args);
     dir
 }
