@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/frameline-target}"
 if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^miri'; then
   echo "installing the nightly toolchain's miri component" >&2
-  if ! rustup toolchain install nightly --profile minimal --component miri rust-src >&2; then
+  if ! rustup toolchain install nightly --profile minimal --component miri --component rust-src >&2; then
     # A machine that cannot fetch a toolchain: say so loudly, and let the rest of CI stand.
     echo "miri: SKIPPED — no nightly toolchain with miri here and none can be installed" >&2
     exit 0

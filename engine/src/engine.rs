@@ -7,6 +7,7 @@ use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::{CreateView, DdlStatement, DropView, LogicalPlan};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -157,7 +158,14 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_repartition_file_scans(false);
-        let ctx = SessionContext::new_with_config(config);
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_query_planner(Arc::new(crate::pre_aggregate::FramelineQueryPlanner))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        // In this order: an aggregate the first rewrites is no longer grouped by a dictionary.
+        ctx.add_optimizer_rule(Arc::new(crate::pre_aggregate::PreAggregateByKeys));
         ctx.add_optimizer_rule(Arc::new(crate::group_by::GroupStringsByIds));
         ctx
     }

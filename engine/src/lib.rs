@@ -20,6 +20,7 @@ pub mod fleet;
 pub mod generate;
 mod group_by;
 mod lake;
+mod pre_aggregate;
 mod reads;
 pub mod requests;
 mod string_ids;

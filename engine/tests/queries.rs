@@ -947,11 +947,12 @@ fn grouping_by_strings_keeps_its_results_and_types() {
         let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
         let plan = table(
             &engine
-                .sql("EXPLAIN SELECT name, count(*) FROM thread_spans GROUP BY name")
+                .sql("EXPLAIN SELECT name, median(duration_ns) FROM thread_spans GROUP BY name")
                 .await
                 .unwrap(),
         );
         assert!(plan.contains("frameline_string_id"), "{plan}");
+        assert!(!plan.contains("PreAggregate"), "{plan}");
         let grouped = engine
             .sql(
                 "SELECT name, count(*) AS n, avg(duration_ns) AS mean_ns FROM thread_spans \
@@ -989,5 +990,78 @@ fn grouping_by_strings_keeps_its_results_and_types() {
         )
         .await;
         assert!(rollup as usize > two.iter().map(|b| b.num_rows()).sum::<usize>());
+    });
+}
+
+/// Aggregates by one dictionary column that `count`/`sum`/`avg`/`min`/`max` columns are
+/// pre-aggregated per batch by key, and give exactly what DataFusion's own plan gives (same
+/// names, types and values), with nulls, filters, `HAVING` and every numeric kind.
+#[test]
+fn pre_aggregation_by_keys_gives_what_the_plain_plan_gives() {
+    let c = capture();
+    runtime().block_on(async {
+        let mut engine = Engine::open(c.dir.to_str().unwrap()).await.unwrap();
+        let cases = [
+            (
+                "count(*) AS n, count(duration_ns) AS c, sum(duration_ns) AS s, avg(duration_ns) AS a, \
+                 min(duration_ns) AS lo, max(duration_ns) AS hi, sum(depth) AS sd, min(line) AS ml, \
+                 max(span_id) AS ms, avg(depth) AS ad",
+                "thread_spans",
+                "",
+            ),
+            (
+                "count(d), sum(d), avg(d), min(d), max(d), count(*)",
+                "(SELECT name, CASE WHEN depth > 1 THEN duration_ns END AS d FROM thread_spans)",
+                "",
+            ),
+            (
+                "count(*) AS n, max(duration_ns)",
+                "thread_spans",
+                "WHERE depth > 0",
+            ),
+            (
+                "count(*), round(sum(value), 3), round(avg(value), 3), count(value)",
+                "measures",
+                "",
+            ),
+            ("count(*) AS n, min(level_num)", "log_entries", ""),
+        ];
+        for (aggregates, from, filter) in cases {
+            let group = if from == "log_entries" { "target" } else { "name" };
+            let sql = format!(
+                "SELECT {group}, {aggregates} FROM {from} {filter} GROUP BY {group} ORDER BY {group}"
+            );
+            let plan = table(&engine.sql(&format!("EXPLAIN {sql}")).await.unwrap());
+            assert!(plan.contains("PreAggregate"), "{sql}\n{plan}");
+            let pre = engine.sql(&sql).await.unwrap();
+            let plain_sql = format!(
+                "SELECT arrow_cast({group}, 'Utf8') AS {group}, {aggregates} FROM {from} {filter} \
+                 GROUP BY arrow_cast({group}, 'Utf8') ORDER BY {group}"
+            );
+            let plain = engine.sql(&plain_sql).await.unwrap();
+            assert!(!table(&engine.sql(&format!("EXPLAIN {plain_sql}")).await.unwrap())
+                .contains("PreAggregate"));
+            assert!(pre.iter().map(|b| b.num_rows()).sum::<usize>() > 1, "{sql}");
+            assert_eq!(table(&pre), table(&plain), "{sql}");
+            let (pre_schema, plain_schema) = (pre[0].schema(), plain[0].schema());
+            for (a, b) in pre_schema.fields().iter().zip(plain_schema.fields()).skip(1) {
+                assert_eq!((a.name(), a.data_type()), (b.name(), b.data_type()), "{sql}");
+            }
+            assert!(matches!(
+                pre_schema.field(0).data_type(),
+                frameline_engine::datafusion::arrow::datatypes::DataType::Dictionary(_, _)
+            ));
+        }
+        // HAVING and ORDER BY on an aggregate.
+        let having = engine
+            .sql(
+                "SELECT name, count(*) AS n FROM thread_spans GROUP BY name \
+                 HAVING count(*) = (SELECT max(c) FROM (SELECT count(*) AS c FROM thread_spans GROUP BY name)) \
+                 ORDER BY n DESC",
+            )
+            .await
+            .unwrap();
+        assert_eq!(having.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        assert!(table(&having).contains(&format!("| chunk.inner | {INNER_SPANS}")), "{}", table(&having));
     });
 }
