@@ -6,7 +6,8 @@
 #                                              (default 25) from the checked-in corpus; fails on
 #                                              any crash, leak of the bounds, timeout or abort
 #   scripts/fuzz.sh long SECONDS [TARGET...]   run each target (default: all) for SECONDS, growing
-#                                              a corpus kept in $FUZZ_WORK_DIR/corpus (BENCHMARKS.md)
+#                                              a corpus kept in $FUZZ_WORK_DIR/corpus (BENCHMARKS.md);
+#                                              with FUZZ_RUNS=N, stop a target after N inputs too
 #   scripts/fuzz.sh seed LAKE                  add seeds to fuzz/corpus from a recorded lake
 #
 # Built with cargo-fuzz (`cargo install --locked cargo-fuzz`), without a sanitizer (the engine
@@ -49,13 +50,19 @@ run() {
   local log="$WORK/logs/$target.log"
   mkdir -p "$WORK/logs"
   local status=0
-  "$BIN_DIR/$target" "${LIBFUZZER_FLAGS[@]}" -max_total_time="$seconds" \
+  local runs=()
+  [ -z "${FUZZ_RUNS:-}" ] || runs=(-runs="$FUZZ_RUNS")
+  "$BIN_DIR/$target" "${LIBFUZZER_FLAGS[@]}" "${runs[@]}" -max_total_time="$seconds" \
     -artifact_prefix="$artifacts" "$corpus" "$PWD/fuzz/corpus/$target" > "$log" 2>&1 || status=$?
   local execs rate peak added
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   peak=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
   added=$(sed -n 's/^stat::new_units_added: *//p' "$log" | tail -1)
+  # With FUZZ_RUNS, a target may stop before SECONDS: libFuzzer says when.
+  local took
+  took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  seconds="${took:-$seconds}"
   printf '%-16s %6ss  execs %-11s %7s/s  new %-6s peak RSS %5s MB  corpus %s files\n' \
     "$target" "$seconds" "${execs:-?}" "${rate:-?}" "${added:-?}" "${peak:-?}" \
     "$(find "$corpus" "fuzz/corpus/$target" -type f | wc -l)"
