@@ -20,6 +20,41 @@ use std::path::{Path, PathBuf};
 /// Largest view object read from a lake: a view is one statement, not a data set.
 pub const MAX_VIEW_BYTES: usize = 256 * 1024;
 
+/// Most `.` in one chain of names (`a.b.c`) a lake's view may hold. sqlparser 0.62 backtracks on
+/// each part of a compound name that does not parse as an expression (a keyword such as `is`),
+/// so its time doubles with each part: the `view_sql` fuzz target found 60 bytes of
+/// `a.i.n.is.i.on.s.in…` that took seconds and 223 bytes that ran for more than ten minutes.
+/// Real names have at most four parts (`catalog.schema.table.column`), struct fields a few more.
+pub const MAX_NAME_CHAIN_DOTS: usize = 8;
+
+/// The most `.` in one chain of names in `sql`, from its tokens (tokenizing is linear): a chain
+/// goes on while tokens alternate with `.`; whitespace and comments do not end it.
+fn longest_name_chain(sql: &str) -> Result<usize, String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| format!("it does not parse: {e}"))?;
+    let (mut longest, mut dots, mut after_dot) = (0, 0, true);
+    for token in tokens
+        .iter()
+        .filter(|token| !matches!(token, Token::Whitespace(_)))
+    {
+        if matches!(token, Token::Period) {
+            dots += 1;
+            longest = longest.max(dots);
+            after_dot = true;
+        } else {
+            if !after_dot {
+                // Two parts in a row: the chain ended before this one.
+                dots = 0;
+            }
+            after_dot = false;
+        }
+    }
+    Ok(longest)
+}
+
 /// Whether `name` can be a view's name.
 pub fn is_valid_view_name(name: &str) -> bool {
     !name.is_empty()
@@ -61,6 +96,14 @@ pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
     if !is_valid_view_name(name) {
         return Err(format!(
             "{name:?} is not a view name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    let chain = longest_name_chain(sql)?;
+    if chain > MAX_NAME_CHAIN_DOTS {
+        return Err(format!(
+            "it has a name of {} parts (at most {} are read from a lake)",
+            chain + 1,
+            MAX_NAME_CHAIN_DOTS + 1
         ));
     }
     let statements = DFParser::parse_sql(sql).map_err(|e| format!("it does not parse: {e}"))?;
@@ -276,6 +319,33 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `view_sql` fuzz target (reduced): a chain of names with keywords among its
+    /// parts, on which the SQL parser's time doubles per part. Refused before it is parsed.
+    #[test]
+    fn long_chains_of_names_are_refused_before_parsing() {
+        let slow =
+            "SET z =a.i.n.is.i.\x0bon.s.in.\x0b\x0bn.si.\x0b\x0b\x0b\x0bs.n.n.sis.o.s.o.\x0bn.s.:";
+        assert_eq!(longest_name_chain(slow), Ok(19));
+        let why = check_view_statement("slow", slow).unwrap_err();
+        assert!(why.contains("20 parts"), "{why}");
+        let create = format!(
+            "CREATE VIEW slow AS SELECT a{} FROM frames",
+            ".is".repeat(30)
+        );
+        assert!(
+            check_view_statement("slow", &create)
+                .unwrap_err()
+                .contains("31 parts")
+        );
+        // Ordinary views: names of up to four parts, many of them.
+        let ok = "CREATE VIEW ok AS SELECT f.name, datafusion.public.frames.duration_ns, 1.5 \
+                  FROM datafusion.public.frames f WHERE f.a.b = 'x.y.z.w.v.u.t.s.r.q'";
+        assert_eq!(longest_name_chain(ok), Ok(3));
+        assert_eq!(check_view_statement("ok", ok), Ok(()));
+        assert_eq!(longest_name_chain("SELECT a . /* c */ b . c"), Ok(2));
+        assert_eq!(longest_name_chain("SELECT a.b, c.d, e.f"), Ok(1));
+    }
 
     #[test]
     fn view_bodies_and_names() {
