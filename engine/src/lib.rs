@@ -23,6 +23,7 @@ mod lake;
 mod pre_aggregate;
 mod reads;
 pub mod requests;
+pub mod sql_budget;
 mod string_ids;
 pub mod summaries;
 mod tables;

@@ -10,10 +10,11 @@
 //! `COPY TO` and external tables stay available to a user typing SQL, never to a lake's SQL.
 
 use crate::lake::{Lake, LakeLocation};
+use crate::sql_budget::parse_budgeted;
 use crate::{Engine, EngineError};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::{CreateView, DdlStatement, LogicalPlan, TableType};
-use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -28,7 +29,89 @@ pub const MAX_VIEW_BYTES: usize = 256 * 1024;
 /// so its time doubles with each part: the `view_sql` fuzz target found 60 bytes of
 /// `a.i.n.is.i.on.s.in…` that took seconds and 223 bytes that ran for more than ten minutes.
 /// Real names have at most four parts (`catalog.schema.table.column`), struct fields a few more.
+/// A cheap early refusal: chains broken up by subscripts (`a.b[[c.d…`) backtrack the same way
+/// and are stopped by the parser's step budget instead (`sql_budget`).
 pub const MAX_NAME_CHAIN_DOTS: usize = 8;
+
+/// Most tokens (whitespace aside) in a lake's view. Parsing builds one level of tree per
+/// operator of a chain such as `1 + 1 + …`, and planning and dropping the tree recurse on it:
+/// 40 000 of them overflowed a 2 MiB stack (the size of a runtime's worker thread) and aborted
+/// the process. A view is a query a person wrote; 16 384 tokens is some 60 screens of SQL, and
+/// `deep_views_open_or_are_refused_without_overflowing` plans and runs the deepest chain it allows.
+pub const MAX_VIEW_TOKENS: usize = 16_384;
+
+/// Most operators a lake's view may hold: symbols other than punctuation (`+`, `=`, `::`, `||`…)
+/// and the keywords that combine expressions or queries (`AND`, `OR`, `NOT`, `IS`, `IN`,
+/// `LIKE`, `UNION`, `JOIN`…). Parsing builds a level of tree per operator of a chain such as
+/// `1 + 1 + …`, and DataFusion displays and walks such a tree by recursion, not all of it
+/// guarded: 250 of them overflowed a 2 MiB stack (a runtime worker's) in a debug build and
+/// aborted the process. Counting every operator, not only chains, also bounds chains nested
+/// in parentheses. `deep_views_open_or_are_refused_without_overflowing` plans and runs the
+/// deepest chain allowed.
+pub const MAX_VIEW_OPERATORS: usize = 128;
+
+/// Whether `token` combines expressions or queries (see [`MAX_VIEW_OPERATORS`]).
+fn is_operator(token: &Token) -> bool {
+    match token {
+        Token::Word(word) => matches!(
+            word.keyword,
+            Keyword::AND
+                | Keyword::OR
+                | Keyword::XOR
+                | Keyword::NOT
+                | Keyword::IS
+                | Keyword::IN
+                | Keyword::BETWEEN
+                | Keyword::LIKE
+                | Keyword::ILIKE
+                | Keyword::SIMILAR
+                | Keyword::REGEXP
+                | Keyword::RLIKE
+                | Keyword::COLLATE
+                | Keyword::AT
+                | Keyword::DIV
+                | Keyword::UNION
+                | Keyword::INTERSECT
+                | Keyword::EXCEPT
+                | Keyword::MINUS
+                | Keyword::JOIN
+        ),
+        Token::EOF
+        | Token::Number(..)
+        | Token::Char(_)
+        | Token::SingleQuotedString(_)
+        | Token::DoubleQuotedString(_)
+        | Token::TripleSingleQuotedString(_)
+        | Token::TripleDoubleQuotedString(_)
+        | Token::DollarQuotedString(_)
+        | Token::SingleQuotedByteStringLiteral(_)
+        | Token::DoubleQuotedByteStringLiteral(_)
+        | Token::TripleSingleQuotedByteStringLiteral(_)
+        | Token::TripleDoubleQuotedByteStringLiteral(_)
+        | Token::SingleQuotedRawStringLiteral(_)
+        | Token::DoubleQuotedRawStringLiteral(_)
+        | Token::TripleSingleQuotedRawStringLiteral(_)
+        | Token::TripleDoubleQuotedRawStringLiteral(_)
+        | Token::NationalStringLiteral(_)
+        | Token::QuoteDelimitedStringLiteral(_)
+        | Token::NationalQuoteDelimitedStringLiteral(_)
+        | Token::EscapedStringLiteral(_)
+        | Token::UnicodeStringLiteral(_)
+        | Token::HexStringLiteral(_)
+        | Token::Comma
+        | Token::Whitespace(_)
+        | Token::LParen
+        | Token::RParen
+        | Token::Period
+        | Token::SemiColon
+        | Token::LBracket
+        | Token::RBracket
+        | Token::LBrace
+        | Token::RBrace
+        | Token::Placeholder(_) => false,
+        _ => true,
+    }
+}
 
 /// The most `.` in one chain of names in `sql`, from its tokens (tokenizing is linear): a chain
 /// goes on while tokens alternate with `.`; whitespace and comments do not end it.
@@ -61,8 +144,7 @@ fn tokens_of(sql: &str) -> Result<Vec<Token>, String> {
 }
 
 /// Whether the first words of `sql` are `CREATE [OR REPLACE] VIEW`, from its tokens: anything
-/// else is refused before the parser sees it (both inputs on which the `view_sql` fuzz target
-/// found the parser's time exploding were `SET` statements).
+/// else is refused before the parser sees it.
 fn starts_with_create_view(tokens: &[Token]) -> bool {
     let mut words = tokens.iter().filter_map(|token| match token {
         Token::Whitespace(_) => None,
@@ -116,6 +198,11 @@ pub fn view_body(sql: &str) -> Option<&str> {
 /// unqualified name, as DataFusion normalises it, is the file's `name`. The query itself is
 /// checked once planned ([`check_view_plan`]).
 pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
+    parse_view_statement(name, sql).map(|_| ())
+}
+
+/// The statement of a lake's view, parsed once, if [`check_view_statement`] accepts it.
+pub(crate) fn parse_view_statement(name: &str, sql: &str) -> Result<DfStatement, String> {
     if !is_valid_view_name(name) {
         return Err(format!(
             "{name:?} is not a view name (letters, digits and _, not starting with a digit)"
@@ -126,6 +213,21 @@ pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
     if !starts_with_create_view(&tokens) {
         return Err("it is not a CREATE VIEW statement".into());
     }
+    let words = tokens
+        .iter()
+        .filter(|token| !matches!(token, Token::Whitespace(_)))
+        .count();
+    if words > MAX_VIEW_TOKENS {
+        return Err(format!(
+            "it has {words} tokens (at most {MAX_VIEW_TOKENS} are read from a lake)"
+        ));
+    }
+    let operators = tokens.iter().filter(|token| is_operator(token)).count();
+    if operators > MAX_VIEW_OPERATORS {
+        return Err(format!(
+            "it has {operators} operators (at most {MAX_VIEW_OPERATORS} are read from a lake)"
+        ));
+    }
     let chain = longest_name_chain(&tokens);
     if chain > MAX_NAME_CHAIN_DOTS {
         return Err(format!(
@@ -134,14 +236,15 @@ pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
             MAX_NAME_CHAIN_DOTS + 1
         ));
     }
-    let statements = DFParser::parse_sql(sql).map_err(|e| format!("it does not parse: {e}"))?;
+    // Parsed in time bounded by its length: see `sql_budget`.
+    let statements = parse_budgeted(sql).map_err(|e| e.to_string())?;
     let [statement] = Vec::from(statements)
         .try_into()
         .map_err(|v: Vec<_>| format!("it holds {} statements, not one CREATE VIEW", v.len()))?;
     let DfStatement::Statement(statement) = statement else {
         return Err("it is not a CREATE VIEW statement".into());
     };
-    let Statement::CreateView(view) = *statement else {
+    let Statement::CreateView(view) = &*statement else {
         return Err("it is not a CREATE VIEW statement".into());
     };
     if view.materialized
@@ -167,7 +270,7 @@ pub fn check_view_statement(name: &str, sql: &str) -> Result<(), String> {
             view.name
         ));
     }
-    Ok(())
+    Ok(DfStatement::Statement(statement))
 }
 
 /// Why a planned lake view is not loaded, if it is not: the plan must create the view `name`
@@ -279,7 +382,7 @@ impl Engine {
     /// is the notice to show.
     pub async fn load_lake_view(&self, name: &str, sql: &str) -> Result<(), String> {
         let refused = |why: String| format!("view {name} was not loaded: {why}");
-        check_view_statement(name, sql).map_err(refused)?;
+        let statement = parse_view_statement(name, sql).map_err(refused)?;
         // `CREATE OR REPLACE VIEW processes …` would replace the engine's own table with rows
         // of the lake's choosing: a lake's view may only replace a view.
         if let Ok(table) = self.context().table_provider(name).await
@@ -290,7 +393,7 @@ impl Engine {
         let plan = self
             .context()
             .state()
-            .create_logical_plan(sql)
+            .statement_to_plan(statement)
             .await
             .map_err(|e| refused(EngineError::from(e).to_string()))?;
         check_view_plan(name, &plan).map_err(refused)?;

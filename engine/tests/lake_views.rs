@@ -366,3 +366,49 @@ async fn an_s3_lake_s_views_are_checked_the_same_way() {
     engine.query("SELECT * FROM processes").await.unwrap();
     engine.lake().cache().clear();
 }
+
+#[tokio::test]
+async fn deep_views_open_or_are_refused_without_overflowing() {
+    use frameline_engine::views::{MAX_VIEW_OPERATORS, MAX_VIEW_TOKENS};
+    // `SELECT 1 + 1 + … + 1 AS n`: a tree as deep as it has operators.
+    let chain = |operators: usize| vec!["1"; operators + 1].join(" + ");
+    let deep = format!(
+        "CREATE VIEW deep AS SELECT {} AS n",
+        chain(MAX_VIEW_OPERATORS)
+    );
+    let deeper = format!(
+        "CREATE VIEW deeper AS SELECT {} AS n",
+        chain(MAX_VIEW_OPERATORS + 1)
+    );
+    let long = format!(
+        "CREATE VIEW long AS SELECT {} 1 AS n",
+        "1, ".repeat(MAX_VIEW_TOKENS / 2)
+    );
+    // The parser's time doubles with each part of this chain; stopped by its step budget.
+    let backtracks = "CREATE VIEW backtracks AS SELECT a.b.c.d.e.f.g.h[[i.j.k.l.m.n.o.p[[q.r.s.t.u.v.w.x[[a.b.c.d[[[";
+    let dir = lake_with_views(&[
+        ("deep", &deep),
+        ("deeper", &deeper),
+        ("long", &long),
+        ("backtracks", backtracks),
+    ]);
+    // The test's thread has a 2 MiB stack, as a runtime's worker does.
+    let mut engine = open(dir.path()).await;
+    assert_eq!(view_names(&engine), vec!["deep".to_owned()]);
+    for (name, why) in [
+        ("deeper", "operators"),
+        ("long", "tokens"),
+        ("backtracks", "steps"),
+    ] {
+        let notice = notice_about(&engine, name);
+        assert!(notice.contains(why), "{notice}");
+    }
+    let batches = engine.sql("SELECT n FROM deep").await.unwrap();
+    let text = frameline_engine::datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains(&format!("| {} ", MAX_VIEW_OPERATORS + 1)),
+        "{text}"
+    );
+}

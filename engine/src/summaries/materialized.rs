@@ -104,11 +104,11 @@ impl Engine {
         name: &str,
         definition: &str,
     ) -> Result<SummaryView, String> {
-        crate::views::check_view_statement(name, definition)?;
+        let statement = crate::views::parse_view_statement(name, definition)?;
         let plan = self
             .context()
             .state()
-            .create_logical_plan(definition)
+            .statement_to_plan(statement)
             .await
             .map_err(|e| EngineError::from(e).to_string())?;
         crate::views::check_view_plan(name, &plan)?;
