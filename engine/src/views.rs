@@ -408,11 +408,18 @@ impl Engine {
     /// user's settings if the lake is read-only.
     pub async fn create_view(&self, name: &str, query: &str) -> Result<(), EngineError> {
         check_name(name)?;
-        self.execute(&format!(
-            "CREATE OR REPLACE VIEW {name} AS {}",
-            query.trim()
-        ))
-        .await?;
+        let sql = format!("CREATE OR REPLACE VIEW {name} AS {}", query.trim());
+        // Refused now, not at the next open, if it is beyond what is read back from a lake
+        // (size, tokens, operators, parser steps).
+        if sql.len() > MAX_VIEW_BYTES {
+            return Err(EngineError::Query(format!(
+                "view {name} is {} bytes, more than a view's {MAX_VIEW_BYTES}",
+                sql.len()
+            )));
+        }
+        parse_view_statement(name, &sql)
+            .map_err(|why| EngineError::Query(format!("view {name} is not saved: {why}")))?;
+        self.execute(&sql).await?;
         Ok(())
     }
 

@@ -403,6 +403,11 @@ async fn deep_views_open_or_are_refused_without_overflowing() {
         let notice = notice_about(&engine, name);
         assert!(notice.contains(why), "{notice}");
     }
+    // A view typed by the user is held to the same bounds when it is saved, not at the next open.
+    let typed = format!("SELECT {} AS n", chain(MAX_VIEW_OPERATORS + 1));
+    let refused = engine.create_view("typed", &typed).await.unwrap_err();
+    assert!(refused.to_string().contains("operators"), "{refused}");
+    assert!(!view_names(&engine).contains(&"typed".to_owned()));
     let batches = engine.sql("SELECT n FROM deep").await.unwrap();
     let text = frameline_engine::datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
