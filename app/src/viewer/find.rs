@@ -119,13 +119,8 @@ impl FindBar {
                 };
                 edit.request_focus();
             }
-            if self.matches.busy() {
-                ui.spinner();
-            }
-            match self.current {
-                Some(c) => ui.label(format!("{} of {}", c + 1, self.matches().len())),
-                None => ui.label(format!("{} matches", self.matches().len())),
-            };
+            // The buttons come before what changes width (the count, the spinner), so they stay
+            // under the pointer while a search runs.
             if ui.button("Previous").clicked() {
                 step = -1;
             }
@@ -135,6 +130,13 @@ impl FindBar {
             if ui.button("Close").clicked() {
                 self.open = false;
                 cx.timeline.highlight_name = None;
+            }
+            match self.current {
+                Some(c) => ui.label(format!("{} of {}", c + 1, self.matches().len())),
+                None => ui.label(format!("{} matches", self.matches().len())),
+            };
+            if self.matches.busy() {
+                ui.spinner();
             }
         });
         if step != 0 {
