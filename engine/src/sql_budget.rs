@@ -29,8 +29,11 @@ use std::collections::VecDeque;
 /// slowest input known (a chain stopped by its budget) costs about 1.6 µs in a debug build.
 pub const STEPS_PER_BYTE: u64 = 8;
 
-/// Parser steps allowed to any statement, however short.
-pub const BASE_STEPS: u64 = 50_000;
+/// Parser steps allowed to any statement, however short: the per-byte part alone would do for
+/// real SQL, this covers the few steps a statement takes whatever its length
+/// (`the_shortest_statements_fit_the_base`). Kept small because a hostile statement of a few
+/// hundred bytes spends all of it.
+pub const BASE_STEPS: u64 = 1_024;
 
 /// sqlparser's [`GenericDialect`], counting the parser's questions (see the module's docs).
 ///
@@ -291,6 +294,28 @@ mod tests {
             assert!(
                 (0.1..(STEPS_PER_BYTE / 4) as f64).contains(&per_byte),
                 "{sql}: {per_byte} steps per byte"
+            );
+        }
+    }
+
+    #[test]
+    fn the_shortest_statements_fit_the_base() {
+        for sql in [
+            "SELECT 1",
+            "CREATE VIEW v AS SELECT 1",
+            "SELECT * FROM t",
+            "SELECT (((1)))",
+        ] {
+            let dialect = BudgetedGenericDialect::new(u64::MAX);
+            let statements = DFParserBuilder::new(sql)
+                .with_dialect(&dialect)
+                .build()
+                .and_then(|mut parser| parser.parse_statements());
+            assert!(statements.is_ok(), "{sql}");
+            assert!(
+                (1..BASE_STEPS / 16).contains(&dialect.steps()),
+                "{sql}: {} steps",
+                dialect.steps()
             );
         }
     }
