@@ -482,6 +482,7 @@ mod tests {
             begin_ns: spans.iter().map(|s| s.0).collect(),
             end_ns: spans.iter().map(|s| s.1).collect(),
             name: spans.iter().map(|s| s.2).collect(),
+            count: Vec::new(),
         };
         TimelineModel {
             tracks: vec![Track {

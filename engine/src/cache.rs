@@ -36,6 +36,8 @@ pub const CACHE_FORMAT_VERSION: u32 = 2;
 /// First bytes of a cache file.
 const MAGIC: [u8; 4] = *b"FLDC";
 /// Temp files older than this were left by a writer that died: removed when the cache is trimmed.
+/// Background disk writes waiting at most (each holds its decoded block).
+const MAX_PENDING_DISK_WRITES: usize = 64;
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// FNV-1a: short, stable names for folders and files (not a checksum: see the CRC).
@@ -149,6 +151,8 @@ pub struct CacheStats {
     pub disk_rejected: u64,
     /// Disk files removed to stay within the disk budget.
     pub disk_evicted: u64,
+    /// Blocks not written to disk because the writes already waiting held too much.
+    pub writes_skipped: u64,
 }
 
 pub struct BlockCache {
@@ -163,6 +167,7 @@ pub struct BlockCache {
     misses: AtomicU64,
     disk_rejected: AtomicU64,
     disk_evicted: AtomicU64,
+    writes_skipped: AtomicU64,
     pending: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Bumped by [`BlockCache::clear`]: a background write begun before a clear does not land
     /// after it.
@@ -361,6 +366,7 @@ impl BlockCache {
             misses: AtomicU64::new(0),
             disk_rejected: AtomicU64::new(0),
             disk_evicted: AtomicU64::new(0),
+            writes_skipped: AtomicU64::new(0),
             pending: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
         }
@@ -435,12 +441,17 @@ impl BlockCache {
             self.write_disk(&key, batch, generation);
             return;
         };
-        let cache = self.clone();
-        let batch = batch.clone();
-        let handle = runtime.spawn_blocking(move || cache.write_disk(&key, &batch, generation));
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         pending.retain(|h| !h.is_finished());
-        pending.push(handle);
+        // Each pending write holds its batch: when the disk falls behind the decoders, blocks
+        // are not written (they decode again next time) rather than pile up in memory.
+        if pending.len() >= MAX_PENDING_DISK_WRITES {
+            self.writes_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let cache = self.clone();
+        let batch = batch.clone();
+        pending.push(runtime.spawn_blocking(move || cache.write_disk(&key, &batch, generation)));
     }
 
     /// Waits for the background disk writes.
@@ -616,6 +627,7 @@ impl BlockCache {
             misses: self.misses.load(Ordering::Relaxed),
             disk_rejected: self.disk_rejected.load(Ordering::Relaxed),
             disk_evicted: self.disk_evicted.load(Ordering::Relaxed),
+            writes_skipped: self.writes_skipped.load(Ordering::Relaxed),
         }
     }
 

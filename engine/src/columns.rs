@@ -6,7 +6,8 @@ use crate::EngineError;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Float64Type, Int64Type, TimeUnit, TimestampNanosecondType, UInt32Type,
+    ArrowPrimitiveType, DataType, Float64Type, Int64Type, TimeUnit, TimestampNanosecondType,
+    UInt32Type, UInt64Type,
 };
 
 /// The column `name` of `batch`.
@@ -46,6 +47,34 @@ pub fn i64s(batch: &RecordBatch, name: &str) -> Result<Vec<i64>, EngineError> {
         other => return Err(mismatch(name, "Int64 or Timestamp(ns)", other)),
     };
     Ok(values)
+}
+
+/// The values of a primitive column of exactly type `T`, borrowed (no copy; what a null holds
+/// is unspecified, so use it on columns that have none, such as the decoders').
+pub fn values<'a, T: ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a [T::Native], EngineError> {
+    let array = column(batch, name)?;
+    array
+        .as_primitive_opt::<T>()
+        .map(|a| a.values().as_ref())
+        .ok_or_else(|| mismatch(name, &T::DATA_TYPE.to_string(), array.data_type()))
+}
+
+/// A `UInt64` column's values, borrowed ([`values`]).
+pub fn u64_values<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a [u64], EngineError> {
+    values::<UInt64Type>(batch, name)
+}
+
+/// A `UInt32` column's values, borrowed ([`values`]).
+pub fn u32_values<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a [u32], EngineError> {
+    values::<UInt32Type>(batch, name)
+}
+
+/// An `Int64` column's values, borrowed ([`values`]).
+pub fn i64_values<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a [i64], EngineError> {
+    values::<Int64Type>(batch, name)
 }
 
 /// A `UInt32` column as `u32`s (nulls read as 0).

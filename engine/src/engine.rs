@@ -476,43 +476,19 @@ impl Engine {
             max_begin_ns: range_ns.map(|r| r.1),
             ..Default::default()
         };
-        // The model holds the spans: decoded blocks go to the disk cache only, and each batch
-        // is added to the model (on a blocking thread) as it is decoded, so a load holds the
-        // model plus a few batches in flight.
+        // The model holds the spans: decoded blocks go to the disk cache only.
         let scan = BlockTable::new(EventTable::ThreadSpans, self.lake.clone())
             .blocks(&pruning)
             .await?
-            .keeping_in_memory(false);
-        let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
-        let builder = tokio::task::spawn_blocking(move || {
-            let mut builder = crate::timeline::TimelineBuilder::new();
-            while let Some(batch) = receiver.blocking_recv() {
-                builder.push(&batch)?;
-            }
-            Ok::<_, EngineError>(builder.finish())
-        });
-        let mut batches = std::pin::pin!(scan.batches(progress));
-        let mut decoded = Ok(());
-        while let Some(batch) = batches.next().await {
-            match batch {
-                // A closed channel: the builder failed, and says why below.
-                Ok(batch) => {
-                    if sender.send(batch).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    decoded = Err(e);
-                    break;
-                }
-            }
-        }
-        drop(sender);
-        let model = builder
-            .await
-            .map_err(|e| EngineError::Query(format!("building the timeline failed: {e}")))?;
-        decoded?;
-        model
+            .caching(crate::tables::Caching::DiskOnly);
+        let builder = fold_scan(
+            scan,
+            progress,
+            crate::timeline::TimelineBuilder::new(),
+            |builder, batch| builder.push(batch),
+        )
+        .await?;
+        Ok(builder.finish())
     }
 
     /// Waits until decoded blocks are written to the disk cache (they are written in the
@@ -545,4 +521,49 @@ impl Engine {
     pub fn context(&self) -> &SessionContext {
         &self.ctx
     }
+}
+
+/// Folds every batch of `scan` into `state` on a blocking thread as the batches are decoded, so
+/// the fold holds its state plus a few batches in flight, never every decoded batch. (The
+/// caller says where decoded blocks go: [`crate::tables::Caching`].)
+pub(crate) async fn fold_scan<S, F>(
+    scan: crate::tables::BlockScan,
+    progress: &crate::tables::Progress,
+    state: S,
+    mut fold: F,
+) -> Result<S, EngineError>
+where
+    S: Send + 'static,
+    F: FnMut(&mut S, &RecordBatch) -> Result<(), EngineError> + Send + 'static,
+{
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+    let folder = tokio::task::spawn_blocking(move || {
+        let mut state = state;
+        while let Some(batch) = receiver.blocking_recv() {
+            fold(&mut state, &batch)?;
+        }
+        Ok::<_, EngineError>(state)
+    });
+    let mut batches = std::pin::pin!(scan.batches(progress));
+    let mut decoded = Ok(());
+    while let Some(batch) = batches.next().await {
+        match batch {
+            // A closed channel: the fold failed, and says why below.
+            Ok(batch) => {
+                if sender.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                decoded = Err(e);
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let state = folder
+        .await
+        .map_err(|e| EngineError::Query(format!("folding decoded blocks failed: {e}")))?;
+    decoded?;
+    state
 }

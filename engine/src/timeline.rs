@@ -4,6 +4,9 @@
 //! found by binary search, so a frame costs what is on screen, not what is loaded.
 //!
 //! Memory: 20 bytes per span (begin, end, name index) plus the per-lane vectors' slack.
+//!
+//! The same model holds a session's **overview** (`crate::overview`): there a lane entry may
+//! stand for several spans (`Lane::count`), drawn as a fold that counts them.
 
 use crate::error::EngineError;
 use datafusion::arrow::array::{
@@ -21,11 +24,28 @@ pub struct Lane {
     pub begin_ns: Vec<i64>,
     pub end_ns: Vec<i64>,
     pub name: Vec<u32>,
+    /// Spans each entry stands for, in an overview (an entry over 1 is an aggregate of that
+    /// many spans, drawn as a fold); empty in a model of spans, where each entry is one.
+    pub count: Vec<u32>,
 }
 
 impl Lane {
     pub fn len(&self) -> usize {
         self.begin_ns.len()
+    }
+
+    /// Spans entry `index` stands for (1 in a model of spans).
+    pub fn weight(&self, index: usize) -> usize {
+        self.count.get(index).map_or(1, |&c| c as usize)
+    }
+
+    /// Spans this lane stands for.
+    pub fn span_count(&self) -> usize {
+        if self.count.is_empty() {
+            self.len()
+        } else {
+            self.count.iter().map(|&c| c as usize).sum()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -34,7 +54,7 @@ impl Lane {
 
     /// Sorts by begin. Decoded blocks come in order, so this is rarely needed; when it is, the
     /// columns are permuted one at a time (peak: one column and the order, not three columns).
-    fn sort(&mut self) {
+    pub fn sort_by_begin(&mut self) {
         if self.begin_ns.windows(2).all(|w| w[0] <= w[1]) {
             return;
         }
@@ -47,6 +67,9 @@ impl Lane {
         permute(&mut self.begin_ns, &order);
         permute(&mut self.end_ns, &order);
         permute(&mut self.name, &order);
+        if !self.count.is_empty() {
+            permute(&mut self.count, &order);
+        }
     }
 }
 
@@ -62,7 +85,7 @@ pub struct Track {
 
 impl Track {
     pub fn span_count(&self) -> usize {
-        self.lanes.iter().map(Lane::len).sum()
+        self.lanes.iter().map(Lane::span_count).sum()
     }
 }
 
@@ -173,6 +196,22 @@ impl TimelineBuilder {
         TimelineBuilder::default()
     }
 
+    /// Lists a thread before any of its spans is seen, so the model has its track even when the
+    /// rows loaded hold none of its spans (a model of a time range where the thread was idle).
+    pub fn add_track(&mut self, process_id: &str, stream_id: &str, thread_name: &str) {
+        if self.track_ids.contains_key(stream_id) {
+            return;
+        }
+        self.tracks.push(Track {
+            process_id: process_id.to_owned(),
+            stream_id: stream_id.to_owned(),
+            thread_name: thread_name.to_owned(),
+            lanes: Vec::new(),
+        });
+        self.track_ids
+            .insert(stream_id.to_owned(), self.tracks.len() - 1);
+    }
+
     /// Adds the spans of one `thread_spans` batch (batches may come in any order).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
         let TimelineBuilder {
@@ -265,14 +304,19 @@ impl TimelineBuilder {
         let mut tracks = self.tracks;
         for track in &mut tracks {
             for lane in &mut track.lanes {
-                lane.sort();
+                lane.sort_by_begin();
                 lane.begin_ns.shrink_to_fit();
                 lane.end_ns.shrink_to_fit();
                 lane.name.shrink_to_fit();
             }
         }
-        tracks
-            .sort_by(|a, b| (&a.process_id, &a.thread_name).cmp(&(&b.process_id, &b.thread_name)));
+        tracks.sort_by(|a, b| {
+            (&a.process_id, &a.thread_name, &a.stream_id).cmp(&(
+                &b.process_id,
+                &b.thread_name,
+                &b.stream_id,
+            ))
+        });
         TimelineModel {
             tracks,
             sites: self.sites,
@@ -305,6 +349,23 @@ impl TimelineModel {
             .sum()
     }
 
+    /// Gives each track at least as many lanes as the same track of `other` has (tracks are
+    /// matched by stream), so rows keep their places when the viewer switches between the two.
+    pub fn pad_lanes_like(&mut self, other: &TimelineModel) {
+        let depths: HashMap<&str, usize> = other
+            .tracks
+            .iter()
+            .map(|t| (t.stream_id.as_str(), t.lanes.len()))
+            .collect();
+        for track in &mut self.tracks {
+            if let Some(&n) = depths.get(track.stream_id.as_str())
+                && track.lanes.len() < n
+            {
+                track.lanes.resize_with(n, Lane::default);
+            }
+        }
+    }
+
     pub fn name(&self, site: u32) -> &str {
         self.sites
             .get(site as usize)
@@ -328,12 +389,21 @@ pub fn visible_marks(
 ) {
     let n = lane.len();
     let min_ns = (min_px * ns_per_px).max(1.0) as i64;
+    let weighted = !lane.count.is_empty();
     // Ends are sorted too: the first span that ends at or after t0.
     let mut i = lane.end_ns.partition_point(|&e| e < t0);
     while i < n && lane.begin_ns[i] <= t1 {
         let (b, e) = (lane.begin_ns[i], lane.end_ns[i]);
         if e.saturating_sub(b) >= min_ns {
-            out.push(Mark::Span { index: i });
+            out.push(match lane.weight(i) {
+                1 => Mark::Span { index: i },
+                // An overview's aggregate wide enough to see: a fold of its spans.
+                count => Mark::Fold {
+                    begin_ns: b,
+                    end_ns: e,
+                    count,
+                },
+            });
             i += 1;
             continue;
         }
@@ -344,13 +414,18 @@ pub fn visible_marks(
         if j - 1 > i && lane.end_ns[j - 1].saturating_sub(lane.begin_ns[j - 1]) >= min_ns {
             j -= 1;
         }
-        if j - i == 1 {
+        if j - i == 1 && lane.weight(i) == 1 {
             out.push(Mark::Span { index: i });
         } else {
+            let count = if weighted {
+                lane.count[i..j].iter().map(|&c| c as usize).sum()
+            } else {
+                j - i
+            };
             out.push(Mark::Fold {
                 begin_ns: b,
                 end_ns: lane.end_ns[j - 1],
-                count: j - i,
+                count,
             });
         }
         i = j;
@@ -429,6 +504,7 @@ mod tests {
             begin_ns: spans.iter().map(|s| s.0).collect(),
             end_ns: spans.iter().map(|s| s.1).collect(),
             name: vec![0; spans.len()],
+            count: Vec::new(),
         }
     }
 

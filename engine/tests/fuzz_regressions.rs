@@ -96,6 +96,7 @@ fn spans_as_wide_as_the_range_of_times_saturate() {
         begin_ns: spans.iter().map(|s| s.0).collect(),
         end_ns: spans.iter().map(|s| s.1).collect(),
         name: vec![0; spans.len()],
+        count: Vec::new(),
     };
     let model = TimelineModel {
         tracks: vec![Track {

@@ -12,7 +12,7 @@ impl LakeView {
     pub fn show_frame(&mut self, frame: FrameRow) {
         let margin = ((frame.end_ns - frame.begin_ns) / 50).max(1000);
         let range = (frame.begin_ns - margin, frame.end_ns + margin);
-        if self.model.is_some() {
+        if self.stream.index.is_some() {
             self.timeline.show_range(range.0, range.1);
         } else {
             self.pending_range = Some(range);
@@ -26,7 +26,8 @@ impl LakeView {
 
     pub(super) fn frame_plot_ui(&mut self, ui: &mut egui::Ui) {
         let visible = self
-            .model
+            .stream
+            .index
             .is_some()
             .then_some((self.timeline.t0, self.timeline.t1));
         let origin_ns = self.origin_ns();

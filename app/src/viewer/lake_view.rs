@@ -7,11 +7,12 @@ use super::fleet::{FLEET_THRESHOLD, FleetPage};
 use super::frame_plot::FrameRow;
 use super::jobs::{Job, take_finished};
 use super::logs::{LogPane, LogRow};
+use super::span_stream::{DETAIL_SPAN_BUDGET, SpanStream};
 use super::tabs::Tab;
 use super::timeline::TimelineState;
 use super::{find, flame, metrics, sql, stats};
+use frameline_engine::Engine;
 use frameline_engine::timeline::TimelineModel;
-use frameline_engine::{Engine, Progress};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -54,11 +55,25 @@ pub struct LakeView {
     pub logs: Vec<LogRow>,
     logs_job: Option<Job<Vec<LogRow>>>,
     pub(super) log_pane: LogPane,
+    /// Detail: every span of the loaded range (the whole session when it fits the budget),
+    /// with the query tracks; what the panels analyse.
     pub model: Option<Arc<TimelineModel>>,
     /// Bumped whenever `model` changes.
     pub(super) model_generation: u64,
-    pub(super) model_job: Option<Job<TimelineModel>>,
-    pub(super) model_progress: Arc<Progress>,
+    /// The detail `model` was made from (as the stream holds it).
+    model_source: Option<Arc<TimelineModel>>,
+    /// The overview as drawn (lanes padded like detail's, with the query tracks).
+    overview: Option<Arc<TimelineModel>>,
+    /// What the overview was made from.
+    overview_source: Option<Arc<TimelineModel>>,
+    /// The spans of the selection, streamed by range.
+    pub stream: SpanStream,
+    /// Spans a detail load may hold (`span_stream::DETAIL_SPAN_BUDGET`; tests lower it).
+    pub detail_span_budget: u64,
+    /// Whether the timeline drew detail (rather than the overview) in the last frame.
+    pub drew_detail: bool,
+    /// Query results added to the timeline (kept across detail loads).
+    query_tracks: Vec<sql::QueryTrack>,
     pub timeline: TimelineState,
     /// "exe on computer" per process id, for the timeline's process headers.
     pub process_labels: BTreeMap<String, String>,
@@ -108,8 +123,13 @@ impl LakeView {
             log_pane: LogPane::default(),
             model: None,
             model_generation: 0,
-            model_job: None,
-            model_progress: Arc::new(Progress::default()),
+            model_source: None,
+            overview: None,
+            overview_source: None,
+            stream: SpanStream::default(),
+            detail_span_budget: DETAIL_SPAN_BUDGET,
+            drew_detail: false,
+            query_tracks: Vec::new(),
             timeline: TimelineState::default(),
             process_labels,
             tab: Tab::default(),
@@ -136,7 +156,7 @@ impl LakeView {
             || self.fleet.busy()
             || self.compare.busy()
             || self.logs_job.is_some()
-            || self.model_job.is_some()
+            || self.stream.busy()
             || self.stats.busy()
             || self.flame.busy()
             || self.find.busy()
@@ -152,9 +172,7 @@ impl LakeView {
         if let Some(job) = self.logs_job.take() {
             job.cancel();
         }
-        if let Some(job) = self.model_job.take() {
-            job.cancel();
-        }
+        self.stream.cancel();
     }
 
     /// The model and its generation, once loaded.
@@ -171,12 +189,118 @@ impl LakeView {
         self.model_generation += 1;
     }
 
+    /// Adds a query's spans to the timeline as their own track; kept across detail loads.
+    pub fn add_query_track(&mut self, track: sql::QueryTrack) {
+        if self.model.is_none() {
+            return;
+        }
+        self.query_tracks.push(track);
+        if let Some(source) = self.model_source.clone() {
+            let model = self.decorated(&source);
+            self.set_model(model);
+        }
+        self.overview_source = None;
+        self.process_labels
+            .insert("query results".into(), "Query results".into());
+    }
+
+    /// `model` with lanes padded like the other model drawn (so rows keep their places when
+    /// the timeline switches between overview and detail) and the query tracks. Copies the
+    /// model only when something is to change.
+    fn decorated(&self, model: &Arc<TimelineModel>) -> Arc<TimelineModel> {
+        let other = if self
+            .model_source
+            .as_ref()
+            .is_some_and(|m| Arc::ptr_eq(m, model))
+        {
+            self.stream.overview.clone()
+        } else {
+            self.model_source.clone()
+        };
+        let pads = other.as_ref().is_some_and(|o| lanes_short_of(model, o));
+        if !pads && self.query_tracks.is_empty() {
+            return model.clone();
+        }
+        let mut copy = TimelineModel::clone(model);
+        if let Some(other) = &other {
+            copy.pad_lanes_like(other);
+        }
+        for track in &self.query_tracks {
+            super::query_track::add_track(&mut copy, track);
+        }
+        Arc::new(copy)
+    }
+
+    /// The model to draw for what is on screen: detail when loaded for it, else the overview.
+    /// A switch between the two clears the hovered and selected span (they index the other).
+    pub(super) fn drawn_model(&mut self) -> Option<Arc<TimelineModel>> {
+        let (t0, t1) = (self.timeline.t0 as i64, self.timeline.t1.ceil() as i64);
+        let detail = self
+            .model
+            .clone()
+            .filter(|_| self.stream.detail_covering(t0, t1).is_some());
+        let drew_detail = detail.is_some();
+        if drew_detail != self.drew_detail {
+            self.timeline.hovered = None;
+            self.timeline.selected = None;
+            self.drew_detail = drew_detail;
+        }
+        if detail.is_some() {
+            return detail;
+        }
+        let source = self.stream.overview.clone()?;
+        if !self
+            .overview_source
+            .as_ref()
+            .is_some_and(|o| Arc::ptr_eq(o, &source))
+        {
+            self.overview = Some(self.decorated(&source));
+            self.overview_source = Some(source);
+        }
+        self.overview.clone()
+    }
+
+    /// Follows the timeline: asks the stream for detail of the visible range, and shows the
+    /// detail that covers it once loaded.
+    fn follow_stream(&mut self, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) {
+        let Some(index) = self.stream.index.clone() else {
+            return;
+        };
+        if self.timeline.t1 <= self.timeline.t0 {
+            self.timeline.show_range(index.begin_ns, index.end_ns);
+        }
+        let (t0, t1) = (self.timeline.t0 as i64, self.timeline.t1.ceil() as i64);
+        self.stream.want(t0, t1, &self.engine, runtime, ctx);
+        if let Some(detail) = self.stream.detail_covering(t0, t1)
+            && !self
+                .model_source
+                .as_ref()
+                .is_some_and(|m| Arc::ptr_eq(m, &detail))
+        {
+            let first = self.model_source.is_none();
+            self.model_source = Some(detail.clone());
+            let model = self.decorated(&detail);
+            if first && self.stream.whole_in_detail() {
+                // As before streaming: the whole session on screen, or the frame asked for.
+                self.timeline.show_range(model.begin_ns, model.end_ns);
+                if let Some((b, e)) = self.pending_range.take() {
+                    self.timeline.show_range(b, e);
+                }
+            }
+            self.set_model(model);
+        }
+    }
+
     /// Starts loading frames, logs and spans of the selected processes.
     pub fn load_selection(&mut self, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) {
         self.cancel();
         self.frames.clear();
         self.logs.clear();
         self.model = None;
+        self.model_source = None;
+        self.overview = None;
+        self.overview_source = None;
+        self.query_tracks.clear();
         self.model_generation += 1;
         self.errors.clear();
         self.timeline = TimelineState::default();
@@ -193,16 +317,11 @@ impl LakeView {
         self.logs_job = Some(Job::spawn(runtime, ctx, "Loading logs", async move {
             Ok(engine.log_lines(&process_ids, MAX_LOG_LINES).await?)
         }));
-        let engine = self.engine.clone();
-        self.model_progress = Arc::new(Progress::default());
-        let progress = self.model_progress.clone();
-        self.model_job = Some(Job::spawn(runtime, ctx, "Decoding spans", async move {
-            Ok(engine.load_timeline(&ids, None, &progress).await?)
-        }));
+        self.stream = SpanStream::start(&self.engine, ids, self.detail_span_budget, runtime, ctx);
     }
 
-    /// Takes what finished loading (every frame).
-    pub(super) fn poll(&mut self) {
+    /// Takes what finished loading, and asks for what the timeline needs (every frame).
+    pub(super) fn poll(&mut self, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) {
         self.poll_maintenance();
         self.fleet.poll();
         self.compare.poll();
@@ -223,20 +342,19 @@ impl LakeView {
                 Err(e) => self.errors.push(format!("logs: {e}")),
             }
         }
-        if let Some(result) = take_finished(&mut self.model_job) {
-            let model = match result {
-                Ok(model) => Arc::new(model),
-                Err(e) => {
-                    self.errors.push(format!("spans: {e}"));
-                    return;
-                }
-            };
-            self.timeline.show_range(model.begin_ns, model.end_ns);
+        let events = self.stream.poll(&self.engine, runtime, ctx);
+        self.errors.extend(events.errors);
+        if events.index_ready
+            && !self.stream.whole_in_detail()
+            && let Some(index) = self.stream.index.clone()
+        {
+            // A long session opens on its whole life (or the frame asked for), as the overview.
+            self.timeline.show_range(index.begin_ns, index.end_ns);
             if let Some((b, e)) = self.pending_range.take() {
                 self.timeline.show_range(b, e);
             }
-            self.set_model(model);
         }
+        self.follow_stream(runtime, ctx);
     }
 
     /// Opens one session from the fleet page: its frame-time plot, timeline and panels.
@@ -284,7 +402,7 @@ impl LakeView {
 
     /// What the timeline shows, as a Compare side: its processes and visible range.
     fn timeline_side(&self) -> Option<String> {
-        if self.selected.is_empty() || self.model.is_none() {
+        if self.selected.is_empty() || self.stream.index.is_none() {
             return None;
         }
         let origin = self.origin_ns();
@@ -309,7 +427,7 @@ impl LakeView {
         self.page = Page::Session;
         if self.selected.len() == 1
             && self.selected.contains(&jump.process_id)
-            && self.model.is_some()
+            && self.stream.index.is_some()
         {
             self.timeline.show_range(range.0, range.1);
             return;
@@ -357,4 +475,18 @@ impl LakeView {
             .min()
             .unwrap_or(0)
     }
+}
+
+/// Whether some track of `model` has fewer lanes than the same track of `other`.
+fn lanes_short_of(model: &TimelineModel, other: &TimelineModel) -> bool {
+    let depths: std::collections::HashMap<&str, usize> = other
+        .tracks
+        .iter()
+        .map(|t| (t.stream_id.as_str(), t.lanes.len()))
+        .collect();
+    model.tracks.iter().any(|t| {
+        depths
+            .get(t.stream_id.as_str())
+            .is_some_and(|&n| t.lanes.len() < n)
+    })
 }

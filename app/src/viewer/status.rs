@@ -22,17 +22,22 @@ impl ViewerApp {
             describe(ui, &job.label, job.started);
         } else if let Some(job) = &self.demo_job {
             describe(ui, &job.label, job.started);
-        } else if let Some(view) = &self.lake
-            && let Some(job) = &view.model_job
-        {
-            let p = &view.model_progress;
-            let label = format!(
-                "{}: {}/{} blocks",
-                job.label,
-                p.done.load(std::sync::atomic::Ordering::Relaxed),
-                p.total.load(std::sync::atomic::Ordering::Relaxed)
-            );
-            describe(ui, &label, job.started);
+        } else if let Some(view) = &self.lake {
+            let stream = &view.stream;
+            let blocks = |p: &frameline_engine::Progress| {
+                format!(
+                    "{}/{} blocks",
+                    p.done.load(std::sync::atomic::Ordering::Relaxed),
+                    p.total.load(std::sync::atomic::Ordering::Relaxed)
+                )
+            };
+            if let Some((job, _)) = &stream.detail_job {
+                let label = format!("{}: {}", job.label, blocks(&stream.detail_progress));
+                describe(ui, &label, job.started);
+            } else if let Some(job) = &stream.overview_job {
+                let label = format!("{}: {}", job.label, blocks(&stream.overview_progress));
+                describe(ui, &label, job.started);
+            }
         }
         if let Some(view) = &self.lake {
             let problems = view.engine.lake().problems();

@@ -38,6 +38,29 @@ pub fn is_built_in(name: &str) -> bool {
     built_in().iter().any(|v| v.name == name)
 }
 
+/// Whether `view` is the built-in `session_spans`, which refresh evaluates by folding spans block
+/// by block ([`crate::span_totals`]) rather than by its SQL: the SQL joins every span with its
+/// children, a hash table of every parent of the session (21.7 GB for 1.24 × 10^8 spans). Its
+/// SQL stays its definition (the part's name hashes it, and the schema comes from it); the fold
+/// gives the same rows (`engine/tests/summaries.rs` compares them).
+pub fn is_folded_span_totals(view: &SummaryView) -> bool {
+    view.name == SESSION_SPANS && view.sql == session_spans_sql()
+}
+
+/// The built-in summary of span names.
+pub const SESSION_SPANS: &str = "session_spans";
+
+fn session_spans_sql() -> String {
+    "SELECT CAST(s.name AS VARCHAR) AS name, count(*) AS calls, \
+     sum(s.duration_ns) AS total_ns, \
+     sum(s.duration_ns - coalesce(c.child_ns, 0)) AS self_ns \
+     FROM thread_spans s LEFT JOIN \
+     (SELECT stream_id, parent_id, sum(duration_ns) AS child_ns FROM thread_spans \
+      WHERE depth > 0 GROUP BY stream_id, parent_id) c \
+     ON s.stream_id = c.stream_id AND s.span_id = c.parent_id GROUP BY s.name"
+        .to_owned()
+}
+
 /// The summaries every lake gets.
 pub fn built_in() -> Vec<SummaryView> {
     let view = |name: &str, sql: String| SummaryView {
@@ -66,17 +89,7 @@ pub fn built_in() -> Vec<SummaryView> {
                  count(*) AS frames FROM frames GROUP BY 1, 2"
             ),
         ),
-        view(
-            "session_spans",
-            "SELECT CAST(s.name AS VARCHAR) AS name, count(*) AS calls, \
-             sum(s.duration_ns) AS total_ns, \
-             sum(s.duration_ns - coalesce(c.child_ns, 0)) AS self_ns \
-             FROM thread_spans s LEFT JOIN \
-             (SELECT stream_id, parent_id, sum(duration_ns) AS child_ns FROM thread_spans \
-              WHERE depth > 0 GROUP BY stream_id, parent_id) c \
-             ON s.stream_id = c.stream_id AND s.span_id = c.parent_id GROUP BY s.name"
-                .to_owned(),
-        ),
+        view(SESSION_SPANS, session_spans_sql()),
         view(
             "session_logs",
             "SELECT CAST(level AS VARCHAR) AS level, count(*) AS entries FROM log_entries GROUP BY level"

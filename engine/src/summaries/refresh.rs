@@ -178,7 +178,22 @@ impl Engine {
                             out.push(None);
                             continue;
                         }
-                        let batches = ctx.sql(&view.sql).await?.collect().await?;
+                        let batches = if super::is_folded_span_totals(view) {
+                            let totals = self
+                                .span_totals(
+                                    std::slice::from_ref(&process.process_id),
+                                    &crate::tables::Progress::default(),
+                                )
+                                .await?;
+                            // The summary's own columns: its schema past the session's two.
+                            let schema = self.summary_schema(&view.name)?;
+                            let own = Arc::new(datafusion::arrow::datatypes::Schema::new(
+                                schema.fields().iter().skip(2).cloned().collect::<Vec<_>>(),
+                            ));
+                            vec![crate::span_totals::span_totals_batch(&totals, &own)?]
+                        } else {
+                            ctx.sql(&view.sql).await?.collect().await?
+                        };
                         out.push(Some(batches));
                     }
                     Ok((process, out))

@@ -47,8 +47,20 @@ pub struct BlockScan {
     exact: Arc<[ExactTimeFilter]>,
     projection: Option<Arc<[usize]>>,
     limit: Option<usize>,
-    /// Whether decoded blocks go to the memory cache (the disk cache always gets them).
-    keep_in_memory: bool,
+    /// Where decoded blocks are kept.
+    caching: Caching,
+}
+
+/// Where a scan keeps the blocks it decodes (it reads both caches whatever this says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// Memory and disk: queries, whose blocks are likely asked again.
+    MemoryAndDisk,
+    /// Disk only: readers that hold the rows themselves (the timeline's model).
+    DiskOnly,
+    /// Neither: one pass over a whole session (summaries), whose blocks would push out of both
+    /// caches what the user looks at, and would be written for nothing.
+    None,
 }
 
 impl BlockScan {
@@ -101,7 +113,7 @@ impl BlockScan {
             exact: Arc::new([]),
             projection: None,
             limit: None,
-            keep_in_memory: true,
+            caching: Caching::MemoryAndDisk,
         })
     }
 
@@ -123,10 +135,15 @@ impl BlockScan {
         self
     }
 
-    /// Whether blocks decoded by this scan are kept in the memory cache.
-    pub fn keeping_in_memory(mut self, keep: bool) -> BlockScan {
-        self.keep_in_memory = keep;
+    /// Where the blocks this scan decodes are kept.
+    pub fn caching(mut self, caching: Caching) -> BlockScan {
+        self.caching = caching;
         self
+    }
+
+    /// The selected blocks, in the lake's order.
+    pub fn entries(&self) -> impl Iterator<Item = &BlockEntry> {
+        self.blocks.iter().map(|(entry, _)| entry)
     }
 
     pub fn block_count(&self) -> usize {
@@ -182,7 +199,7 @@ impl BlockScan {
         let (entry, last) = self.blocks[index].clone();
         let lake = self.lake.clone();
         let table = self.table;
-        let keep_in_memory = self.keep_in_memory;
+        let caching = self.caching;
         Box::pin(async move {
             let stream_id = entry.info.stream_id.clone();
             let seq = entry.info.block_seq;
@@ -235,10 +252,10 @@ impl BlockScan {
                 tokio::task::spawn_blocking(move || {
                     let decoded = decode_one(table, &lake, &entry, last, &bytes)?;
                     if let (Some(key), Decoded::Batch(batch)) = (cache_key, &decoded) {
-                        if keep_in_memory {
-                            lake.cache().put_later(key, batch);
-                        } else {
-                            lake.cache().write_later(key, batch);
+                        match caching {
+                            Caching::MemoryAndDisk => lake.cache().put_later(key, batch),
+                            Caching::DiskOnly => lake.cache().write_later(key, batch),
+                            Caching::None => {}
                         }
                     }
                     Ok::<_, EngineError>(decoded)

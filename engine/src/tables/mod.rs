@@ -8,7 +8,7 @@ mod exec;
 mod pushdown;
 
 pub use catalog::{CatalogTable, CatalogTableKind};
-pub use decode_stream::BlockScan;
+pub use decode_stream::{BlockScan, Caching};
 pub use exec::BlockScanExec;
 pub(crate) use pushdown::time_bounds;
 pub use pushdown::{ExactTimeFilter, Pruning};

@@ -1,0 +1,455 @@
+//! A session's timeline at any length: an **overview** of its whole life in bounded memory, and
+//! **detail** (every span) loaded only for a time range.
+//!
+//! - [`TimelineIndex`]: from the block keys alone (no block read), each thread of the selected
+//!   processes and each CPU block's time span and span count. It gives the *coarse* overview (a
+//!   fold per block on each thread's first lane: where a thread was busy, and how much) at open,
+//!   the number of spans a range holds (what the viewer decides to load detail by), and the
+//!   tracks every model of the selection shares, so a track keeps its index whichever model is
+//!   drawn.
+//! - [`OverviewBuilder`]: the *refined* overview, folded from decoded spans in one pass. Per
+//!   thread and depth, the session is cut into [`OVERVIEW_BUCKETS`] buckets; a span at least a
+//!   bucket long is kept as itself (name and all: spikes stay visible and named), shorter ones
+//!   fold into one entry per bucket that counts them. Spans of one depth never overlap, so a lane
+//!   holds at most one long span per bucket and one fold per bucket: at most
+//!   2 × [`OVERVIEW_BUCKETS`] entries, whatever the session's length.
+//!
+//! Both are [`TimelineModel`]s (a fold is a lane entry whose `count` is over 1), drawn by the
+//! same code as detail.
+
+use crate::error::EngineError;
+use crate::lake::BlockEntry;
+use crate::timeline::{Lane, SpanSite, TimelineBuilder, TimelineModel, Track};
+use datafusion::arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
+use datafusion::arrow::datatypes::{Int32Type, UInt32Type};
+use std::collections::HashMap;
+
+/// Buckets a session is cut into per thread and depth in the refined overview.
+pub const OVERVIEW_BUCKETS: i64 = 16_384;
+
+/// The name shown for an overview's folds.
+pub const FOLDED_SITE: &str = "(folded spans)";
+
+/// A thread of the selection, as every model of it lists its tracks.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TrackId {
+    pub process_id: String,
+    pub thread_name: String,
+    pub stream_id: String,
+}
+
+/// One CPU block, from its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockCover {
+    /// Index into [`TimelineIndex::tracks`].
+    pub track: usize,
+    /// First and last event of the block.
+    pub begin_ns: i64,
+    pub end_ns: i64,
+    /// Spans that end in the block, at most (half its events).
+    pub spans: u64,
+}
+
+/// What the block keys tell of the selected processes' timeline.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineIndex {
+    pub process_ids: Vec<String>,
+    /// Sorted as models sort their tracks.
+    pub tracks: Vec<TrackId>,
+    /// Sorted by begin.
+    pub blocks: Vec<BlockCover>,
+    pub begin_ns: i64,
+    pub end_ns: i64,
+}
+
+impl TimelineIndex {
+    /// The index of `entries` (CPU blocks), naming threads with `thread_name`.
+    pub fn from_blocks<'a>(
+        process_ids: Vec<String>,
+        entries: impl IntoIterator<Item = &'a BlockEntry>,
+        thread_name: impl Fn(&str) -> Option<String>,
+    ) -> TimelineIndex {
+        let entries: Vec<&BlockEntry> = entries.into_iter().collect();
+        let mut tracks: Vec<TrackId> = entries
+            .iter()
+            .map(|e| TrackId {
+                process_id: e.info.process_id.clone(),
+                thread_name: thread_name(&e.info.stream_id).unwrap_or_else(|| "?".to_owned()),
+                stream_id: e.info.stream_id.clone(),
+            })
+            .collect();
+        tracks.sort();
+        tracks.dedup();
+        let track_of: HashMap<&str, usize> = tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.stream_id.as_str(), i))
+            .collect();
+        let mut blocks: Vec<BlockCover> = entries
+            .iter()
+            .filter_map(|e| {
+                Some(BlockCover {
+                    track: *track_of.get(e.info.stream_id.as_str())?,
+                    begin_ns: e.info.begin_unix_ns,
+                    end_ns: e.info.end_unix_ns.max(e.info.begin_unix_ns),
+                    spans: u64::from(e.info.event_count) / 2,
+                })
+            })
+            .collect();
+        blocks.sort_by_key(|b| (b.begin_ns, b.track));
+        let begin_ns = blocks.iter().map(|b| b.begin_ns).min().unwrap_or(0);
+        let end_ns = blocks.iter().map(|b| b.end_ns).max().unwrap_or(0);
+        TimelineIndex {
+            process_ids,
+            tracks,
+            blocks,
+            begin_ns,
+            end_ns,
+        }
+    }
+
+    /// Spans of every block that overlaps `[t0, t1]` (an upper bound of what detail of that
+    /// range holds: blocks are read whole).
+    pub fn spans_between(&self, t0: i64, t1: i64) -> u64 {
+        self.blocks
+            .iter()
+            .take_while(|b| b.begin_ns <= t1)
+            .filter(|b| b.end_ns >= t0)
+            .map(|b| b.spans)
+            .sum()
+    }
+
+    /// Spans of the whole selection, at most.
+    pub fn span_count(&self) -> u64 {
+        self.blocks.iter().map(|b| b.spans).sum()
+    }
+
+    /// An empty model with this index's tracks (and a lane each).
+    fn empty_model(&self) -> TimelineModel {
+        TimelineModel {
+            tracks: self
+                .tracks
+                .iter()
+                .map(|t| Track {
+                    process_id: t.process_id.clone(),
+                    stream_id: t.stream_id.clone(),
+                    thread_name: t.thread_name.clone(),
+                    lanes: vec![Lane::default()],
+                })
+                .collect(),
+            sites: vec![SpanSite {
+                name: FOLDED_SITE.to_owned(),
+                ..Default::default()
+            }],
+            begin_ns: self.begin_ns,
+            end_ns: self.end_ns,
+        }
+    }
+
+    /// The coarse overview: one fold per block on its thread's first lane.
+    pub fn coarse_overview(&self) -> TimelineModel {
+        let mut model = self.empty_model();
+        for block in &self.blocks {
+            let Some(lane) = model.tracks.get_mut(block.track).map(|t| &mut t.lanes[0]) else {
+                continue;
+            };
+            // Blocks of a thread follow one another; one that overlaps the last (a hostile or
+            // odd lake) is clipped, so the lane stays sorted and without overlaps.
+            let begin = lane
+                .end_ns
+                .last()
+                .map_or(block.begin_ns, |&e| block.begin_ns.max(e));
+            if block.end_ns < begin {
+                continue;
+            }
+            lane.begin_ns.push(begin);
+            lane.end_ns.push(block.end_ns);
+            lane.name.push(0);
+            lane.count
+                .push(u32::try_from(block.spans.max(1)).unwrap_or(u32::MAX));
+        }
+        model
+    }
+
+    /// A builder of detail whose model lists this index's tracks (in this order), so track
+    /// indices agree between the overview and any detail.
+    pub fn detail_builder(&self) -> TimelineBuilder {
+        let mut builder = TimelineBuilder::new();
+        for t in &self.tracks {
+            builder.add_track(&t.process_id, &t.stream_id, &t.thread_name);
+        }
+        builder
+    }
+
+    /// A builder of the refined overview of this selection.
+    pub fn overview_builder(&self) -> OverviewBuilder {
+        OverviewBuilder::new(self)
+    }
+}
+
+/// The fold being built in one lane: the bucket it covers, its extent and its spans.
+#[derive(Clone, Copy, Debug)]
+struct OpenFold {
+    bucket: i64,
+    begin_ns: i64,
+    end_ns: i64,
+    count: u32,
+}
+
+/// Folds decoded `thread_spans` batches into the refined overview (see the module's docs).
+#[derive(Debug)]
+pub struct OverviewBuilder {
+    model: TimelineModel,
+    track_of: HashMap<String, usize>,
+    site_ids: HashMap<SpanSite, u32>,
+    origin_ns: i64,
+    bucket_ns: i64,
+    /// Per track, per depth.
+    open: Vec<Vec<Option<OpenFold>>>,
+    spans: u64,
+}
+
+fn dictionary<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a DictionaryArray<Int32Type>, EngineError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
+        .filter(|d| d.values().as_string_opt::<i32>().is_some())
+        .ok_or_else(|| EngineError::Column {
+            column: name.to_owned(),
+            detail: "expected a dictionary of strings".to_owned(),
+        })
+}
+
+impl OverviewBuilder {
+    fn new(index: &TimelineIndex) -> OverviewBuilder {
+        let mut model = index.empty_model();
+        for track in &mut model.tracks {
+            track.lanes.clear();
+        }
+        let site_ids = std::iter::once((model.sites[0].clone(), 0)).collect();
+        let length_ns = index.end_ns.saturating_sub(index.begin_ns).max(1);
+        OverviewBuilder {
+            track_of: index
+                .tracks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.stream_id.clone(), i))
+                .collect(),
+            open: vec![Vec::new(); model.tracks.len()],
+            model,
+            site_ids,
+            origin_ns: index.begin_ns,
+            bucket_ns: (length_ns / OVERVIEW_BUCKETS).max(1),
+            spans: 0,
+        }
+    }
+
+    /// Spans folded so far.
+    pub fn spans(&self) -> u64 {
+        self.spans
+    }
+
+    /// Shortest span kept as itself (a bucket).
+    pub fn bucket_ns(&self) -> i64 {
+        self.bucket_ns
+    }
+
+    /// Adds one batch of `thread_spans` rows (each stream's in block order).
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let stream = dictionary(batch, "stream_id")?;
+        let name = dictionary(batch, "name")?;
+        let file = dictionary(batch, "file")?;
+        let line = crate::columns::values::<UInt32Type>(batch, "line")?;
+        let depth = crate::columns::u32_values(batch, "depth")?;
+        let begin = crate::columns::values::<datafusion::arrow::datatypes::TimestampNanosecondType>(
+            batch,
+            "begin_time",
+        )?;
+        let end = crate::columns::values::<datafusion::arrow::datatypes::TimestampNanosecondType>(
+            batch, "end_time",
+        )?;
+        let stream_values = stream.values().as_string::<i32>();
+        let (name_values, file_values) = (
+            name.values().as_string::<i32>(),
+            file.values().as_string::<i32>(),
+        );
+        // Each stream key's track, found once per batch (a decoder's batch holds one stream).
+        let tracks: Vec<Option<usize>> = (0..stream_values.len())
+            .map(|k| self.track_of.get(stream_values.value(k)).copied())
+            .collect();
+        let (stream_keys, name_keys, file_keys) = (
+            stream.keys().values(),
+            name.keys().values(),
+            file.keys().values(),
+        );
+        for row in 0..batch.num_rows() {
+            let Some(track) = tracks.get(stream_keys[row] as usize).copied().flatten() else {
+                continue;
+            };
+            let d = depth[row] as usize;
+            let (b, e) = (begin[row], end[row]);
+            self.spans += 1;
+            let lanes = &mut self.model.tracks[track].lanes;
+            if lanes.len() <= d {
+                lanes.resize_with(d + 1, Lane::default);
+                self.open[track].resize(d + 1, None);
+            }
+            if e.saturating_sub(b) >= self.bucket_ns {
+                // Long enough to see on the whole session: kept as itself.
+                let site = SpanSite {
+                    name: name_values.value(name_keys[row] as usize).to_owned(),
+                    file: file_values.value(file_keys[row] as usize).to_owned(),
+                    line: line[row],
+                };
+                let next = self.site_ids.len() as u32;
+                let site = *self.site_ids.entry(site).or_insert_with_key(|site| {
+                    self.model.sites.push(site.clone());
+                    next
+                });
+                let lane = &mut lanes[d];
+                lane.begin_ns.push(b);
+                lane.end_ns.push(e);
+                lane.name.push(site);
+                lane.count.push(1);
+                continue;
+            }
+            let bucket = b.saturating_sub(self.origin_ns) / self.bucket_ns;
+            let slot = &mut self.open[track][d];
+            match slot {
+                Some(fold) if fold.bucket == bucket => {
+                    fold.end_ns = fold.end_ns.max(e);
+                    fold.count = fold.count.saturating_add(1);
+                }
+                _ => {
+                    if let Some(done) = slot.take() {
+                        push_fold(&mut lanes[d], done);
+                    }
+                    *slot = Some(OpenFold {
+                        bucket,
+                        begin_ns: b,
+                        end_ns: e,
+                        count: 1,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The overview: lanes sorted by begin.
+    pub fn finish(mut self) -> TimelineModel {
+        for (track, open) in self.model.tracks.iter_mut().zip(self.open) {
+            for (lane, fold) in track.lanes.iter_mut().zip(open) {
+                if let Some(fold) = fold {
+                    push_fold(lane, fold);
+                }
+            }
+            for lane in &mut track.lanes {
+                lane.sort_by_begin();
+            }
+            if track.lanes.is_empty() {
+                track.lanes.push(Lane::default());
+            }
+        }
+        self.model
+    }
+}
+
+fn push_fold(lane: &mut Lane, fold: OpenFold) {
+    lane.begin_ns.push(fold.begin_ns);
+    lane.end_ns.push(fold.end_ns);
+    lane.name.push(0);
+    lane.count.push(fold.count);
+}
+
+impl crate::Engine {
+    /// The [`TimelineIndex`] of `process_ids` (all processes if empty): block keys only, no block
+    /// is read.
+    pub async fn timeline_index(
+        &self,
+        process_ids: &[String],
+    ) -> Result<TimelineIndex, EngineError> {
+        let lake = self.lake_arc();
+        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, lake.clone())
+            .blocks(&pruning(process_ids, None))
+            .await?;
+        Ok(TimelineIndex::from_blocks(
+            process_ids.to_vec(),
+            scan.entries(),
+            |stream| lake.thread_name(stream),
+        ))
+    }
+
+    /// The refined overview of `index`'s selection: one pass over its blocks, holding the
+    /// overview and the blocks in flight (decoded blocks are not cached: a long session's
+    /// would push out of the caches what the user looks at).
+    pub async fn timeline_overview(
+        &self,
+        index: &TimelineIndex,
+        progress: &crate::tables::Progress,
+    ) -> Result<TimelineModel, EngineError> {
+        let schema = crate::decode::thread_spans_schema();
+        let projection: Vec<usize> = [
+            "stream_id",
+            "depth",
+            "name",
+            "file",
+            "line",
+            "begin_time",
+            "end_time",
+        ]
+        .iter()
+        .map(|name| schema.index_of(name))
+        .collect::<Result<_, _>>()
+        .map_err(|e| EngineError::Query(e.to_string()))?;
+        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
+            .blocks(&pruning(&index.process_ids, None))
+            .await?
+            .with_projection(Some(projection))
+            .caching(crate::tables::Caching::None);
+        let builder = crate::engine::fold_scan(
+            scan,
+            progress,
+            index.overview_builder(),
+            |builder, batch| builder.push(batch),
+        )
+        .await?;
+        Ok(builder.finish())
+    }
+
+    /// Every span of `index`'s selection in the blocks that overlap `range_ns`, as a model
+    /// whose tracks are the index's (decoded blocks go to the disk cache: detail is asked again
+    /// as the user pans back).
+    pub async fn timeline_detail(
+        &self,
+        index: &TimelineIndex,
+        range_ns: (i64, i64),
+        progress: &crate::tables::Progress,
+    ) -> Result<TimelineModel, EngineError> {
+        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
+            .blocks(&pruning(&index.process_ids, Some(range_ns)))
+            .await?
+            .caching(crate::tables::Caching::DiskOnly);
+        let builder =
+            crate::engine::fold_scan(scan, progress, index.detail_builder(), |builder, batch| {
+                builder.push(batch)
+            })
+            .await?;
+        Ok(builder.finish())
+    }
+}
+
+fn pruning(process_ids: &[String], range_ns: Option<(i64, i64)>) -> crate::tables::Pruning {
+    crate::tables::Pruning {
+        process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
+        min_end_ns: range_ns.map(|r| r.0),
+        max_begin_ns: range_ns.map(|r| r.1),
+        ..Default::default()
+    }
+}
