@@ -370,6 +370,12 @@ impl Lake {
     }
 
     /// Requests sent to the store since the lake was opened.
+    /// Waits `latency` before each GET from now on: a slow store for tests and benchmarks (see
+    /// [`RequestCounters`]; `FRAMELINE_STORE_LATENCY_MS` sets it at open).
+    pub fn set_store_latency(&self, latency: std::time::Duration) {
+        self.requests.set_get_latency(latency);
+    }
+
     pub fn requests(&self) -> RequestCounts {
         self.requests.snapshot()
     }

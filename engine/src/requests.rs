@@ -64,9 +64,22 @@ pub struct RequestCounters {
     put: AtomicU64,
     delete: AtomicU64,
     list: AtomicU64,
+    /// Waited before each GET: what an S3 round trip costs, which a local folder and moto do
+    /// not have. A fault-injecting layer for tests of a slow store and for benchmarks (real
+    /// latency cannot be had here): `FRAMELINE_STORE_LATENCY_MS`, or
+    /// [`RequestCounters::set_get_latency`]. Zero by default.
+    get_latency_ms: AtomicU64,
 }
 
 impl RequestCounters {
+    /// Waits this long before each GET from now on (see `get_latency_ms`).
+    pub fn set_get_latency(&self, latency: std::time::Duration) {
+        self.get_latency_ms.store(
+            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     pub fn snapshot(&self) -> RequestCounts {
         RequestCounts {
             get: self.get.load(Ordering::Relaxed),
@@ -84,9 +97,20 @@ pub struct CountingStore {
     counters: Arc<RequestCounters>,
 }
 
+/// The latency `FRAMELINE_STORE_LATENCY_MS` asks for, in ms (0 when unset or not a number).
+fn latency_ms_from_env() -> u64 {
+    std::env::var("FRAMELINE_STORE_LATENCY_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(0, |ms| ms.min(60_000))
+}
+
 impl CountingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> (CountingStore, Arc<RequestCounters>) {
         let counters = Arc::new(RequestCounters::default());
+        counters
+            .get_latency_ms
+            .store(latency_ms_from_env(), Ordering::Relaxed);
         (
             CountingStore {
                 inner,
@@ -94,6 +118,13 @@ impl CountingStore {
             },
             counters,
         )
+    }
+
+    async fn wait_latency(&self) {
+        let ms = self.counters.get_latency_ms.load(Ordering::Relaxed);
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
     }
 }
 
@@ -148,6 +179,7 @@ impl ObjectStore for CountingStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         bump(&self.counters.get);
+        self.wait_latency().await;
         self.inner.get_opts(location, options).await
     }
 
@@ -159,6 +191,7 @@ impl ObjectStore for CountingStore {
         self.counters
             .get
             .fetch_add(ranges.len() as u64, Ordering::Relaxed);
+        self.wait_latency().await;
         self.inner.get_ranges(location, ranges).await
     }
 

@@ -7,7 +7,7 @@ use super::fleet::{FLEET_THRESHOLD, FleetPage};
 use super::frame_plot::FrameRow;
 use super::jobs::{Job, take_finished};
 use super::logs::{LogPane, LogRow};
-use super::span_stream::{DETAIL_SPAN_BUDGET, SpanStream};
+use super::span_stream::SpanStream;
 use super::tabs::Tab;
 use super::timeline::TimelineState;
 use super::{find, flame, metrics, sql, stats};
@@ -68,7 +68,7 @@ pub struct LakeView {
     overview_source: Option<Arc<TimelineModel>>,
     /// The spans of the selection, streamed by range.
     pub stream: SpanStream,
-    /// Spans a detail load may hold (`span_stream::DETAIL_SPAN_BUDGET`; tests lower it).
+    /// Spans a detail load may hold (`span_stream::DETAIL_SPAN_BUDGET`, or the app's setting).
     pub detail_span_budget: u64,
     /// Whether the timeline drew detail (rather than the overview) in the last frame.
     pub drew_detail: bool,
@@ -94,7 +94,12 @@ pub struct LakeView {
 
 impl LakeView {
     /// The view of a lake just opened, with its latest process selected and loading.
-    pub fn new(engine: Engine, runtime: &tokio::runtime::Runtime, ctx: &egui::Context) -> Self {
+    pub fn new(
+        engine: Engine,
+        detail_span_budget: u64,
+        runtime: &tokio::runtime::Runtime,
+        ctx: &egui::Context,
+    ) -> Self {
         let processes = engine.lake().processes();
         // A studio lake opens on its sessions; a capture on its latest process, as before.
         let studio = processes.len() > FLEET_THRESHOLD;
@@ -127,7 +132,7 @@ impl LakeView {
             overview: None,
             overview_source: None,
             stream: SpanStream::default(),
-            detail_span_budget: DETAIL_SPAN_BUDGET,
+            detail_span_budget,
             drew_detail: false,
             query_tracks: Vec::new(),
             timeline: TimelineState::default(),

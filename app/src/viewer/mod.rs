@@ -89,6 +89,9 @@ pub struct ViewerApp {
     frame_log: Option<Option<f32>>,
     /// A Compare jump into another lake, taken once that lake is open.
     pending_jump: Option<compare::CompareJump>,
+    /// Spans a detail load of the timeline may hold (`FRAMELINE_DETAIL_SPANS`; tests lower it
+    /// to stream a small capture by range).
+    pub detail_span_budget: u64,
 }
 
 /// The viewer opens a lake on the sessions of the last this many days.
@@ -147,6 +150,10 @@ impl ViewerApp {
             first_fleet_reported: false,
             frame_log: std::env::var_os("FRAMELINE_FRAME_LOG").map(|_| None),
             pending_jump: None,
+            detail_span_budget: std::env::var("FRAMELINE_DETAIL_SPANS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(span_stream::DETAIL_SPAN_BUDGET),
         };
         match startup {
             Startup::StartScreen => {}
@@ -228,7 +235,8 @@ impl ViewerApp {
                         engine.lake().requests()
                     );
                     self.remember(&name);
-                    let mut view = LakeView::new(engine, &self.runtime, ctx);
+                    let mut view =
+                        LakeView::new(engine, self.detail_span_budget, &self.runtime, ctx);
                     if self.auto_compact {
                         view.start_maintenance(&self.runtime, ctx);
                     }
