@@ -103,6 +103,9 @@ pub async fn compact(lake: &str, summaries: bool, stale_after: Duration) -> Resu
             report.requests,
             report.requests.total() as f64 / report.sessions_summarized.max(1) as f64
         );
+        for why in &report.failed {
+            eprintln!("summary not computed (tried again next time): {why}");
+        }
     }
     Ok(())
 }
@@ -177,6 +180,31 @@ pub fn run(command: LakeCommand) -> Result<()> {
 }
 
 /// `frameline demo --sessions N`: writes the sessions, then compacts (unless told not to).
+/// `frameline demo --long`: one long session written straight into `lake`.
+pub fn write_long(lake: &str, seconds: f64, worker_threads: usize) -> Result<()> {
+    let started = Instant::now();
+    let options = frameline_engine::generate::LongSessionOptions {
+        seconds,
+        threads: u32::try_from(worker_threads.saturating_add(2)).unwrap_or(u32::MAX),
+        ..Default::default()
+    };
+    let report = frameline_engine::generate::write_long_session(lake, &options, &|done| {
+        eprint!("\rwriting a {seconds} s session: {:.0} %", done * 100.0);
+    })?;
+    eprintln!();
+    let secs = started.elapsed().as_secs_f64();
+    println!("capture:  {lake}");
+    println!("process:  {}", report.process_id);
+    println!(
+        "frames:   {} ({} stalls), {} spans, written in {secs:.1} s ({:.1} M spans/s)",
+        report.frames,
+        report.spike_frames_ns.len(),
+        report.spans,
+        report.spans as f64 / secs.max(1e-9) / 1e6
+    );
+    Ok(())
+}
+
 pub fn write_sessions(lake: &str, sessions: usize, args: &FleetArgs) -> Result<()> {
     let started = Instant::now();
     let options = FleetOptions {

@@ -54,6 +54,11 @@ enum Command {
         /// Don't sleep and do minimal work per span: record as many spans as possible.
         #[arg(long)]
         fast: bool,
+        /// Write one long session of `--seconds` of game time at 60 fps straight into the lake
+        /// (real blocks, no game run: 10^8 spans in well under a minute), with 2 + `--threads`
+        /// threads of about 240 spans a frame each and a 40 ms stall every 10 s.
+        #[arg(long, conflicts_with_all = ["fast", "sessions"])]
+        long: bool,
         /// Make a span's own code FACTOR times slower, like a regression (repeatable),
         /// e.g. `--slow physics.solve=1.5`.
         #[arg(long = "slow", value_name = "SPAN=FACTOR", value_parser = frameline::demo::parse_slowdown)]
@@ -306,6 +311,7 @@ fn run() -> Result<()> {
             seconds,
             threads,
             fast,
+            long,
             slow,
             properties,
             recorder,
@@ -316,6 +322,13 @@ fn run() -> Result<()> {
                 Some(out) => out,
                 None => default_demo_dir()?.to_string_lossy().into_owned(),
             };
+            if long {
+                frameline::lake_cli::write_long(&lake, seconds, threads)?;
+                if open_after {
+                    run_viewer(viewer::Startup::Open(lake))?;
+                }
+                return Ok(());
+            }
             if let Some(sessions) = fleet.sessions {
                 frameline::lake_cli::write_sessions(&lake, sessions, &fleet)?;
                 if open_after {

@@ -14,6 +14,10 @@ use futures::StreamExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// What the operators of one session's summary query may hold (hash tables, sorts, aggregate
+/// state; decoded blocks in flight are not counted here: the scan bounds them).
+pub const SUMMARY_MEMORY_BYTES: usize = 512 * 1024 * 1024;
+
 /// Where saved views live in a lake.
 pub const VIEWS_PREFIX: &str = "views/";
 
@@ -38,6 +42,8 @@ pub struct Engine {
     /// Behind locks so panels sharing one engine (`Arc<Engine>`) can save views.
     views: Mutex<Vec<SavedView>>,
     notices: Mutex<Vec<String>>,
+    /// What a summary query's operators may hold ([`SUMMARY_MEMORY_BYTES`] by default).
+    summary_memory_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Engine {
@@ -144,6 +150,7 @@ impl Engine {
             summary_schemas: Mutex::new(summary_schemas),
             views: Mutex::new(Vec::new()),
             notices: Mutex::new(Vec::new()),
+            summary_memory_bytes: std::sync::atomic::AtomicUsize::new(SUMMARY_MEMORY_BYTES),
         };
         engine.load_views().await?;
         engine.load_materialized_views().await?;
@@ -151,6 +158,22 @@ impl Engine {
     }
 
     fn new_context() -> SessionContext {
+        Self::context_with(SessionStateBuilder::new())
+    }
+
+    /// A context whose operators may hold at most `bytes` (hash tables, sorts, aggregates'
+    /// state): past it a query fails with DataFusion's "resources exhausted" instead of growing
+    /// until the system kills the process.
+    fn new_context_limited(bytes: usize) -> Result<SessionContext, EngineError> {
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(bytes, 1.0)
+            .build_arc()?;
+        Ok(Self::context_with(
+            SessionStateBuilder::new().with_runtime_env(runtime),
+        ))
+    }
+
+    fn context_with(builder: SessionStateBuilder) -> SessionContext {
         // Decoded blocks reach DataFusion as one in-memory partition (decoding already used
         // every core): splitting it again for a plain scan only adds a task and a channel per
         // partition. Operators that can use more partitions (aggregates, joins, sorts) still get
@@ -158,7 +181,7 @@ impl Engine {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_repartition_file_scans(false);
-        let state = SessionStateBuilder::new()
+        let state = builder
             .with_config(config)
             .with_default_features()
             .with_query_planner(Arc::new(crate::pre_aggregate::FramelineQueryPlanner))
@@ -171,9 +194,14 @@ impl Engine {
     }
 
     /// A session where every table holds one process's rows only (summaries are evaluated in
-    /// one per session).
+    /// one per session). Its queries' operators may hold at most [`SUMMARY_MEMORY_BYTES`]: a
+    /// summary's SQL (a user's materialized view too) over a long session fails with a notice
+    /// rather than take the viewer down in the background.
     pub(crate) fn session_context(&self, process_id: &str) -> Result<SessionContext, EngineError> {
-        let ctx = Self::new_context();
+        let limit = self
+            .summary_memory_bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let ctx = Self::new_context_limited(limit)?;
         for (name, kind) in [
             ("processes", CatalogTableKind::Processes),
             ("streams", CatalogTableKind::Streams),
@@ -205,6 +233,12 @@ impl Engine {
             )?;
         }
         Ok(ctx)
+    }
+
+    /// Sets what a summary query's operators may hold from now on.
+    pub fn set_summary_memory_limit(&self, bytes: usize) {
+        self.summary_memory_bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn lake_arc(&self) -> Arc<Lake> {

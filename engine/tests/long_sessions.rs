@@ -284,3 +284,58 @@ fn the_overview_counts_every_span_and_keeps_the_long_ones() {
         assert_eq!(stalls, report.spike_frames_ns.len());
     });
 }
+
+#[test]
+fn a_summary_over_its_memory_limit_stops_with_a_notice_and_the_others_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    let report = write_long_session(lake, &options(12.0), &|_| {}).unwrap();
+    runtime().block_on(async {
+        let engine = Engine::open(lake).await.unwrap();
+        // A user's summary that joins every span with its children: a hash table of every span.
+        engine
+            .execute(
+                "CREATE MATERIALIZED VIEW parent_names AS \
+                 SELECT CAST(p.name AS VARCHAR) AS parent, count(*) AS children \
+                 FROM thread_spans c JOIN thread_spans p \
+                 ON c.stream_id = p.stream_id AND c.parent_id = p.span_id GROUP BY p.name",
+            )
+            .await
+            .unwrap();
+        engine.set_summary_memory_limit(4 * 1024 * 1024);
+        let summary = engine.refresh_summaries().await.unwrap();
+        assert_eq!(summary.sessions_summarized, 1, "{summary:?}");
+        assert_eq!(summary.failed.len(), 1, "{summary:?}");
+        assert!(
+            summary.failed[0].starts_with("parent_names for session")
+                && summary.failed[0]
+                    .to_lowercase()
+                    .contains("resources exhausted"),
+            "{summary:?}"
+        );
+        // The built-in summaries were written (session_spans by its fold, under any limit).
+        let spans = pretty_format_batches(
+            &engine
+                .query("SELECT sum(calls) AS calls FROM session_spans")
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert!(spans.contains(&report.spans.to_string()), "{spans}");
+        // With room, the next refresh computes what failed, and only that.
+        engine.set_summary_memory_limit(1024 * 1024 * 1024);
+        let again = engine.refresh_summaries().await.unwrap();
+        assert!(again.failed.is_empty(), "{again:?}");
+        assert_eq!(again.sessions_summarized, 1, "{again:?}");
+        let parents = pretty_format_batches(
+            &engine
+                .query("SELECT parent, children FROM parent_names WHERE parent = 'frame'")
+                .await
+                .unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert!(parents.contains("| frame "), "{parents}");
+    });
+}

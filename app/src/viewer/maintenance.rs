@@ -27,11 +27,19 @@ impl LakeView {
                     engine.lake().refresh().await?;
                 }
                 let summaries = engine.refresh_summaries().await?;
+                let mut message = format!(
+                    "lake maintenance: {} sessions folded into the catalog, {} summarized",
+                    catalog.processes_folded, summaries.sessions_summarized
+                );
+                if let Some(first) = summaries.failed.first() {
+                    // Over the memory budget (or failed otherwise): stopped, said, retried later.
+                    message.push_str(&format!(
+                        "; {} summaries not computed ({first})",
+                        summaries.failed.len()
+                    ));
+                }
                 Ok(MaintenanceDone {
-                    message: format!(
-                        "lake maintenance: {} sessions folded into the catalog, {} summarized",
-                        catalog.processes_folded, summaries.sessions_summarized
-                    ),
+                    message,
                     changed: catalog.parts_written + summaries.parts_written > 0,
                 })
             },

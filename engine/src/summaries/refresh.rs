@@ -28,8 +28,11 @@ const CONCURRENT_SESSIONS: usize = 4;
 
 /// One summary's rows for one start date, and the sessions they cover.
 type DateRows = (Vec<RecordBatch>, Vec<String>);
-/// A session and, per summary, its rows (`None`: already covered).
-type SessionResults = (Arc<ProcessMeta>, Vec<Option<Vec<RecordBatch>>>);
+/// A session and, per summary, its rows (`None`: already covered; an error: not computed).
+type SessionResults = (
+    Arc<ProcessMeta>,
+    Vec<Option<Result<Vec<RecordBatch>, String>>>,
+);
 
 /// What one refresh did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -37,6 +40,10 @@ pub struct SummaryReport {
     pub sessions_summarized: usize,
     pub parts_written: usize,
     pub parts_merged: usize,
+    /// Summaries of a session that could not be computed ("summary for session: why"), such
+    /// as a query over its memory limit: not written, so the next refresh tries them again;
+    /// the session's other summaries are written.
+    pub failed: Vec<String>,
     pub requests: RequestCounts,
 }
 
@@ -178,23 +185,39 @@ impl Engine {
                             out.push(None);
                             continue;
                         }
-                        let batches = if super::is_folded_span_totals(view) {
-                            let totals = self
-                                .span_totals(
-                                    std::slice::from_ref(&process.process_id),
-                                    &crate::tables::Progress::default(),
-                                )
-                                .await?;
-                            // The summary's own columns: its schema past the session's two.
-                            let schema = self.summary_schema(&view.name)?;
-                            let own = Arc::new(datafusion::arrow::datatypes::Schema::new(
-                                schema.fields().iter().skip(2).cloned().collect::<Vec<_>>(),
-                            ));
-                            vec![crate::span_totals::span_totals_batch(&totals, &own)?]
-                        } else {
-                            ctx.sql(&view.sql).await?.collect().await?
-                        };
-                        out.push(Some(batches));
+                        let batches = async {
+                            if super::is_folded_span_totals(view) {
+                                let totals = self
+                                    .span_totals(
+                                        std::slice::from_ref(&process.process_id),
+                                        &crate::tables::Progress::default(),
+                                    )
+                                    .await?;
+                                // The summary's own columns: its schema past the session's two.
+                                let schema = self.summary_schema(&view.name)?;
+                                let own = Arc::new(datafusion::arrow::datatypes::Schema::new(
+                                    schema.fields().iter().skip(2).cloned().collect::<Vec<_>>(),
+                                ));
+                                Ok(vec![crate::span_totals::span_totals_batch(&totals, &own)?])
+                            } else {
+                                Ok::<_, EngineError>(ctx.sql(&view.sql).await?.collect().await?)
+                            }
+                        }
+                        .await;
+                        match batches {
+                            Ok(batches) => out.push(Some(Ok(batches))),
+                            // The query's own failure (e.g. over its memory limit) is this
+                            // summary's of this session; a store's ends the refresh.
+                            Err(
+                                e @ (EngineError::Query(_)
+                                | EngineError::Column { .. }
+                                | EngineError::Corrupt { .. }),
+                            ) => out.push(Some(Err(format!(
+                                "{} for session {}: {e}",
+                                view.name, process.process_id
+                            )))),
+                            Err(e) => return Err(e),
+                        }
                     }
                     Ok((process, out))
                 })
@@ -206,7 +229,14 @@ impl Engine {
             report.sessions_summarized += 1;
             let date = layout::date_of_unix_ns(process.start_unix_ns);
             for (i, batches) in per_view.into_iter().enumerate() {
-                let Some(batches) = batches else { continue };
+                let batches = match batches {
+                    None => continue,
+                    Some(Ok(batches)) => batches,
+                    Some(Err(why)) => {
+                        report.failed.push(why);
+                        continue;
+                    }
+                };
                 let schema = self.summary_schema(&views[i].name)?;
                 let slot = rows_by[i].entry(date.clone()).or_default();
                 for batch in &batches {
