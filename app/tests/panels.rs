@@ -168,6 +168,7 @@ impl eframe::App for PanelApp {
                     runtime: &self.runtime,
                     model: &self.model,
                     timeline: &mut self.timeline,
+                    streamed: None,
                 };
                 if self.panel == Panel::Statistics {
                     self.stats.stats_ui(ui, cx);

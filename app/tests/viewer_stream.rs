@@ -191,6 +191,34 @@ fn a_long_session_opens_on_its_overview_and_streams_detail_by_range() {
         );
     }
 
+    // Statistics of the whole session, with no detail loaded: folded from its blocks, the same
+    // rows as the model of every span gives.
+    h.get_by_label("Statistics").click();
+    h.step();
+    h.state_mut().lake.as_mut().unwrap().stats.scope = frameline::viewer::scope::Scope::Whole;
+    run_until(&mut h, "the whole session's statistics", |app| {
+        app.lake.as_ref().is_some_and(|v| {
+            !v.stats.busy()
+                && v.stats
+                    .stats()
+                    .is_some_and(|s| s.iter().map(|n| n.count).sum::<u64>() == report.spans)
+        })
+    });
+    h.get_by_label("from blocks");
+    {
+        let view = h.state().lake.as_ref().unwrap();
+        let mut got: Vec<_> = view.stats.stats().unwrap().iter().cloned().collect();
+        let mut want = frameline_engine::analysis::span_stats(
+            &whole,
+            &frameline_engine::analysis::Selection::all(&whole),
+        );
+        for s in got.iter_mut().chain(want.iter_mut()) {
+            s.durations_ns.sort_unstable();
+        }
+        assert_eq!(got, want);
+    }
+    h.get_by_label("Logs").click();
+
     // Zoom to one frame with a stall: its detail loads and draws like the whole model.
     let stall = report.spike_frames_ns[2];
     h.state_mut()

@@ -89,13 +89,33 @@ pub struct NameStats {
     pub p90_ns: i64,
     pub p99_ns: i64,
     pub max_ns: i64,
-    /// Every duration, for the histogram (in no particular order).
+    /// Every duration, for the histogram (in no particular order); a uniform sample of them
+    /// when `approximate`.
     pub durations_ns: Vec<i64>,
+    /// Percentiles from a sketch (within 1.1 %), not exact: a range of more spans than
+    /// `range_stats::EXACT_DURATIONS` folded by the engine.
+    pub approximate: bool,
 }
 
 /// The index of the `p`-th percentile in a sorted list of `n` values (nearest rank).
-fn rank(n: usize, p: f64) -> usize {
+pub(crate) fn rank(n: usize, p: f64) -> usize {
     ((p * n as f64).ceil() as usize).clamp(1, n) - 1
+}
+
+/// P50, P90 and P99 of `d` (nearest rank; `d` is reordered, not sorted), 0 when empty.
+pub(crate) fn percentiles(d: &mut [i64]) -> (i64, i64, i64) {
+    let n = d.len();
+    if n == 0 {
+        return (0, 0, 0);
+    }
+    // Largest rank first: each later selection only looks at the part before it.
+    let i99 = rank(n, 0.99);
+    let p99 = *d.select_nth_unstable(i99).1;
+    let i90 = rank(n, 0.90);
+    let p90 = *d[..=i99].select_nth_unstable(i90).1;
+    let i50 = rank(n, 0.50);
+    let p50 = *d[..=i90].select_nth_unstable(i50).1;
+    (p50, p90, p99)
 }
 
 /// Span statistics per name over `selection`, sorted by total time (largest first).
@@ -140,13 +160,7 @@ pub fn span_stats(model: &TimelineModel, selection: &Selection) -> Vec<NameStats
             let n = d.len();
             let total = d.iter().fold(0i64, |sum, &x| sum.saturating_add(x));
             let max = d.iter().copied().max().unwrap_or(0);
-            // Largest rank first: each later selection only looks at the part before it.
-            let i99 = rank(n, 0.99);
-            let p99 = *d.select_nth_unstable(i99).1;
-            let i90 = rank(n, 0.90);
-            let p90 = *d[..=i99].select_nth_unstable(i90).1;
-            let i50 = rank(n, 0.50);
-            let p50 = *d[..=i90].select_nth_unstable(i50).1;
+            let (p50, p90, p99) = percentiles(&mut d);
             NameStats {
                 name: names.names[id].clone(),
                 count: n as u64,
@@ -158,6 +172,7 @@ pub fn span_stats(model: &TimelineModel, selection: &Selection) -> Vec<NameStats
                 p99_ns: p99,
                 max_ns: max,
                 durations_ns: d,
+                approximate: false,
             }
         })
         .collect();

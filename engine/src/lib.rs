@@ -22,6 +22,7 @@ mod group_by;
 mod lake;
 pub mod overview;
 mod pre_aggregate;
+pub mod range_stats;
 mod reads;
 pub mod requests;
 pub mod span_totals;

@@ -339,3 +339,87 @@ fn a_summary_over_its_memory_limit_stops_with_a_notice_and_the_others_are_writte
         assert!(parents.contains("| frame "), "{parents}");
     });
 }
+
+#[test]
+fn range_statistics_from_blocks_equal_the_model_s_and_the_sketch_stays_within_its_error() {
+    use frameline_engine::analysis::{Selection, span_stats};
+    use frameline_engine::range_stats::RangeStatsFolder;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    let report = write_long_session(lake, &options(12.0), &|_| {}).unwrap();
+    runtime().block_on(async {
+        let engine = Engine::open(lake).await.unwrap();
+        let whole = engine
+            .load_timeline(&[], None, &Progress::default())
+            .await
+            .unwrap();
+        let index = engine.timeline_index(&[]).await.unwrap();
+        let stall = report.spike_frames_ns[3];
+        let main = whole
+            .tracks
+            .iter()
+            .position(|t| t.thread_name == "main")
+            .unwrap();
+        // The whole session; one second; a frame with its stall, on the main thread only.
+        let cases = [
+            (whole.begin_ns, whole.end_ns + 1, vec![]),
+            (
+                whole.begin_ns + 4_000_000_000,
+                whole.begin_ns + 5_000_000_000,
+                vec![],
+            ),
+            (stall - 1_000, stall + 60_000_000, vec![main]),
+        ];
+        for (begin_ns, end_ns, tracks) in cases {
+            let selection = Selection {
+                begin_ns,
+                end_ns,
+                tracks: tracks.clone(),
+            };
+            let mut want = span_stats(&whole, &selection);
+            let streams = (!tracks.is_empty()).then(|| {
+                tracks
+                    .iter()
+                    .map(|&t| index.tracks[t].stream_id.clone())
+                    .collect()
+            });
+            let mut got = engine
+                .range_span_stats(
+                    &index,
+                    (begin_ns, end_ns),
+                    streams.clone(),
+                    &Progress::default(),
+                )
+                .await
+                .unwrap();
+            assert!(!want.is_empty());
+            for s in want.iter_mut().chain(got.iter_mut()) {
+                s.durations_ns.sort_unstable();
+            }
+            assert_eq!(got, want, "{begin_ns}..{end_ns} on {tracks:?}");
+            // The sketch: same counts, totals, self times and max; percentiles within 1.1 %.
+            let folder = RangeStatsFolder::new(begin_ns, end_ns, streams).with_exact_limit(1_000);
+            let sketched = engine
+                .range_span_stats_with(&index, folder, &Progress::default())
+                .await
+                .unwrap();
+            assert_eq!(sketched.len(), want.len());
+            for (s, w) in sketched.iter().zip(&want) {
+                assert_eq!(
+                    (&s.name, s.count, s.total_ns, s.self_ns, s.max_ns),
+                    (&w.name, w.count, w.total_ns, w.self_ns, w.max_ns)
+                );
+                assert!(s.approximate || w.count <= 1_000);
+                for (a, b) in [
+                    (s.p50_ns, w.p50_ns),
+                    (s.p90_ns, w.p90_ns),
+                    (s.p99_ns, w.p99_ns),
+                ] {
+                    let error = (a - b).abs() as f64 / b.max(1) as f64;
+                    assert!(error <= 0.011, "{}: {a} vs {b}", w.name);
+                }
+                assert!(s.durations_ns.len() as u64 <= w.count);
+            }
+        }
+    });
+}

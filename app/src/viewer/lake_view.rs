@@ -236,6 +236,21 @@ impl LakeView {
         Arc::new(copy)
     }
 
+    /// The streamed spans, for panels that read blocks when the detail does not hold their range.
+    pub(super) fn streamed(&self) -> Option<super::scope::Streamed> {
+        let index = self.stream.index.clone()?;
+        let detail_range = self
+            .model_source
+            .as_ref()
+            .and_then(|m| self.stream.range_of(m));
+        Some(super::scope::Streamed {
+            engine: self.engine.clone(),
+            index,
+            detail_range,
+            whole_in_detail: self.stream.whole_in_detail() && self.model.is_some(),
+        })
+    }
+
     /// The model to draw for what is on screen: detail when loaded for it, else the overview.
     /// A switch between the two clears the hovered and selected span (they index the other).
     pub(super) fn drawn_model(&mut self) -> Option<Arc<TimelineModel>> {

@@ -20,7 +20,7 @@ pub mod metrics;
 mod processes;
 mod query_track;
 mod s3_dialog;
-mod scope;
+pub mod scope;
 mod screenshot;
 mod selection;
 mod shortcuts;
@@ -366,6 +366,7 @@ impl eframe::App for ViewerApp {
                                     runtime: &runtime,
                                     model: &loaded,
                                     timeline: &mut view.timeline,
+                                    streamed: None,
                                 };
                                 view.find.find_ui(ui, cx);
                                 view.selection_ui(ui, &loaded.model);

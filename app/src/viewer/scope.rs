@@ -4,8 +4,12 @@
 use super::lake_view::LoadedModel;
 use super::time_format::format_duration;
 use super::timeline::{self, TimelineState};
+use frameline_engine::Engine;
 use frameline_engine::analysis::Selection;
+use frameline_engine::overview::TimelineIndex;
 use frameline_engine::timeline::TimelineModel;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 /// What an analysis panel looks at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,12 +29,55 @@ pub struct AnalysisContext<'a> {
     pub runtime: &'a tokio::runtime::Runtime,
     pub model: &'a LoadedModel,
     pub timeline: &'a mut TimelineState,
+    /// A session streamed by range: what panels that can ask the engine use for a selection the
+    /// loaded detail does not cover.
+    pub streamed: Option<Streamed>,
+}
+
+/// The streamed spans of the selection, for panels that read blocks themselves.
+#[derive(Clone)]
+pub struct Streamed {
+    pub engine: Arc<Engine>,
+    pub index: Arc<TimelineIndex>,
+    /// The range `model` holds every span of (`None`: the whole selection, or nothing loaded).
+    pub detail_range: Option<(i64, i64)>,
+    /// Whether `model` holds every span of the selection.
+    pub whole_in_detail: bool,
+}
+
+impl Streamed {
+    /// Whether the loaded detail holds every span that begins in `[begin_ns, end_ns)`.
+    pub fn covers(&self, begin_ns: i64, end_ns: i64) -> bool {
+        self.whole_in_detail
+            || self
+                .detail_range
+                .is_some_and(|(b, e)| b <= begin_ns && end_ns <= e)
+    }
+
+    /// The streams of the picked tracks (`None`: every thread).
+    pub fn streams_of(&self, tracks: &[usize]) -> Option<HashSet<String>> {
+        (!tracks.is_empty()).then(|| {
+            tracks
+                .iter()
+                .filter_map(|&t| self.index.tracks.get(t))
+                .map(|t| t.stream_id.clone())
+                .collect()
+        })
+    }
 }
 
 impl AnalysisContext<'_> {
-    /// The selection of `scope` in this context.
+    /// The selection of `scope` in this context (the whole selection's extent from the index
+    /// when the session is streamed).
     pub fn selection(&self, scope: Scope) -> Selection {
-        selection_of(scope, &self.model.model, self.timeline)
+        let mut selection = selection_of(scope, &self.model.model, self.timeline);
+        if scope == Scope::Whole
+            && let Some(streamed) = self.streamed.as_ref().filter(|s| !s.whole_in_detail)
+        {
+            selection.begin_ns = streamed.index.begin_ns;
+            selection.end_ns = streamed.index.end_ns.saturating_add(1);
+        }
+        selection
     }
 }
 

@@ -200,6 +200,14 @@ impl SpanStream {
         self.cache.iter().map(|d| d.model.span_bytes()).sum()
     }
 
+    /// The range `model` (one of the cache's) holds every span of.
+    pub fn range_of(&self, model: &Arc<TimelineModel>) -> Option<(i64, i64)> {
+        self.cache
+            .iter()
+            .find(|d| Arc::ptr_eq(&d.model, model))
+            .map(|d| d.range)
+    }
+
     /// Ranges held in the cache.
     pub fn cached_ranges(&self) -> Vec<(i64, i64)> {
         self.cache.iter().map(|d| d.range).collect()

@@ -7,6 +7,7 @@ use super::derived::Derived;
 use super::scope::{AnalysisContext, Scope, panel_header_ui};
 use super::theme;
 use super::timeline::format_duration;
+use egui::RichText;
 use egui_extras::{Column, TableBuilder};
 use frameline_engine::analysis::{NameStats, Selection, span_stats};
 use std::sync::Arc;
@@ -36,8 +37,16 @@ const COLUMNS: [(&str, SortBy); 9] = [
     ("max", SortBy::Max),
 ];
 
-/// What a result was computed for: the model's generation and the selection.
-type StatsKey = (u64, Selection);
+/// Where statistics come from: the loaded model (its generation), or the blocks of a streamed
+/// selection (its index, by address) when the model does not hold the range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Model(u64),
+    Blocks(usize),
+}
+
+/// What a result was computed for: its source and the selection.
+type StatsKey = (Source, Selection);
 
 /// The statistics panel.
 pub struct StatsPanel {
@@ -79,9 +88,40 @@ impl StatsPanel {
         self.stats.poll();
     }
 
-    /// Starts computing if the selection changed since the last result.
+    /// Starts computing if the selection changed since the last result: on the loaded model,
+    /// or from the blocks when the session is streamed and the model does not hold the range.
     fn refresh(&mut self, ctx: &egui::Context, cx: &AnalysisContext<'_>) {
-        let key = (cx.model.generation, cx.selection(self.scope));
+        let selection = cx.selection(self.scope);
+        if let Some(streamed) = cx
+            .streamed
+            .clone()
+            .filter(|s| !s.covers(selection.begin_ns, selection.end_ns))
+        {
+            let key = (
+                Source::Blocks(Arc::as_ptr(&streamed.index) as usize),
+                selection,
+            );
+            self.stats.request_async(
+                cx.runtime,
+                ctx,
+                "Span statistics (from blocks)",
+                &key,
+                move |(_, selection)| async move {
+                    let streams = streamed.streams_of(&selection.tracks);
+                    Ok(streamed
+                        .engine
+                        .range_span_stats(
+                            &streamed.index,
+                            (selection.begin_ns, selection.end_ns),
+                            streams,
+                            &frameline_engine::Progress::default(),
+                        )
+                        .await?)
+                },
+            );
+            return;
+        }
+        let key = (Source::Model(cx.model.generation), selection);
         let spans = cx.model.model.clone();
         self.stats.request(
             cx.runtime,
@@ -105,6 +145,15 @@ impl StatsPanel {
                     stats.len(),
                     stats.iter().map(|s| s.count).sum::<u64>()
                 ));
+                if matches!(self.stats.computed_for(), Some((Source::Blocks(_), _))) {
+                    ui.label(RichText::new("from blocks").weak())
+                        .on_hover_text("The range is not loaded as detail: folded from its blocks");
+                }
+                if stats.iter().any(|s| s.approximate) {
+                    ui.label(RichText::new("percentiles ±1.1 %").weak()).on_hover_text(
+                        "More spans than are kept exactly: percentiles from a sketch, the histogram from a sample",
+                    );
+                }
             }
             if self.selected_name.is_some() && ui.button("Clear highlight").clicked() {
                 self.selected_name = None;

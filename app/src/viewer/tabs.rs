@@ -41,23 +41,35 @@ impl LakeView {
                 self.metrics
                     .metrics_ui(ui, runtime, &self.engine, &mut self.timeline, origin)
             }
-            Tab::Statistics | Tab::FlameGraph => match self.loaded_model() {
-                None => {
-                    ui.label("Waiting for the spans…");
-                }
-                Some(model) => {
-                    let cx = AnalysisContext {
-                        runtime,
-                        model: &model,
-                        timeline: &mut self.timeline,
-                    };
-                    if self.tab == Tab::Statistics {
-                        self.stats.stats_ui(ui, cx);
-                    } else {
-                        self.flame.flame_ui(ui, cx, &self.frames);
+            Tab::Statistics | Tab::FlameGraph => {
+                let streamed = self.streamed();
+                // A streamed session with no detail loaded yet still has statistics (from its
+                // blocks); the flame graph and find work on detail.
+                let model = self.loaded_model().or_else(|| {
+                    streamed.as_ref().map(|_| super::lake_view::LoadedModel {
+                        model: Default::default(),
+                        generation: 0,
+                    })
+                });
+                match model {
+                    None => {
+                        ui.label("Waiting for the spans…");
+                    }
+                    Some(model) => {
+                        let cx = AnalysisContext {
+                            runtime,
+                            model: &model,
+                            timeline: &mut self.timeline,
+                            streamed,
+                        };
+                        if self.tab == Tab::Statistics {
+                            self.stats.stats_ui(ui, cx);
+                        } else {
+                            self.flame.flame_ui(ui, cx, &self.frames);
+                        }
                     }
                 }
-            },
+            }
         }
     }
 }
