@@ -3,11 +3,11 @@
 //! encoding (`Utf8`, `LargeUtf8`, `Utf8View`, or a dictionary of those).
 
 use crate::EngineError;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Float64Type, Int64Type, TimeUnit, TimestampNanosecondType,
-    UInt32Type, UInt64Type,
+    ArrowPrimitiveType, DataType, Float64Type, Int32Type, Int64Type, TimeUnit,
+    TimestampNanosecondType, UInt32Type, UInt64Type,
 };
 
 /// The column `name` of `batch`.
@@ -60,6 +60,19 @@ pub fn values<'a, T: ArrowPrimitiveType>(
         .as_primitive_opt::<T>()
         .map(|a| a.values().as_ref())
         .ok_or_else(|| mismatch(name, &T::DATA_TYPE.to_string(), array.data_type()))
+}
+
+/// A dictionary column of strings with `Int32` keys (how the decoders give every repeated
+/// string), borrowed.
+pub fn string_dictionary<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a DictionaryArray<Int32Type>, EngineError> {
+    let array = column(batch, name)?;
+    array
+        .as_dictionary_opt::<Int32Type>()
+        .filter(|d| d.values().as_string_opt::<i32>().is_some())
+        .ok_or_else(|| mismatch(name, "Dictionary(Int32, Utf8)", array.data_type()))
 }
 
 /// A `UInt64` column's values, borrowed ([`values`]).

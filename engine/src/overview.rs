@@ -20,8 +20,8 @@
 use crate::error::EngineError;
 use crate::lake::BlockEntry;
 use crate::timeline::{Lane, SpanSite, TimelineBuilder, TimelineModel, Track};
-use datafusion::arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
-use datafusion::arrow::datatypes::{Int32Type, UInt32Type};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::UInt32Type;
 use std::collections::HashMap;
 
 /// Buckets a session is cut into per thread and depth in the refined overview.
@@ -209,20 +209,6 @@ pub struct OverviewBuilder {
     spans: u64,
 }
 
-fn dictionary<'a>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a DictionaryArray<Int32Type>, EngineError> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
-        .filter(|d| d.values().as_string_opt::<i32>().is_some())
-        .ok_or_else(|| EngineError::Column {
-            column: name.to_owned(),
-            detail: "expected a dictionary of strings".to_owned(),
-        })
-}
-
 impl OverviewBuilder {
     fn new(index: &TimelineIndex) -> OverviewBuilder {
         let mut model = index.empty_model();
@@ -262,9 +248,9 @@ impl OverviewBuilder {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let stream = dictionary(batch, "stream_id")?;
-        let name = dictionary(batch, "name")?;
-        let file = dictionary(batch, "file")?;
+        let stream = crate::columns::string_dictionary(batch, "stream_id")?;
+        let name = crate::columns::string_dictionary(batch, "name")?;
+        let file = crate::columns::string_dictionary(batch, "file")?;
         let line = crate::columns::values::<UInt32Type>(batch, "line")?;
         let depth = crate::columns::u32_values(batch, "depth")?;
         let begin = crate::columns::values::<datafusion::arrow::datatypes::TimestampNanosecondType>(

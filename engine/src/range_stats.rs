@@ -16,8 +16,8 @@ use crate::analysis::NameStats;
 use crate::columns;
 use crate::error::EngineError;
 use crate::overview::TimelineIndex;
-use datafusion::arrow::array::{Array, AsArray, DictionaryArray, RecordBatch};
-use datafusion::arrow::datatypes::{Int32Type, TimestampNanosecondType};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::TimestampNanosecondType;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Spans whose durations are kept exactly (8 bytes each: 128 MiB).
@@ -58,13 +58,6 @@ struct NameAcc {
     durations: Durations,
 }
 
-/// The parent open at one depth of a stream, and its children's time so far.
-#[derive(Clone, Copy, Debug, Default)]
-struct OpenParent {
-    span_id: u64,
-    child_ns: i64,
-}
-
 /// Folds `thread_spans` batches (each stream's in block order) into the statistics of the spans
 /// that begin in a range.
 #[derive(Debug)]
@@ -75,25 +68,11 @@ pub struct RangeStatsFolder {
     streams: Option<HashSet<String>>,
     names: Vec<NameAcc>,
     by_name: HashMap<String, usize>,
-    open: HashMap<String, Vec<OpenParent>>,
+    children: crate::span_totals::ChildTimes,
     exact_kept: usize,
     exact_limit: usize,
     /// A small deterministic generator for the reservoir.
     rng: u64,
-}
-
-fn dictionary<'a>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a DictionaryArray<Int32Type>, EngineError> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
-        .filter(|d| d.values().as_string_opt::<i32>().is_some())
-        .ok_or_else(|| EngineError::Column {
-            column: name.to_owned(),
-            detail: "expected a dictionary of strings".to_owned(),
-        })
 }
 
 impl RangeStatsFolder {
@@ -105,7 +84,7 @@ impl RangeStatsFolder {
             streams,
             names: Vec::new(),
             by_name: HashMap::new(),
-            open: HashMap::new(),
+            children: Default::default(),
             exact_kept: 0,
             exact_limit: EXACT_DURATIONS,
             rng: 0x9e37_79b9_7f4a_7c15,
@@ -172,8 +151,8 @@ impl RangeStatsFolder {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let stream = dictionary(batch, "stream_id")?;
-        let name = dictionary(batch, "name")?;
+        let stream = columns::string_dictionary(batch, "stream_id")?;
+        let name = columns::string_dictionary(batch, "name")?;
         let span_ids = columns::u64_values(batch, "span_id")?;
         let parent_ids = columns::u64_values(batch, "parent_id")?;
         let depths = columns::u32_values(batch, "depth")?;
@@ -190,41 +169,24 @@ impl RangeStatsFolder {
             .collect();
         let mut slots: Vec<Option<usize>> = vec![None; name_values.len()];
         let (stream_keys, name_keys) = (stream.keys().values(), name.keys().values());
-        let mut current: Option<(i32, Vec<OpenParent>)> = None;
+        let mut entered = None;
         for row in 0..batch.num_rows() {
             let stream_key = stream_keys[row];
             if !picked.get(stream_key as usize).copied().unwrap_or(false) {
                 continue;
             }
-            if current.as_ref().is_none_or(|(k, _)| *k != stream_key) {
-                if let Some((k, stack)) = current.take() {
-                    self.open
-                        .insert(stream_values.value(k as usize).to_owned(), stack);
-                }
-                let id = stream_values.value(stream_key as usize);
-                current = Some((stream_key, self.open.remove(id).unwrap_or_default()));
+            if entered != Some(stream_key) {
+                entered = Some(stream_key);
+                self.children
+                    .enter(stream_values.value(stream_key as usize));
             }
-            let Some((_, stack)) = current.as_mut() else {
-                continue;
-            };
-            let (span_id, depth, duration) = (span_ids[row], depths[row] as usize, durations[row]);
-            let child_ns = match stack.get_mut(depth) {
-                Some(open) if open.span_id == span_id => std::mem::take(&mut open.child_ns),
-                _ => 0,
-            };
-            if depth > 0 {
-                if stack.len() < depth {
-                    stack.resize(depth, OpenParent::default());
-                }
-                let parent = &mut stack[depth - 1];
-                if parent.span_id != parent_ids[row] {
-                    *parent = OpenParent {
-                        span_id: parent_ids[row],
-                        child_ns: 0,
-                    };
-                }
-                parent.child_ns = parent.child_ns.saturating_add(duration);
-            }
+            let duration = durations[row];
+            let child_ns = self.children.close(
+                span_ids[row],
+                depths[row] as usize,
+                parent_ids[row],
+                duration,
+            );
             let begin = begins[row];
             if begin < self.begin_ns || begin >= self.end_ns {
                 continue;
@@ -264,10 +226,6 @@ impl RangeStatsFolder {
             if self.exact_kept > self.exact_limit && self.exact_kept != usize::MAX {
                 self.switch_to_sketches();
             }
-        }
-        if let Some((k, stack)) = current {
-            self.open
-                .insert(stream_values.value(k as usize).to_owned(), stack);
         }
         Ok(())
     }

@@ -11,10 +11,8 @@
 
 use crate::columns;
 use crate::error::EngineError;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, Int64Array, RecordBatch, StringArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,6 +32,74 @@ struct OpenParent {
     child_ns: i64,
 }
 
+/// Each span's direct children's time, from `thread_spans` rows in the decoder's order (within
+/// a stream, in the order spans close, each stream's blocks in order; streams may interleave):
+/// per stream and depth, the one parent open there and its children's time so far.
+#[derive(Debug, Default)]
+pub(crate) struct ChildTimes {
+    /// Streams not being read now.
+    parked: HashMap<String, Vec<OpenParent>>,
+    /// The stream being read, and its parents by depth.
+    current: Option<(String, Vec<OpenParent>)>,
+}
+
+impl ChildTimes {
+    /// The rows that follow are of `stream`.
+    pub(crate) fn enter(&mut self, stream: &str) {
+        if self.current.as_ref().is_some_and(|(s, _)| s == stream) {
+            return;
+        }
+        if let Some((s, stack)) = self.current.take() {
+            self.parked.insert(s, stack);
+        }
+        let stack = self.parked.remove(stream).unwrap_or_default();
+        self.current = Some((stream.to_owned(), stack));
+    }
+
+    /// A span of the current stream closes: returns its children's time, and counts its
+    /// duration toward its parent's. A parent that is never seen (after a lost block) leaves
+    /// its children's time uncounted, as SQL's `LEFT JOIN` on `parent_id` does.
+    pub(crate) fn close(
+        &mut self,
+        span_id: u64,
+        depth: usize,
+        parent_id: u64,
+        duration_ns: i64,
+    ) -> i64 {
+        let Some((_, stack)) = self.current.as_mut() else {
+            return 0;
+        };
+        let child_ns = match stack.get_mut(depth) {
+            Some(open) if open.span_id == span_id => std::mem::take(&mut open.child_ns),
+            _ => 0,
+        };
+        if depth > 0 {
+            if stack.len() < depth {
+                stack.resize(depth, OpenParent::default());
+            }
+            let parent = &mut stack[depth - 1];
+            if parent.span_id != parent_id {
+                // Another parent: the one before was counted, or never came.
+                *parent = OpenParent {
+                    span_id: parent_id,
+                    child_ns: 0,
+                };
+            }
+            parent.child_ns = parent.child_ns.wrapping_add(duration_ns);
+        }
+        child_ns
+    }
+
+    /// Bytes held.
+    fn held_bytes(&self) -> usize {
+        self.parked
+            .iter()
+            .chain(self.current.as_ref().map(|(k, v)| (k, v)))
+            .map(|(k, v)| k.len() + v.capacity() * std::mem::size_of::<OpenParent>() + 48)
+            .sum()
+    }
+}
+
 /// Folds `thread_spans` batches (with at least `stream_id`, `span_id`, `parent_id`, `depth`,
 /// `name` and `duration_ns`) into per-name totals. Each stream's batches must come in block
 /// order, as every scan of the engine gives them; streams may interleave.
@@ -41,23 +107,8 @@ struct OpenParent {
 pub struct SpanTotalsFolder {
     totals: Vec<SpanTotal>,
     by_name: HashMap<String, usize>,
-    /// Per stream, per depth: the parent open there (children are at `depth + 1`).
-    open: HashMap<String, Vec<OpenParent>>,
+    children: ChildTimes,
     rows: u64,
-}
-
-fn dictionary<'a>(
-    batch: &'a RecordBatch,
-    name: &str,
-) -> Result<&'a DictionaryArray<Int32Type>, EngineError> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_dictionary_opt::<Int32Type>())
-        .filter(|d| d.values().as_string_opt::<i32>().is_some())
-        .ok_or_else(|| EngineError::Column {
-            column: name.to_owned(),
-            detail: "expected a dictionary of strings".to_owned(),
-        })
 }
 
 impl SpanTotalsFolder {
@@ -77,12 +128,19 @@ impl SpanTotalsFolder {
             .iter()
             .map(|t| 2 * t.name.len() + std::mem::size_of::<SpanTotal>() + 32)
             .sum();
-        let open: usize = self
-            .open
-            .iter()
-            .map(|(k, v)| k.len() + v.capacity() * std::mem::size_of::<OpenParent>() + 48)
-            .sum();
-        names + open
+        names + self.children.held_bytes()
+    }
+
+    fn slot(&mut self, name: &str) -> usize {
+        if let Some(&slot) = self.by_name.get(name) {
+            return slot;
+        }
+        self.totals.push(SpanTotal {
+            name: name.to_owned(),
+            ..Default::default()
+        });
+        self.by_name.insert(name.to_owned(), self.totals.len() - 1);
+        self.totals.len() - 1
     }
 
     /// Adds one batch's spans.
@@ -90,8 +148,8 @@ impl SpanTotalsFolder {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let stream = dictionary(batch, "stream_id")?;
-        let name = dictionary(batch, "name")?;
+        let stream = columns::string_dictionary(batch, "stream_id")?;
+        let name = columns::string_dictionary(batch, "name")?;
         let span_ids = columns::u64_values(batch, "span_id")?;
         let parent_ids = columns::u64_values(batch, "parent_id")?;
         let depths = columns::u32_values(batch, "depth")?;
@@ -101,74 +159,35 @@ impl SpanTotalsFolder {
         // Each name key's slot, found once per batch.
         let mut slots: Vec<Option<usize>> = vec![None; name_values.len()];
         let (stream_keys, name_keys) = (stream.keys().values(), name.keys().values());
-        let mut current: Option<(i32, Vec<OpenParent>)> = None;
+        let mut entered = None;
         for row in 0..batch.num_rows() {
-            let stream_key = stream_keys[row];
-            if current.as_ref().is_none_or(|(k, _)| *k != stream_key) {
-                if let Some((k, stack)) = current.take() {
-                    self.open
-                        .insert(stream_values.value(k as usize).to_owned(), stack);
-                }
-                let id = stream_values.value(stream_key as usize);
-                current = Some((stream_key, self.open.remove(id).unwrap_or_default()));
+            if entered != Some(stream_keys[row]) {
+                entered = Some(stream_keys[row]);
+                self.children
+                    .enter(stream_values.value(stream_keys[row] as usize));
             }
-            let Some((_, stack)) = current.as_mut() else {
-                continue;
-            };
             let name_key = name_keys[row] as usize;
             let slot = match slots.get(name_key).copied().flatten() {
                 Some(slot) => slot,
                 None => {
-                    let text = name_values.value(name_key);
-                    let slot = match self.by_name.get(text) {
-                        Some(&slot) => slot,
-                        None => {
-                            self.totals.push(SpanTotal {
-                                name: text.to_owned(),
-                                ..Default::default()
-                            });
-                            self.by_name.insert(text.to_owned(), self.totals.len() - 1);
-                            self.totals.len() - 1
-                        }
-                    };
+                    let slot = self.slot(name_values.value(name_key));
                     if let Some(s) = slots.get_mut(name_key) {
                         *s = Some(slot);
                     }
                     slot
                 }
             };
-            let (span_id, depth, duration) = (span_ids[row], depths[row] as usize, durations[row]);
-            // This span's children, if they came first (they do, in close order).
-            let child_ns = match stack.get_mut(depth) {
-                Some(open) if open.span_id == span_id && open.child_ns != 0 => {
-                    std::mem::take(&mut open.child_ns)
-                }
-                _ => 0,
-            };
+            let duration = durations[row];
+            let child_ns = self.children.close(
+                span_ids[row],
+                depths[row] as usize,
+                parent_ids[row],
+                duration,
+            );
             let total = &mut self.totals[slot];
             total.calls += 1;
             total.total_ns = total.total_ns.wrapping_add(duration);
             total.self_ns = total.self_ns.wrapping_add(duration.wrapping_sub(child_ns));
-            if depth > 0 {
-                let parent_depth = depth - 1;
-                if stack.len() <= parent_depth {
-                    stack.resize(parent_depth + 1, OpenParent::default());
-                }
-                let parent = &mut stack[parent_depth];
-                if parent.span_id != parent_ids[row] {
-                    // Another parent: the one before never came (its children keep their time,
-                    // as in SQL) or was already counted.
-                    *parent = OpenParent {
-                        span_id: parent_ids[row],
-                        child_ns: 0,
-                    };
-                }
-                parent.child_ns = parent.child_ns.wrapping_add(duration);
-            }
-        }
-        if let Some((k, stack)) = current {
-            self.open
-                .insert(stream_values.value(k as usize).to_owned(), stack);
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
