@@ -380,24 +380,18 @@ impl crate::Engine {
         index: &TimelineIndex,
         progress: &crate::tables::Progress,
     ) -> Result<TimelineModel, EngineError> {
-        let schema = crate::decode::thread_spans_schema();
-        let projection: Vec<usize> = [
-            "stream_id",
-            "depth",
-            "name",
-            "file",
-            "line",
-            "begin_time",
-            "end_time",
-        ]
-        .iter()
-        .map(|name| schema.index_of(name))
-        .collect::<Result<_, _>>()
-        .map_err(|e| EngineError::Query(e.to_string()))?;
         let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
             .blocks(&pruning(&index.process_ids, None))
             .await?
-            .with_projection(Some(projection))
+            .with_columns(&[
+                "stream_id",
+                "depth",
+                "name",
+                "file",
+                "line",
+                "begin_time",
+                "end_time",
+            ])?
             .caching(crate::tables::Caching::None);
         let builder = crate::engine::fold_scan(
             scan,

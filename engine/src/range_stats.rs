@@ -324,20 +324,6 @@ impl crate::Engine {
         folder: RangeStatsFolder,
         progress: &crate::tables::Progress,
     ) -> Result<Vec<NameStats>, EngineError> {
-        let schema = crate::decode::thread_spans_schema();
-        let projection: Vec<usize> = [
-            "stream_id",
-            "span_id",
-            "parent_id",
-            "depth",
-            "name",
-            "begin_time",
-            "duration_ns",
-        ]
-        .iter()
-        .map(|name| schema.index_of(name))
-        .collect::<Result<_, _>>()
-        .map_err(|e| EngineError::Query(e.to_string()))?;
         let pruning = crate::tables::Pruning {
             process_ids: (!index.process_ids.is_empty())
                 .then(|| index.process_ids.iter().cloned().collect()),
@@ -349,7 +335,15 @@ impl crate::Engine {
         let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
             .blocks(&pruning)
             .await?
-            .with_projection(Some(projection))
+            .with_columns(&[
+                "stream_id",
+                "span_id",
+                "parent_id",
+                "depth",
+                "name",
+                "begin_time",
+                "duration_ns",
+            ])?
             .caching(crate::tables::Caching::DiskOnly);
         let folder =
             crate::engine::fold_scan(scan, progress, folder, |folder, batch| folder.push(batch))

@@ -254,23 +254,17 @@ impl crate::Engine {
             process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
             ..Default::default()
         };
-        let schema = crate::decode::thread_spans_schema();
-        let projection: Vec<usize> = [
-            "stream_id",
-            "span_id",
-            "parent_id",
-            "depth",
-            "name",
-            "duration_ns",
-        ]
-        .iter()
-        .map(|name| schema.index_of(name))
-        .collect::<Result<_, _>>()
-        .map_err(|e| EngineError::Query(e.to_string()))?;
         let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
             .blocks(&pruning)
             .await?
-            .with_projection(Some(projection))
+            .with_columns(&[
+                "stream_id",
+                "span_id",
+                "parent_id",
+                "depth",
+                "name",
+                "duration_ns",
+            ])?
             .caching(crate::tables::Caching::None);
         let folder =
             crate::engine::fold_scan(scan, progress, SpanTotalsFolder::new(), |folder, batch| {

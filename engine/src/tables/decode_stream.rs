@@ -123,6 +123,17 @@ impl BlockScan {
         self
     }
 
+    /// Only the columns named, in this order (an unknown name is a query error).
+    pub fn with_columns(self, names: &[&str]) -> Result<BlockScan, EngineError> {
+        let schema = self.table.schema();
+        let projection = names
+            .iter()
+            .map(|name| schema.index_of(name))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|e| EngineError::Query(e.to_string()))?;
+        Ok(self.with_projection(Some(projection)))
+    }
+
     /// Only these columns (indices into the table's schema), in this order.
     pub fn with_projection(mut self, projection: Option<Vec<usize>>) -> BlockScan {
         self.projection = projection.map(Into::into);
