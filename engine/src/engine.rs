@@ -504,15 +504,13 @@ impl Engine {
         range_ns: Option<(i64, i64)>,
         progress: &crate::tables::Progress,
     ) -> Result<crate::timeline::TimelineModel, EngineError> {
-        let pruning = crate::tables::Pruning {
-            process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
-            min_end_ns: range_ns.map(|r| r.0),
-            max_begin_ns: range_ns.map(|r| r.1),
-            ..Default::default()
-        };
+        let mut pruning = crate::tables::Pruning::of_processes(process_ids);
+        if let Some(range) = range_ns {
+            pruning = pruning.overlapping(range);
+        }
         // The model holds the spans: decoded blocks go to the disk cache only.
-        let scan = BlockTable::new(EventTable::ThreadSpans, self.lake.clone())
-            .blocks(&pruning)
+        let scan = self
+            .span_blocks(&pruning)
             .await?
             .caching(crate::tables::Caching::DiskOnly);
         let builder = fold_scan(
@@ -523,6 +521,16 @@ impl Engine {
         )
         .await?;
         Ok(builder.finish())
+    }
+
+    /// The CPU blocks `pruning` keeps, to stream their spans.
+    pub(crate) async fn span_blocks(
+        &self,
+        pruning: &crate::tables::Pruning,
+    ) -> Result<crate::tables::BlockScan, EngineError> {
+        BlockTable::new(EventTable::ThreadSpans, self.lake.clone())
+            .blocks(pruning)
+            .await
     }
 
     /// Waits until decoded blocks are written to the disk cache (they are written in the

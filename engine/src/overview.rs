@@ -362,8 +362,8 @@ impl crate::Engine {
         process_ids: &[String],
     ) -> Result<TimelineIndex, EngineError> {
         let lake = self.lake_arc();
-        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, lake.clone())
-            .blocks(&pruning(process_ids, None))
+        let scan = self
+            .span_blocks(&crate::tables::Pruning::of_processes(process_ids))
             .await?;
         Ok(TimelineIndex::from_blocks(
             process_ids.to_vec(),
@@ -380,8 +380,8 @@ impl crate::Engine {
         index: &TimelineIndex,
         progress: &crate::tables::Progress,
     ) -> Result<TimelineModel, EngineError> {
-        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
-            .blocks(&pruning(&index.process_ids, None))
+        let scan = self
+            .span_blocks(&crate::tables::Pruning::of_processes(&index.process_ids))
             .await?
             .with_columns(&[
                 "stream_id",
@@ -412,8 +412,10 @@ impl crate::Engine {
         range_ns: (i64, i64),
         progress: &crate::tables::Progress,
     ) -> Result<TimelineModel, EngineError> {
-        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
-            .blocks(&pruning(&index.process_ids, Some(range_ns)))
+        let scan = self
+            .span_blocks(
+                &crate::tables::Pruning::of_processes(&index.process_ids).overlapping(range_ns),
+            )
             .await?
             .caching(crate::tables::Caching::DiskOnly);
         let builder =
@@ -422,14 +424,5 @@ impl crate::Engine {
             })
             .await?;
         Ok(builder.finish())
-    }
-}
-
-fn pruning(process_ids: &[String], range_ns: Option<(i64, i64)>) -> crate::tables::Pruning {
-    crate::tables::Pruning {
-        process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
-        min_end_ns: range_ns.map(|r| r.0),
-        max_begin_ns: range_ns.map(|r| r.1),
-        ..Default::default()
     }
 }

@@ -325,15 +325,12 @@ impl crate::Engine {
         progress: &crate::tables::Progress,
     ) -> Result<Vec<NameStats>, EngineError> {
         let pruning = crate::tables::Pruning {
-            process_ids: (!index.process_ids.is_empty())
-                .then(|| index.process_ids.iter().cloned().collect()),
             stream_ids: folder.streams.clone(),
-            min_end_ns: Some(folder.begin_ns),
-            max_begin_ns: Some(folder.end_ns),
-            ..Default::default()
-        };
-        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
-            .blocks(&pruning)
+            ..crate::tables::Pruning::of_processes(&index.process_ids)
+        }
+        .overlapping((folder.begin_ns, folder.end_ns));
+        let scan = self
+            .span_blocks(&pruning)
             .await?
             .with_columns(&[
                 "stream_id",

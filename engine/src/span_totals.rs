@@ -250,12 +250,8 @@ impl crate::Engine {
         process_ids: &[String],
         progress: &crate::tables::Progress,
     ) -> Result<Vec<SpanTotal>, EngineError> {
-        let pruning = crate::tables::Pruning {
-            process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
-            ..Default::default()
-        };
-        let scan = crate::tables::BlockTable::new(crate::EventTable::ThreadSpans, self.lake_arc())
-            .blocks(&pruning)
+        let scan = self
+            .span_blocks(&crate::tables::Pruning::of_processes(process_ids))
             .await?
             .with_columns(&[
                 "stream_id",

@@ -31,6 +31,23 @@ pub struct Pruning {
     pub max_end_ns: Option<i64>,
 }
 
+impl Pruning {
+    /// The rows of `process_ids` (all processes if empty).
+    pub fn of_processes(process_ids: &[String]) -> Pruning {
+        Pruning {
+            process_ids: (!process_ids.is_empty()).then(|| process_ids.iter().cloned().collect()),
+            ..Default::default()
+        }
+    }
+
+    /// Only blocks that may hold rows overlapping `[begin_ns, end_ns]`.
+    pub fn overlapping(mut self, (begin_ns, end_ns): (i64, i64)) -> Pruning {
+        self.min_end_ns = Some(begin_ns);
+        self.max_begin_ns = Some(end_ns);
+        self
+    }
+}
+
 fn literal(expr: &Expr) -> Option<ScalarValue> {
     match expr {
         Expr::Literal(value, _) => Some(value.clone()),
