@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The log pane keeps at most this many lines of the selected processes.
-const MAX_LOG_LINES: usize = 1_000_000;
+pub(super) const MAX_LOG_LINES: usize = 1_000_000;
 
 /// The loaded model with its generation, which changes whenever the model does (a new load, a
 /// query track added): what the analysis panels key their results on.
@@ -74,6 +74,8 @@ pub struct LakeView {
     pub drew_detail: bool,
     /// Query results added to the timeline (kept across detail loads).
     query_tracks: Vec<sql::QueryTrack>,
+    /// A selection still being written, read again as it grows.
+    pub live: super::live::Live,
     pub timeline: TimelineState,
     /// "exe on computer" per process id, for the timeline's process headers.
     pub process_labels: BTreeMap<String, String>,
@@ -135,6 +137,7 @@ impl LakeView {
             detail_span_budget,
             drew_detail: false,
             query_tracks: Vec::new(),
+            live: Default::default(),
             timeline: TimelineState::default(),
             process_labels,
             tab: Tab::default(),
@@ -321,6 +324,7 @@ impl LakeView {
         self.overview = None;
         self.overview_source = None;
         self.query_tracks.clear();
+        self.live = Default::default();
         self.model_generation += 1;
         self.errors.clear();
         self.timeline = TimelineState::default();
@@ -374,6 +378,7 @@ impl LakeView {
                 self.timeline.show_range(b, e);
             }
         }
+        self.poll_live(runtime, ctx);
         self.follow_stream(runtime, ctx);
     }
 

@@ -14,6 +14,7 @@ pub mod frame_plot;
 mod gpu;
 pub mod jobs;
 mod lake_view;
+pub mod live;
 pub mod logs;
 mod maintenance;
 pub mod metrics;
@@ -357,6 +358,7 @@ impl eframe::App for ViewerApp {
                     for error in &view.errors {
                         ui.colored_label(theme::ERROR_TEXT, error);
                     }
+                    view.live_ui(ui);
                     let origin = view.origin_ns();
                     match view.drawn_model() {
                         Some(drawn) => {

@@ -30,6 +30,8 @@ pub struct Detail {
     pub range: (i64, i64),
     pub model: Arc<TimelineModel>,
     last_used: u64,
+    /// Loaded before the session grew (live): drawn until a fresh one arrives.
+    stale: bool,
 }
 
 /// What changed in a poll.
@@ -170,6 +172,7 @@ impl SpanStream {
                         range,
                         model: Arc::new(model),
                         last_used: self.clock,
+                        stale: false,
                     });
                     self.trim_cache();
                     events.detail_ready = true;
@@ -213,7 +216,23 @@ impl SpanStream {
         self.cache.iter().map(|d| d.range).collect()
     }
 
-    /// The detail that covers `[t0, t1]`, if one was loaded (marked as used).
+    /// The session grew (a live session read again): a new index, its coarse overview, and
+    /// the detail loaded so far kept but stale (drawn until fresh detail arrives, so the screen
+    /// does not flicker to the overview every second).
+    pub fn replace_index(&mut self, index: TimelineIndex) {
+        if let Some(job) = self.overview_job.take() {
+            job.cancel();
+        }
+        self.overview = Some(Arc::new(index.coarse_overview()));
+        self.overview_refined = false;
+        self.index = Some(Arc::new(index));
+        for detail in &mut self.cache {
+            detail.stale = true;
+        }
+    }
+
+    /// The detail that covers `[t0, t1]`, if one was loaded (marked as used; a fresh one before
+    /// a stale one).
     pub fn detail_covering(&mut self, t0: i64, t1: i64) -> Option<Arc<TimelineModel>> {
         let whole = self.whole_in_detail();
         self.clock += 1;
@@ -222,7 +241,7 @@ impl SpanStream {
             .cache
             .iter_mut()
             .filter(|d| whole || (d.range.0 <= t0 && d.range.1 >= t1))
-            .max_by_key(|d| d.last_used)?;
+            .max_by_key(|d| (!d.stale, d.last_used))?;
         detail.last_used = clock;
         Some(detail.model.clone())
     }
@@ -252,8 +271,15 @@ impl SpanStream {
         {
             return false;
         }
-        let covered = |r: (i64, i64)| self.whole_in_detail() || (r.0 <= t0 && r.1 >= t1);
-        if self.cache.iter().any(|d| covered(d.range)) {
+        let whole = self.whole_in_detail();
+        let covered = |r: (i64, i64)| {
+            if whole {
+                r == range
+            } else {
+                r.0 <= t0 && r.1 >= t1
+            }
+        };
+        if self.cache.iter().any(|d| !d.stale && covered(d.range)) {
             return true;
         }
         if let Some((_, loading)) = &self.detail_job {

@@ -16,6 +16,8 @@ pub const TRACK_HEADER: Color32 = Color32::from_gray(36);
 pub const TRACK_HEADER_PICKED: Color32 = Color32::from_rgb(50, 70, 100);
 pub const TRACK_HEADER_TEXT: Color32 = Color32::from_gray(210);
 pub const LOG_LANE: Color32 = Color32::from_gray(30);
+/// A session still being written.
+pub const LIVE: Color32 = Color32::from_rgb(230, 60, 60);
 /// A run of spans too narrow to draw one by one.
 pub const FOLD: Color32 = Color32::from_gray(110);
 /// The selected span.

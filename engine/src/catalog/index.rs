@@ -295,6 +295,96 @@ impl Lake {
         Ok(())
     }
 
+    /// Reads a running process again (a live session grows): its description (one GET: it
+    /// gains an end when the game shuts down) and, at the next read of its blocks or streams,
+    /// their listings (one LIST per hour of its life, plus its streams' folder). Returns the
+    /// description read. A compacted (finished) process has nothing new and is left alone.
+    pub async fn refresh_process(&self, process_id: &str) -> Result<Arc<ProcessMeta>, EngineError> {
+        let (meta, compacted) = {
+            let state = self.catalog();
+            let process = state.processes.get(process_id).ok_or_else(|| {
+                EngineError::Query(format!("no process {process_id} in the lake"))
+            })?;
+            (process.meta.clone(), process.compacted)
+        };
+        if compacted || meta.end_unix_ns.is_some() {
+            return Ok(meta);
+        }
+        let key = layout::process_key(process_id, meta.start_unix_ns);
+        let fresh = match self.get(&key).await? {
+            Some(bytes) => rows::object_json::<ProcessMeta>(&bytes)
+                .ok()
+                .filter(|m| m.process_id == process_id),
+            // Folded by a compactor meanwhile: what was read stays.
+            None => None,
+        };
+        let meta = match fresh {
+            Some(fresh) => {
+                let fresh = Arc::new(fresh);
+                let mut state = self.catalog();
+                if let Some(process) = state.processes.get_mut(process_id) {
+                    process.meta = fresh.clone();
+                }
+                state.rebuild_snapshot();
+                fresh
+            }
+            None => meta,
+        };
+        // New blocks: the hours from the newest block known to now (blocks of earlier hours
+        // are all there already), usually one LIST.
+        let Some(known) = self.catalog().blocks.get(process_id).cloned() else {
+            // Not listed yet: the next read lists every hour.
+            return Ok(meta);
+        };
+        let newest = known
+            .iter()
+            .map(|b| b.info.begin_unix_ns)
+            .max()
+            .unwrap_or(meta.start_unix_ns);
+        let last = Self::block_hours(&meta, None)
+            .last()
+            .cloned()
+            .unwrap_or_default();
+        let hours: Vec<String> = Self::block_hours(&meta, None)
+            .into_iter()
+            .filter(|prefix| {
+                *prefix
+                    >= layout::process_hour_prefix(newest.div_euclid(HOUR_NS) * HOUR_NS, process_id)
+                    || *prefix == last
+            })
+            .collect();
+        let (mut found, bad_keys) = self
+            .list_blocks(hours.into_iter().map(|h| (meta.clone(), h)))
+            .await?;
+        let mut state = self.catalog();
+        for key in bad_keys {
+            state.problem(&key, "not a block key of its folder; ignored");
+        }
+        let mut entries: Vec<BlockEntry> = known.as_ref().clone();
+        let seen: HashSet<&str> = known.iter().map(|b| b.key.as_str()).collect();
+        let fresh_entries: Vec<BlockEntry> = found
+            .remove(process_id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| !seen.contains(b.key.as_str()))
+            .collect();
+        // A new thread: its stream's description is read at the next need.
+        if fresh_entries
+            .iter()
+            .any(|b| !state.streams.contains_key(&b.info.stream_id))
+        {
+            state.streams_loaded.remove(process_id);
+        }
+        entries.extend(fresh_entries);
+        entries.sort_by(|a, b| {
+            (&a.info.stream_id, a.info.block_seq).cmp(&(&b.info.stream_id, b.info.block_seq))
+        });
+        state
+            .blocks
+            .insert(process_id.to_owned(), Arc::new(entries));
+        Ok(meta)
+    }
+
     /// Whether every date of the index has been read.
     pub fn all_dates_loaded(&self) -> bool {
         self.catalog().dates.values().all(|d| d.loaded)
@@ -487,44 +577,25 @@ impl Lake {
             .collect()
     }
 
-    /// The blocks of these processes (listed on first need, one LIST per hour of each process's
-    /// life), sorted by stream and sequence.
-    pub async fn blocks_of(
+    /// The block entries under each `(process, hour prefix)`, by process, and the keys that are
+    /// not block keys of their folder.
+    async fn list_blocks(
         &self,
-        process_ids: &[String],
-    ) -> Result<Vec<Arc<Vec<BlockEntry>>>, EngineError> {
-        self.load_streams(process_ids).await?;
-        let missing: Vec<(Arc<ProcessMeta>, Vec<String>)> = {
-            let state = self.catalog();
-            process_ids
-                .iter()
-                .filter(|id| !state.blocks.contains_key(*id))
-                .filter_map(|id| state.processes.get(id))
-                .map(|p| {
-                    (
-                        p.meta.clone(),
-                        Self::block_hours(&p.meta, p.last_block_end_unix_ns),
-                    )
-                })
-                .collect()
-        };
-        let listings: Vec<(Arc<ProcessMeta>, Listed)> = futures::stream::iter(
-            missing
-                .into_iter()
-                .flat_map(|(process, hours)| hours.into_iter().map(move |h| (process.clone(), h))),
-        )
-        .map(|(process, prefix)| async move {
-            let listed = self
-                .store()
-                .list(Some(&ObjectPath::from(prefix.as_str())))
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| classify(self.location(), &prefix, e));
-            (process, listed)
-        })
-        .buffer_unordered(CONCURRENT_REQUESTS)
-        .collect()
-        .await;
+        prefixes: impl Iterator<Item = (Arc<ProcessMeta>, String)>,
+    ) -> Result<(HashMap<String, Vec<BlockEntry>>, Vec<String>), EngineError> {
+        let listings: Vec<(Arc<ProcessMeta>, Listed)> = futures::stream::iter(prefixes)
+            .map(|(process, prefix)| async move {
+                let listed = self
+                    .store()
+                    .list(Some(&ObjectPath::from(prefix.as_str())))
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| classify(self.location(), &prefix, e));
+                (process, listed)
+            })
+            .buffer_unordered(CONCURRENT_REQUESTS)
+            .collect()
+            .await;
         let mut found: HashMap<String, Vec<BlockEntry>> = HashMap::new();
         let mut bad_keys = Vec::new();
         for (process, listed) in listings {
@@ -555,6 +626,37 @@ impl Lake {
                 });
             }
         }
+        Ok((found, bad_keys))
+    }
+
+    /// The blocks of these processes (listed on first need, one LIST per hour of each process's
+    /// life), sorted by stream and sequence.
+    pub async fn blocks_of(
+        &self,
+        process_ids: &[String],
+    ) -> Result<Vec<Arc<Vec<BlockEntry>>>, EngineError> {
+        self.load_streams(process_ids).await?;
+        let missing: Vec<(Arc<ProcessMeta>, Vec<String>)> = {
+            let state = self.catalog();
+            process_ids
+                .iter()
+                .filter(|id| !state.blocks.contains_key(*id))
+                .filter_map(|id| state.processes.get(id))
+                .map(|p| {
+                    (
+                        p.meta.clone(),
+                        Self::block_hours(&p.meta, p.last_block_end_unix_ns),
+                    )
+                })
+                .collect()
+        };
+        let (found, bad_keys) = self
+            .list_blocks(
+                missing.into_iter().flat_map(|(process, hours)| {
+                    hours.into_iter().map(move |h| (process.clone(), h))
+                }),
+            )
+            .await?;
         let mut state = self.catalog();
         for key in bad_keys {
             state.problem(&key, "not a block key of its folder; ignored");
