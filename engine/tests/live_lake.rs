@@ -56,9 +56,27 @@ async fn problems(engine: &Engine) -> Vec<String> {
     out
 }
 
-/// Records on two threads for [`RECORD_FOR`] while querying `lake` in a loop; returns the
-/// rounds of queries run.
-async fn record_while_querying(lake: &str) -> (u64, u64) {
+/// A game recording on two threads into `lake` until `stop`: its guard, the stop flag, the
+/// frames counter and the threads (each returns its ticks).
+struct Game {
+    guard: frameline_instrument::TelemetryGuard,
+    stop: Arc<AtomicBool>,
+    frames: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl Game {
+    /// Stops the game and ends its session; returns the ticks recorded.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        let ticks: u64 = self.threads.into_iter().map(|t| t.join().unwrap()).sum();
+        drop(self.guard);
+        assert!(self.frames.load(Ordering::Relaxed) > 0);
+        ticks
+    }
+}
+
+fn start_game(lake: &str) -> Game {
     let guard = frameline_instrument::init(
         Config::lake(lake)
             .unwrap()
@@ -69,7 +87,7 @@ async fn record_while_querying(lake: &str) -> (u64, u64) {
     .unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let frames = Arc::new(AtomicU64::new(0));
-    let game: Vec<_> = ["main", "worker"]
+    let threads: Vec<_> = ["main", "worker"]
         .into_iter()
         .map(|name| {
             let (stop, frames) = (stop.clone(), frames.clone());
@@ -100,6 +118,18 @@ async fn record_while_querying(lake: &str) -> (u64, u64) {
                 .unwrap()
         })
         .collect();
+    Game {
+        guard,
+        stop,
+        frames,
+        threads,
+    }
+}
+
+/// Records on two threads for [`RECORD_FOR`] while querying `lake` in a loop; returns the
+/// rounds of queries run.
+async fn record_while_querying(lake: &str) -> (u64, u64) {
+    let game = start_game(lake);
 
     let engine = Engine::open(lake).await.unwrap();
     let started = Instant::now();
@@ -111,11 +141,8 @@ async fn record_while_querying(lake: &str) -> (u64, u64) {
         assert!(found.is_empty(), "round {rounds}: {found:#?}");
         rounds += 1;
     }
-    stop.store(true, Ordering::Relaxed);
-    let ticks: u64 = game.into_iter().map(|t| t.join().unwrap()).sum();
-    drop(guard);
+    let ticks = game.finish();
     drop(engine);
-    assert!(frames.load(Ordering::Relaxed) > 0);
     (rounds, ticks)
 }
 
@@ -182,4 +209,73 @@ async fn an_s3_lake_answers_while_a_game_records() {
     eprintln!("s3: {rounds} rounds of queries while {ticks} ticks were recorded");
     assert!(rounds >= 2, "{rounds}");
     check_after_shutdown(&lake, ticks).await;
+}
+
+/// A running session read again (`Lake::refresh_process`) grows: new blocks each time, for one
+/// GET (its description) and one LIST (its current hour) once its streams are known; after
+/// shutdown it has its end and every span a fresh reader sees.
+async fn refresh_while_recording(lake: &str) {
+    let game = start_game(lake);
+    let engine = Engine::open(lake).await.unwrap();
+    let mut waited = 0;
+    while engine.lake().processes().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        engine.lake().refresh().await.unwrap();
+        waited += 1;
+        assert!(waited < 200, "the game's process never appeared");
+    }
+    let id = engine.lake().processes()[0].process_id.clone();
+    let ids = [id.clone()];
+    let mut spans = engine.timeline_index(&ids).await.unwrap().span_count();
+    let mut grew = 0;
+    let started = Instant::now();
+    let mut round = 0;
+    while started.elapsed() < RECORD_FOR {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = engine.lake().requests();
+        let meta = engine.lake().refresh_process(&id).await.unwrap();
+        assert!(meta.end_unix_ns.is_none());
+        let index = engine.timeline_index(&ids).await.unwrap();
+        let cost = engine.lake().requests().since(&before);
+        if round >= 2 {
+            // Steady state: the description and the current hour (two at an hour's turn).
+            assert_eq!(cost.get, 1, "{cost}");
+            assert!((1..=2).contains(&cost.list), "{cost}");
+            assert_eq!(cost.put + cost.delete, 0, "{cost}");
+        }
+        if index.span_count() > spans {
+            grew += 1;
+        }
+        spans = index.span_count();
+        round += 1;
+    }
+    assert!(grew >= 3, "grew in {grew} of {round} refreshes");
+    game.finish();
+    let meta = engine.lake().refresh_process(&id).await.unwrap();
+    assert!(meta.end_unix_ns.is_some());
+    let index = engine.timeline_index(&ids).await.unwrap();
+    let fresh = Engine::open(lake).await.unwrap();
+    let expected = fresh.timeline_index(&ids).await.unwrap();
+    assert_eq!(index.span_count(), expected.span_count());
+    assert_eq!(index.blocks, expected.blocks);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_session_read_again_grows_locally_and_on_s3() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    refresh_while_recording(dir.path().to_str().unwrap()).await;
+    match std::env::var("FRAMELINE_TEST_S3_BUCKET") {
+        Ok(bucket) => {
+            refresh_while_recording(&format!(
+                "s3://{bucket}/live-refresh-{}",
+                std::process::id()
+            ))
+            .await
+        }
+        Err(_) => assert!(
+            std::env::var("FRAMELINE_SKIP_S3").is_ok(),
+            "FRAMELINE_TEST_S3_BUCKET is not set: run through scripts/test.sh (it starts moto), or set FRAMELINE_SKIP_S3=1"
+        ),
+    }
 }

@@ -326,6 +326,13 @@ impl Lake {
                     process.meta = fresh.clone();
                 }
                 state.rebuild_snapshot();
+                if fresh.end_unix_ns.is_some() || fresh.tsc_frequency != meta.tsc_frequency {
+                    // It ended (with its frequency measured over the whole run): key times
+                    // are rescaled to it, so its blocks are listed again at the next read.
+                    state.blocks.remove(process_id);
+                    state.streams_loaded.remove(process_id);
+                    return Ok(fresh);
+                }
                 fresh
             }
             None => meta,
