@@ -90,8 +90,8 @@ fn span_totals_on_s3_equal_the_local_ones() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().to_str().unwrap();
     let s3 = format!("s3://{bucket}/long-{}", uuid_like());
-    let a = write_long_session(local, &options(3.0), &|_| {}).unwrap();
-    let b = write_long_session(&s3, &options(3.0), &|_| {}).unwrap();
+    let a = write_long_session(local, &options(12.0), &|_| {}).unwrap();
+    let b = write_long_session(&s3, &options(12.0), &|_| {}).unwrap();
     assert_eq!(a.spans, b.spans);
     runtime().block_on(async {
         let totals = |lake: String| async move {
