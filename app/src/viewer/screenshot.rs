@@ -50,10 +50,15 @@ impl ViewerApp {
                 }) && self.open_job.is_none()
             }
             _ => {
-                self.lake
-                    .as_ref()
-                    .is_some_and(|v| v.model.is_some() && !v.busy())
-                    && self.open_job.is_none()
+                // A session loaded whole: its model; a longer one: its overview and frames (the
+                // first ready frame asks for the worst frame's detail, the next wait for it).
+                self.lake.as_ref().is_some_and(|v| {
+                    !v.busy()
+                        && (v.model.is_some()
+                            || (v.stream.index.is_some()
+                                && !v.stream.whole_in_detail()
+                                && !v.frames.is_empty()))
+                }) && self.open_job.is_none()
             }
         };
         if !ready || plan.requested {

@@ -151,9 +151,15 @@ impl SpanStream {
                 Err(e) => events.errors.push(format!("spans: {e}")),
             }
         }
+        let overview_started = self.overview_job.as_ref().map(|j| j.started);
         if let Some(result) = take_finished(&mut self.overview_job) {
             match result {
                 Ok(overview) => {
+                    eprintln!(
+                        "[frameline] overview of {} spans in {:.0} ms",
+                        overview.span_count(),
+                        overview_started.map_or(0.0, |t| t.elapsed().as_secs_f64() * 1e3)
+                    );
                     self.overview = Some(Arc::new(overview));
                     self.overview_refined = true;
                 }
@@ -164,9 +170,21 @@ impl SpanStream {
             && let Some(result) = job.poll()
         {
             let range = *range;
-            self.detail_job = None;
+            let Some((job, _)) = self.detail_job.take() else {
+                return events;
+            };
             match result {
                 Ok(model) => {
+                    // What BENCHMARKS.md measures: from asking for a range to its detail.
+                    eprintln!(
+                        "[frameline] detail of {:.3} s in {:.0} ms: {} spans from {} blocks",
+                        (range.1 - range.0) as f64 / 1e9,
+                        job.started.elapsed().as_secs_f64() * 1e3,
+                        model.span_count(),
+                        self.detail_progress
+                            .total
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                    );
                     self.clock += 1;
                     self.cache.push(Detail {
                         range,
