@@ -310,7 +310,18 @@ impl LakeView {
                     self.timeline.show_range(b, e);
                 }
             }
+            let previous = self.model.clone();
             self.set_model(model);
+            // The selected span, found again in the new detail (same thread, depth and begin).
+            if self.drew_detail
+                && let (Some(previous), Some(model)) = (previous, self.model.clone())
+            {
+                self.timeline.selected = self
+                    .timeline
+                    .selected
+                    .and_then(|span| same_span(&previous, &model, span));
+                self.timeline.hovered = None;
+            }
         }
     }
 
@@ -514,4 +525,22 @@ fn lanes_short_of(model: &TimelineModel, other: &TimelineModel) -> bool {
             .get(t.stream_id.as_str())
             .is_some_and(|&n| t.lanes.len() < n)
     })
+}
+
+/// `span` of `from`, found in `to` by thread, depth and begin (tracks are in the same order).
+fn same_span(
+    from: &TimelineModel,
+    to: &TimelineModel,
+    span: super::timeline::SpanRef,
+) -> Option<super::timeline::SpanRef> {
+    let begin = *from
+        .tracks
+        .get(span.track)?
+        .lanes
+        .get(span.depth)?
+        .begin_ns
+        .get(span.index)?;
+    let lane = to.tracks.get(span.track)?.lanes.get(span.depth)?;
+    let index = lane.begin_ns.partition_point(|&b| b < begin);
+    (lane.begin_ns.get(index) == Some(&begin)).then_some(super::timeline::SpanRef { index, ..span })
 }

@@ -371,8 +371,8 @@ impl eframe::App for ViewerApp {
                                     streamed: None,
                                 };
                                 view.find.find_ui(ui, cx);
-                                view.selection_ui(ui, &loaded.model);
                             }
+                            view.selection_ui(ui, &drawn);
                             timeline::timeline_ui(
                                 ui,
                                 &drawn,

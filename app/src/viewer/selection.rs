@@ -12,16 +12,24 @@ impl LakeView {
         let Some(span) = self.timeline.selected else {
             return;
         };
-        let Some(lane) = model
+        // The span indexes the model drawn; one it does not hold (the other model was drawn
+        // since) is no longer selected.
+        let Some((lane, b, e)) = model
             .tracks
             .get(span.track)
             .and_then(|t| t.lanes.get(span.depth))
+            .and_then(|lane| {
+                Some((
+                    lane,
+                    *lane.begin_ns.get(span.index)?,
+                    *lane.end_ns.get(span.index)?,
+                ))
+            })
         else {
             self.timeline.selected = None;
             return;
         };
-        let (b, e) = (lane.begin_ns[span.index], lane.end_ns[span.index]);
-        let site = model.site(lane.name[span.index]);
+        let site = lane.name.get(span.index).and_then(|&n| model.site(n));
         let origin = self.origin_ns();
         let mut zoom = false;
         let mut clear = false;
