@@ -188,8 +188,13 @@ pub fn write_long(lake: &str, seconds: f64, worker_threads: usize) -> Result<()>
         threads: u32::try_from(worker_threads.saturating_add(2)).unwrap_or(u32::MAX),
         ..Default::default()
     };
+    let shown = std::sync::atomic::AtomicU64::new(u64::MAX);
     let report = frameline_engine::generate::write_long_session(lake, &options, &|done| {
-        eprint!("\rwriting a {seconds} s session: {:.0} %", done * 100.0);
+        // Once per whole percent: the line is redrawn, not repeated in a log.
+        let percent = (done * 100.0) as u64;
+        if shown.swap(percent, std::sync::atomic::Ordering::Relaxed) != percent {
+            eprint!("\rwriting a {seconds} s session: {percent} %");
+        }
     })?;
     eprintln!();
     let secs = started.elapsed().as_secs_f64();
