@@ -1,11 +1,16 @@
 //! The viewer's timeline model and analyses from decoded cpu blocks: a block (as in
 //! `decode_spans`) decoded as two streams' worth of `thread_spans` rows, then the model, span
 //! statistics, the flame graph (and its diff against itself), instance search and a frame's
-//! visible marks over a few windows. None may panic; counts must agree with the rows.
+//! visible marks over a few windows; and the folds of sessions of any length over the same rows:
+//! the span totals, statistics of a range, the coarse and refined overviews. None may panic;
+//! counts must agree with the rows.
 #![no_main]
 
 use frameline_engine::analysis::{self, FlameGraph, NameTable, Selection};
 use frameline_engine::decode;
+use frameline_engine::overview::TimelineIndex;
+use frameline_engine::range_stats::RangeStatsFolder;
+use frameline_engine::span_totals::SpanTotalsFolder;
 use frameline_engine::timeline::{TimelineModel, prepare_frame};
 use frameline_fuzz::FuzzBlock;
 use frameline_instrument::format::StreamKind;
@@ -21,6 +26,28 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let rows = batch.num_rows();
+    // The folds of long sessions, over the block's rows.
+    let mut totals = SpanTotalsFolder::new();
+    totals.push(&batch).expect("decoded batch");
+    let calls: i64 = totals.finish().iter().map(|t| t.calls).sum();
+    assert_eq!(calls as usize, rows);
+    let mut range = RangeStatsFolder::new(i64::MIN, i64::MAX, None).with_exact_limit(rows / 2);
+    range.push(&batch).expect("decoded batch");
+    let counted: u64 = range.finish().iter().map(|s| s.count).sum();
+    assert!(counted as usize <= rows);
+    let index = TimelineIndex::from_blocks(Vec::new(), [&entry], |_| Some("thread".to_owned()));
+    let coarse = index.coarse_overview();
+    let mut overview = index.overview_builder();
+    overview.push(&batch).expect("decoded batch");
+    let overview = overview.finish();
+    assert_eq!(overview.span_count(), rows);
+    let mut marks = Vec::new();
+    for model in [&coarse, &overview] {
+        for width_px in [1.0, 1920.0] {
+            prepare_frame(model, index.begin_ns, index.end_ns, width_px, 3.0, &mut marks);
+            prepare_frame(model, i64::MIN, i64::MAX, width_px, 3.0, &mut marks);
+        }
+    }
     let model = TimelineModel::from_batches(&[batch.clone(), batch]).expect("decoded batches");
     assert_eq!(model.span_count(), 2 * rows);
     let all = Selection::all(&model);

@@ -204,6 +204,52 @@ impl MetricsPanel {
     }
 }
 
+/// The points of samples `(time_ns, values)` (in time order) to draw over `seconds` (from
+/// `origin_ns`) on a plot `columns` pixels wide: every sample in range (and one on each side)
+/// when they fit two per column, else per column the smallest and the largest, in time order
+/// (min/max decimation: a spike stays as tall as it is, an hour at 60 Hz is 216 000 samples).
+pub fn decimated_points(
+    time_ns: &[i64],
+    values: &[f64],
+    origin_ns: i64,
+    seconds: (f64, f64),
+    columns: usize,
+) -> Vec<[f64; 2]> {
+    let n = time_ns.len().min(values.len());
+    let to_ns = |s: f64| origin_ns.saturating_add((s * 1e9) as i64);
+    let (t0, t1) = (to_ns(seconds.0), to_ns(seconds.1));
+    let first = time_ns[..n].partition_point(|&t| t < t0).saturating_sub(1);
+    let last = (time_ns[..n].partition_point(|&t| t <= t1) + 1).min(n);
+    let point = |i: usize| [(time_ns[i] - origin_ns) as f64 / 1e9, values[i]];
+    let columns = columns.max(1);
+    if last <= first || last - first <= 2 * columns {
+        return (first..last).map(point).collect();
+    }
+    let column_ns = (t1.saturating_sub(t0) / columns as i64).max(1);
+    let mut points = Vec::with_capacity(2 * columns + 2);
+    let mut i = first;
+    while i < last {
+        let column = time_ns[i].saturating_sub(t0).div_euclid(column_ns);
+        let end = t0.saturating_add(column.saturating_add(1).saturating_mul(column_ns));
+        let j = (i + 1).max(i + time_ns[i..last].partition_point(|&t| t < end));
+        let (mut lo, mut hi) = (i, i);
+        for k in i..j {
+            if values[k] < values[lo] {
+                lo = k;
+            }
+            if values[k] > values[hi] {
+                hi = k;
+            }
+        }
+        points.push(point(lo.min(hi)));
+        if lo != hi {
+            points.push(point(lo.max(hi)));
+        }
+        i = j;
+    }
+    points
+}
+
 /// `plotted` one under the other on one time axis (seconds from `origin_ns`), linked: each
 /// frame they show the timeline's range, unless the user zoomed or panned one, and then that
 /// range goes to the timeline. `x_range_s` is the range set last frame. Returns where each plot
@@ -225,13 +271,14 @@ pub fn metric_plots_ui(
         .id_salt("metric_plots")
         .show(ui, |ui| {
             for (name, series) in plotted {
-                let points: Vec<[f64; 2]> = series
-                    .samples
-                    .time_ns
-                    .iter()
-                    .zip(&series.samples.values)
-                    .map(|(&t, &v)| [(t as f64 - origin) / 1e9, v])
-                    .collect();
+                let columns = ui.available_width().max(1.0) as usize;
+                let points = decimated_points(
+                    &series.samples.time_ns,
+                    &series.samples.values,
+                    origin_ns,
+                    wanted,
+                    columns,
+                );
                 let unit = series.unit.clone();
                 let response = egui_plot::Plot::new(("metric", name.as_str()))
                     .height(height)
@@ -269,4 +316,39 @@ pub fn metric_plots_ui(
         _ => *x_range_s = Some(wanted),
     }
     rects
+}
+
+#[cfg(test)]
+mod decimation_tests {
+    use super::decimated_points;
+
+    #[test]
+    fn an_hour_of_samples_decimates_to_the_columns_and_keeps_its_extremes() {
+        let n = 216_000usize;
+        let time_ns: Vec<i64> = (0..n as i64).map(|i| i * 16_666_667).collect();
+        let values: Vec<f64> = (0..n)
+            .map(|i| match i {
+                100_000 => 500.0,
+                150_000 => -20.0,
+                _ => (i % 7) as f64,
+            })
+            .collect();
+        let span_s = time_ns[n - 1] as f64 / 1e9;
+        let points = decimated_points(&time_ns, &values, 0, (0.0, span_s), 1000);
+        assert!(points.len() <= 2 * 1000 + 4, "{}", points.len());
+        let max = points.iter().map(|p| p[1]).fold(f64::MIN, f64::max);
+        let min = points.iter().map(|p| p[1]).fold(f64::MAX, f64::min);
+        assert_eq!((min, max), (-20.0, 500.0));
+        assert!(
+            points.windows(2).all(|w| w[0][0] <= w[1][0]),
+            "in time order"
+        );
+        // Zoomed in: every sample of the range, and one on each side.
+        let few = decimated_points(&time_ns, &values, 0, (1.0, 1.1), 1000);
+        assert_eq!(few.len(), 6 + 2);
+        assert!(
+            few.iter()
+                .all(|p| p[1] == (((p[0] * 1e9 / 16_666_667.0).round() as usize) % 7) as f64)
+        );
+    }
 }
