@@ -280,14 +280,43 @@ fn a_long_session_opens_on_its_overview_and_streams_detail_by_range() {
     h.get_by_label("Worst frame").click();
     run_until(&mut h, "the worst frame's detail", detail_shown);
     assert_draws_like_the_whole(&h, &whole);
-    let view = h.state().lake.as_ref().unwrap();
-    let names = view
-        .timeline
-        .visible_span_names(view.model.as_ref().unwrap());
-    assert!(
-        names.iter().any(|n| n == "streaming.load_chunk"),
-        "{names:?}"
-    );
+    {
+        let view = h.state().lake.as_ref().unwrap();
+        let names = view
+            .timeline
+            .visible_span_names(view.model.as_ref().unwrap());
+        assert!(
+            names.iter().any(|n| n == "streaming.load_chunk"),
+            "{names:?}"
+        );
+    }
+
+    // Find next across the session: from the start, each Next puts the next stall on screen
+    // and selects it once its detail is in.
+    {
+        let view = h.state_mut().lake.as_mut().unwrap();
+        let index = view.stream.index.clone().unwrap();
+        view.timeline
+            .show_range(index.begin_ns, index.begin_ns + 20_000_000);
+        view.find.open_with(Some("load_chunk"));
+    }
+    h.step();
+    let stalls: Vec<i64> = report.spike_frames_ns.iter().map(|t| t + 3_000).collect();
+    for (k, stall) in stalls.iter().take(3).enumerate() {
+        h.get_by_label("Next").click();
+        run_until(&mut h, &format!("find step {k}"), |app| {
+            app.lake.as_ref().is_some_and(|v| {
+                v.drew_detail && !v.find.busy() && !v.stream.busy() && v.timeline.selected.is_some()
+            })
+        });
+        let view = h.state().lake.as_ref().unwrap();
+        let model = view.model.as_ref().unwrap();
+        let span = view.timeline.selected.unwrap();
+        let lane = &model.tracks[span.track].lanes[span.depth];
+        assert_eq!(model.name(lane.name[span.index]), "streaming.load_chunk");
+        assert_eq!(lane.begin_ns[span.index], *stall, "step {k}");
+        assert!((view.timeline.t0 as i64) < *stall && *stall < view.timeline.t1 as i64);
+    }
 }
 
 #[test]

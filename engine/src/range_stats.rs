@@ -348,3 +348,144 @@ impl crate::Engine {
         Ok(folder.finish())
     }
 }
+
+/// A span found by name ([`crate::Engine::find_span`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundSpan {
+    pub stream_id: String,
+    pub depth: u32,
+    pub begin_ns: i64,
+    pub end_ns: i64,
+    pub name: String,
+}
+
+/// Blocks read per step of a search (it widens the window until a match or the session's end).
+const FIND_BLOCKS_PER_STEP: usize = 32;
+
+impl crate::Engine {
+    /// The first span of `index`'s selection whose name contains `text` (or equals it, without
+    /// `substring`) that begins after `after_ns` (`forward`) or the last that begins before it,
+    /// read from the blocks a window at a time (memory: the window's blocks), the window moving
+    /// until a match or the session's end: find across a session of any length.
+    pub async fn find_span(
+        &self,
+        index: &TimelineIndex,
+        text: &str,
+        substring: bool,
+        after_ns: i64,
+        forward: bool,
+        progress: &crate::tables::Progress,
+    ) -> Result<Option<FoundSpan>, EngineError> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        // Block begins in time order, to cut the session into windows of a few blocks.
+        let mut edges: Vec<i64> = index.blocks.iter().map(|b| b.begin_ns).collect();
+        edges.sort_unstable();
+        let mut cursor = after_ns;
+        loop {
+            let window = if forward {
+                let from = edges.partition_point(|&b| b <= cursor);
+                if cursor > index.end_ns {
+                    return Ok(None);
+                }
+                let to = edges
+                    .get(from + FIND_BLOCKS_PER_STEP)
+                    .copied()
+                    .unwrap_or(index.end_ns.saturating_add(1));
+                (cursor, to)
+            } else {
+                if cursor < index.begin_ns {
+                    return Ok(None);
+                }
+                let to = edges.partition_point(|&b| b < cursor);
+                let from = to
+                    .checked_sub(FIND_BLOCKS_PER_STEP)
+                    .and_then(|i| edges.get(i).copied())
+                    .unwrap_or(index.begin_ns.saturating_sub(1));
+                (from, cursor)
+            };
+            let scan = self
+                .span_blocks(
+                    &crate::tables::Pruning::of_processes(&index.process_ids).overlapping(window),
+                )
+                .await?
+                .with_columns(&["stream_id", "depth", "name", "begin_time", "end_time"])?
+                .caching(crate::tables::Caching::DiskOnly);
+            let text = text.to_owned();
+            let best = crate::engine::fold_scan(scan, progress, None, move |best, batch| {
+                find_in(batch, &text, substring, window, forward, best)
+            })
+            .await?;
+            if best.is_some() {
+                return Ok(best);
+            }
+            cursor = if forward { window.1 } else { window.0 };
+        }
+    }
+}
+
+/// Keeps in `best` the match of `batch` nearest the window's start (forward: the earliest
+/// begin after `window.0`; backward: the latest before `window.1`).
+fn find_in(
+    batch: &RecordBatch,
+    text: &str,
+    substring: bool,
+    (from, to): (i64, i64),
+    forward: bool,
+    best: &mut Option<FoundSpan>,
+) -> Result<(), EngineError> {
+    let stream = columns::string_dictionary(batch, "stream_id")?;
+    let name = columns::string_dictionary(batch, "name")?;
+    let depths = columns::u32_values(batch, "depth")?;
+    let begins = columns::values::<TimestampNanosecondType>(batch, "begin_time")?;
+    let ends = columns::values::<TimestampNanosecondType>(batch, "end_time")?;
+    let name_values = name.values().as_string::<i32>();
+    let matching: Vec<bool> = (0..name_values.len())
+        .map(|k| {
+            let n = name_values.value(k);
+            if substring {
+                n.contains(text)
+            } else {
+                n == text
+            }
+        })
+        .collect();
+    let (stream_keys, name_keys) = (stream.keys().values(), name.keys().values());
+    for row in 0..batch.num_rows() {
+        if !matching
+            .get(name_keys[row] as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            continue;
+        }
+        let begin = begins[row];
+        let inside = if forward {
+            begin > from && begin <= to
+        } else {
+            begin >= from && begin < to
+        };
+        let better = best.as_ref().is_none_or(|b| {
+            if forward {
+                begin < b.begin_ns
+            } else {
+                begin > b.begin_ns
+            }
+        });
+        if inside && better {
+            *best = Some(FoundSpan {
+                stream_id: stream
+                    .values()
+                    .as_string::<i32>()
+                    .value(stream_keys[row] as usize)
+                    .to_owned(),
+                depth: depths[row],
+                begin_ns: begin,
+                end_ns: ends[row],
+                name: name_values.value(name_keys[row] as usize).to_owned(),
+            });
+        }
+    }
+    Ok(())
+}

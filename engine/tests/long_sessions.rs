@@ -423,3 +423,70 @@ fn range_statistics_from_blocks_equal_the_model_s_and_the_sketch_stays_within_it
         }
     });
 }
+
+#[test]
+fn find_walks_a_session_s_matches_from_its_blocks_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().to_str().unwrap();
+    let report = write_long_session(lake, &options(30.0), &|_| {}).unwrap();
+    // The planted stalls begin 3 µs into their frame, on the main thread.
+    let stalls: Vec<i64> = report.spike_frames_ns.iter().map(|t| t + 3_000).collect();
+    assert!(stalls.len() >= 30, "{}", stalls.len());
+    runtime().block_on(async {
+        let engine = Engine::open(lake).await.unwrap();
+        let index = engine.timeline_index(&[]).await.unwrap();
+        let progress = Progress::default();
+        let mut found = Vec::new();
+        let mut after = index.begin_ns - 1;
+        while let Some(span) = engine
+            .find_span(&index, "load_chunk", true, after, true, &progress)
+            .await
+            .unwrap()
+        {
+            assert_eq!(span.name, "streaming.load_chunk");
+            assert_eq!(span.depth, 1);
+            assert_eq!(
+                span.end_ns - span.begin_ns,
+                frameline_engine::generate::STALL_NS
+            );
+            found.push(span.begin_ns);
+            after = span.begin_ns;
+        }
+        assert_eq!(found, stalls);
+        // Backward from the end, by exact name.
+        let mut back = Vec::new();
+        let mut before = index.end_ns + 1;
+        while let Some(span) = engine
+            .find_span(
+                &index,
+                "streaming.load_chunk",
+                false,
+                before,
+                false,
+                &progress,
+            )
+            .await
+            .unwrap()
+        {
+            back.push(span.begin_ns);
+            before = span.begin_ns;
+        }
+        back.reverse();
+        assert_eq!(back, stalls);
+        // No such name: the whole session is read, nothing found.
+        assert!(
+            engine
+                .find_span(
+                    &index,
+                    "no such span",
+                    true,
+                    index.begin_ns,
+                    true,
+                    &progress
+                )
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
+}

@@ -3,9 +3,11 @@
 //! instance of its name highlighted.
 
 use super::derived::Derived;
-use super::scope::AnalysisContext;
+use super::jobs::{Job, take_finished};
+use super::scope::{AnalysisContext, Streamed};
 use super::timeline::{SpanRef, TimelineState};
 use frameline_engine::analysis::{SpanAt, find_instances};
+use frameline_engine::range_stats::FoundSpan;
 use frameline_engine::timeline::TimelineModel;
 
 /// What matches were found for: the model's generation and the text.
@@ -21,6 +23,10 @@ pub struct FindBar {
     /// A Next/Previous asked for before the matches of the current text were found.
     pending_step: Option<i64>,
     focus: bool,
+    /// A session streamed by range: Next/Previous read its blocks from the current position.
+    remote: Option<Job<Option<FoundSpan>>>,
+    /// What the last search of the blocks found (`Some(None)`: nothing more that way).
+    pub remote_found: Option<Option<FoundSpan>>,
 }
 
 impl FindBar {
@@ -34,7 +40,69 @@ impl FindBar {
     }
 
     pub fn busy(&self) -> bool {
-        self.matches.busy()
+        self.matches.busy() || self.remote.is_some()
+    }
+
+    /// Next/Previous over a session streamed by range: the first match after (or the last
+    /// before) the selected span, or the middle of the screen, read from the blocks; it is then
+    /// put on the timeline, and selected once its detail is loaded.
+    fn step_in_blocks(
+        &mut self,
+        ctx: &egui::Context,
+        cx: &mut AnalysisContext<'_>,
+        streamed: Streamed,
+        step: i64,
+    ) {
+        if let Some(result) = take_finished(&mut self.remote) {
+            match result {
+                Ok(found) => {
+                    if let Some(span) = &found {
+                        let track = streamed
+                            .index
+                            .tracks
+                            .iter()
+                            .position(|t| t.stream_id == span.stream_id);
+                        let timeline = &mut *cx.timeline;
+                        let width = (timeline.t1 - timeline.t0)
+                            .max(((span.end_ns - span.begin_ns) as f64) * 1.2);
+                        let center = (span.begin_ns + span.end_ns) as f64 / 2.0;
+                        timeline.t0 = center - width / 2.0;
+                        timeline.t1 = center + width / 2.0;
+                        timeline.highlight_name = Some(span.name.clone());
+                        timeline.selected = None;
+                        timeline.pending_select =
+                            track.map(|t| (t, span.depth as usize, span.begin_ns));
+                        timeline.found_begin_ns = Some(span.begin_ns);
+                    }
+                    self.remote_found = Some(found);
+                }
+                Err(e) => {
+                    self.remote_found = Some(None);
+                    eprintln!("find: {e}");
+                }
+            }
+        }
+        if step == 0 || self.remote.is_some() || self.text.is_empty() {
+            return;
+        }
+        let after = cx
+            .timeline
+            .found_begin_ns
+            .unwrap_or(((cx.timeline.t0 + cx.timeline.t1) / 2.0) as i64);
+        let (text, forward) = (self.text.clone(), step > 0);
+        self.remote = Some(Job::spawn(cx.runtime, ctx, "Find", async move {
+            Ok(streamed
+                .engine
+                .find_span(
+                    &streamed.index,
+                    &text,
+                    true,
+                    after,
+                    forward,
+                    &frameline_engine::Progress::default(),
+                )
+                .await?)
+        }));
     }
 
     /// The spans found for the current text (empty until found).
@@ -100,7 +168,9 @@ impl FindBar {
         if !self.open {
             return;
         }
-        self.refresh(&ui.ctx().clone(), &mut cx);
+        if cx.streamed.as_ref().is_none_or(|s| s.whole_in_detail) {
+            self.refresh(&ui.ctx().clone(), &mut cx);
+        }
         let mut step = 0;
         ui.horizontal(|ui| {
             let label = ui.label("Find span");
@@ -131,14 +201,22 @@ impl FindBar {
                 self.open = false;
                 cx.timeline.highlight_name = None;
             }
-            match self.current {
-                Some(c) => ui.label(format!("{} of {}", c + 1, self.matches().len())),
-                None => ui.label(format!("{} matches", self.matches().len())),
+            let streamed = cx.streamed.as_ref().is_some_and(|s| !s.whole_in_detail);
+            match (streamed, &self.remote_found, self.current) {
+                (true, Some(Some(span)), _) => ui.label(format!("found: {}", span.name)),
+                (true, Some(None), _) => ui.label("no more matches that way"),
+                (true, None, _) => ui.label("searches the whole session"),
+                (false, _, Some(c)) => ui.label(format!("{} of {}", c + 1, self.matches().len())),
+                (false, _, None) => ui.label(format!("{} matches", self.matches().len())),
             };
-            if self.matches.busy() {
+            if self.busy() {
                 ui.spinner();
             }
         });
+        if let Some(streamed) = cx.streamed.clone().filter(|s| !s.whole_in_detail) {
+            self.step_in_blocks(&ui.ctx().clone(), &mut cx, streamed, step);
+            return;
+        }
         if step != 0 {
             // Applied once the matches of the current text are known (maybe this frame).
             self.pending_step = Some(step);

@@ -268,7 +268,21 @@ impl LakeView {
             self.timeline.selected = None;
             self.drew_detail = drew_detail;
         }
-        if detail.is_some() {
+        if let Some(model) = &detail {
+            // A span find asked for, now that its detail is drawn.
+            if let Some((track, depth, begin)) = self.timeline.pending_select
+                && let Some(lane) = model.tracks.get(track).and_then(|t| t.lanes.get(depth))
+            {
+                let index = lane.begin_ns.partition_point(|&b| b < begin);
+                if lane.begin_ns.get(index) == Some(&begin) {
+                    self.timeline.selected = Some(super::timeline::SpanRef {
+                        track,
+                        depth,
+                        index,
+                    });
+                    self.timeline.pending_select = None;
+                }
+            }
             return detail;
         }
         let source = self.stream.overview.clone()?;

@@ -363,12 +363,20 @@ impl eframe::App for ViewerApp {
                     match view.drawn_model() {
                         Some(drawn) => {
                             view.shortcuts(ui);
-                            if let Some(loaded) = view.loaded_model() {
+                            let streamed = view.streamed();
+                            // Find over a streamed session reads blocks: no model needed.
+                            let loaded = view.loaded_model().or_else(|| {
+                                streamed.as_ref().map(|_| lake_view::LoadedModel {
+                                    model: Default::default(),
+                                    generation: 0,
+                                })
+                            });
+                            if let Some(loaded) = loaded {
                                 let cx = AnalysisContext {
                                     runtime: &runtime,
                                     model: &loaded,
                                     timeline: &mut view.timeline,
-                                    streamed: None,
+                                    streamed,
                                 };
                                 view.find.find_ui(ui, cx);
                             }

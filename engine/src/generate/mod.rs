@@ -7,4 +7,4 @@ mod long;
 pub use fleet::{
     BUILDS, FleetOptions, MAPS, PLATFORMS, now_unix_ns, session_properties, write_fleet,
 };
-pub use long::{LongSessionOptions, LongSessionReport, write_long_session};
+pub use long::{LongSessionOptions, LongSessionReport, STALL_NS, write_long_session};

@@ -96,6 +96,11 @@ pub struct TimelineState {
     /// Log markers placed in log lanes in the last frame (in the visible time range).
     pub last_log_marks: usize,
     pub(super) log_index: LogIndex,
+    /// A span to select once the detail that holds it is drawn: track, depth, begin (find over
+    /// a streamed session).
+    pub pending_select: Option<(usize, usize, i64)>,
+    /// Where find over a streamed session last stopped (the next search starts there).
+    pub found_begin_ns: Option<i64>,
 }
 
 impl TimelineState {
