@@ -114,6 +114,23 @@ fn uuid_like() -> String {
     )
 }
 
+/// The lake opened, every span of it as a model, and its timeline index.
+async fn opened(
+    lake: &str,
+) -> (
+    Engine,
+    TimelineModel,
+    frameline_engine::overview::TimelineIndex,
+) {
+    let engine = Engine::open(lake).await.unwrap();
+    let whole = engine
+        .load_timeline(&[], None, &Progress::default())
+        .await
+        .unwrap();
+    let index = engine.timeline_index(&[]).await.unwrap();
+    (engine, whole, index)
+}
+
 /// A mark as drawn: where it is and what it shows (indices differ between models).
 #[derive(Debug, PartialEq, Eq)]
 enum Drawn {
@@ -170,12 +187,7 @@ fn detail_of_a_range_draws_what_the_whole_model_draws() {
     let lake = dir.path().to_str().unwrap();
     let report = write_long_session(lake, &options(30.0), &|_| {}).unwrap();
     runtime().block_on(async {
-        let engine = Engine::open(lake).await.unwrap();
-        let whole = engine
-            .load_timeline(&[], None, &Progress::default())
-            .await
-            .unwrap();
-        let index = engine.timeline_index(&[]).await.unwrap();
+        let (engine, whole, index) = opened(lake).await;
         assert_eq!(index.tracks.len(), whole.tracks.len());
         assert!(index.span_count() >= whole.span_count() as u64);
         let (begin, end) = (whole.begin_ns, whole.end_ns);
@@ -348,12 +360,7 @@ fn range_statistics_from_blocks_equal_the_model_s_and_the_sketch_stays_within_it
     let lake = dir.path().to_str().unwrap();
     let report = write_long_session(lake, &options(12.0), &|_| {}).unwrap();
     runtime().block_on(async {
-        let engine = Engine::open(lake).await.unwrap();
-        let whole = engine
-            .load_timeline(&[], None, &Progress::default())
-            .await
-            .unwrap();
-        let index = engine.timeline_index(&[]).await.unwrap();
+        let (engine, whole, index) = opened(lake).await;
         let stall = report.spike_frames_ns[3];
         let main = whole
             .tracks
