@@ -24,6 +24,9 @@ fn worst_frame_drills_down_to_its_culprit() {
     assert!(view.frames.len() > 100, "{} frames", view.frames.len());
     let worst = view.worst_frame().unwrap();
     assert!(worst.ms() > 33.0, "the spike: {} ms", worst.ms());
+    // A capture under the detail budget loads whole: no second pass builds a refined overview.
+    assert!(view.stream.whole_in_detail());
+    assert!(!view.stream.overview_refined && !view.stream.busy());
 
     h.get_by_label("Worst frame").click();
     for _ in 0..4 {

@@ -27,6 +27,12 @@ use std::collections::HashMap;
 /// Buckets a session is cut into per thread and depth in the refined overview.
 pub const OVERVIEW_BUCKETS: i64 = 16_384;
 
+/// Entries one lane of the refined overview holds at most. A lane of well-formed spans (one
+/// depth of one thread never overlaps itself) needs 2 × [`OVERVIEW_BUCKETS`]; a hostile lake's
+/// overlapping or disordered spans past this are added to the lane's last entry instead, so the
+/// overview stays bounded whatever the lake holds.
+pub const MAX_LANE_ENTRIES: usize = 4 * OVERVIEW_BUCKETS as usize;
+
 /// The name shown for an overview's folds.
 pub const FOLDED_SITE: &str = "(folded spans)";
 
@@ -206,7 +212,6 @@ pub struct OverviewBuilder {
     bucket_ns: i64,
     /// Per track, per depth.
     open: Vec<Vec<Option<OpenFold>>>,
-    spans: u64,
 }
 
 impl OverviewBuilder {
@@ -229,18 +234,7 @@ impl OverviewBuilder {
             site_ids,
             origin_ns: index.begin_ns,
             bucket_ns: (length_ns / OVERVIEW_BUCKETS).max(1),
-            spans: 0,
         }
-    }
-
-    /// Spans folded so far.
-    pub fn spans(&self) -> u64 {
-        self.spans
-    }
-
-    /// Shortest span kept as itself (a bucket).
-    pub fn bucket_ns(&self) -> i64 {
-        self.bucket_ns
     }
 
     /// Adds one batch of `thread_spans` rows (each stream's in block order).
@@ -280,11 +274,14 @@ impl OverviewBuilder {
             };
             let d = depth[row] as usize;
             let (b, e) = (begin[row], end[row]);
-            self.spans += 1;
             let lanes = &mut self.model.tracks[track].lanes;
             if lanes.len() <= d {
                 lanes.resize_with(d + 1, Lane::default);
                 self.open[track].resize(d + 1, None);
+            }
+            if lanes[d].len() >= MAX_LANE_ENTRIES {
+                fold_into_last(&mut lanes[d], b, e, 1);
+                continue;
             }
             if e.saturating_sub(b) >= self.bucket_ns {
                 // Long enough to see on the whole session: kept as itself.
@@ -348,10 +345,32 @@ impl OverviewBuilder {
 }
 
 fn push_fold(lane: &mut Lane, fold: OpenFold) {
+    if lane.len() >= MAX_LANE_ENTRIES {
+        fold_into_last(lane, fold.begin_ns, fold.end_ns, fold.count);
+        return;
+    }
     lane.begin_ns.push(fold.begin_ns);
     lane.end_ns.push(fold.end_ns);
     lane.name.push(0);
     lane.count.push(fold.count);
+}
+
+/// Adds `count` spans ending by `end_ns` to the lane's last entry (a full lane).
+fn fold_into_last(lane: &mut Lane, begin_ns: i64, end_ns: i64, count: u32) {
+    let (Some(last_end), Some(last_count), Some(last_name)) = (
+        lane.end_ns.last_mut(),
+        lane.count.last_mut(),
+        lane.name.last_mut(),
+    ) else {
+        lane.begin_ns.push(begin_ns);
+        lane.end_ns.push(end_ns);
+        lane.name.push(0);
+        lane.count.push(count);
+        return;
+    };
+    *last_end = (*last_end).max(end_ns);
+    *last_count = last_count.saturating_add(count);
+    *last_name = 0;
 }
 
 impl crate::Engine {
@@ -424,5 +443,115 @@ impl crate::Engine {
             })
             .await?;
         Ok(builder.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{
+        ArrayRef, DictionaryArray, Int32Array, StringArray, TimestampNanosecondArray, UInt32Array,
+    };
+    use std::sync::Arc;
+
+    /// `spans` (begin, end) of one stream at depth 0, as the decoder's columns.
+    fn batch(spans: &[(i64, i64)]) -> RecordBatch {
+        let n = spans.len();
+        let dict = |value: &str| -> ArrayRef {
+            Arc::new(
+                DictionaryArray::<datafusion::arrow::datatypes::Int32Type>::try_new(
+                    Int32Array::from(vec![0; n]),
+                    Arc::new(StringArray::from(vec![value])),
+                )
+                .unwrap_or_else(|e| panic!("{e}")),
+            )
+        };
+        RecordBatch::try_from_iter([
+            ("stream_id", dict("s")),
+            ("name", dict("n")),
+            ("file", dict("f")),
+            ("line", Arc::new(UInt32Array::from(vec![1; n])) as ArrayRef),
+            ("depth", Arc::new(UInt32Array::from(vec![0; n])) as ArrayRef),
+            (
+                "begin_time",
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    spans.iter().map(|s| s.0),
+                )) as ArrayRef,
+            ),
+            (
+                "end_time",
+                Arc::new(TimestampNanosecondArray::from_iter_values(
+                    spans.iter().map(|s| s.1),
+                )) as ArrayRef,
+            ),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn index(end_ns: i64) -> TimelineIndex {
+        TimelineIndex {
+            tracks: vec![TrackId {
+                process_id: "p".into(),
+                thread_name: "t".into(),
+                stream_id: "s".into(),
+            }],
+            begin_ns: 0,
+            end_ns,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_hostile_lane_stays_bounded_and_counts_every_span() {
+        // 16 384 buckets of 1 000 ns; spans that jump between far buckets (a fold per span) and
+        // long spans that overlap: far more entries than a lane of real spans could need.
+        let index = index(OVERVIEW_BUCKETS * 1_000);
+        let mut spans = Vec::new();
+        for i in 0..100_000i64 {
+            let bucket = if i % 2 == 0 {
+                i % 16_000
+            } else {
+                16_000 - i % 16_000
+            };
+            spans.push((bucket * 1_000, bucket * 1_000 + 10));
+            spans.push((i % 1_000, i % 1_000 + 5_000));
+        }
+        let mut builder = index.overview_builder();
+        builder
+            .push(&batch(&spans))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let overview = builder.finish();
+        let lane = &overview.tracks[0].lanes[0];
+        assert!(lane.len() <= MAX_LANE_ENTRIES + 1, "{}", lane.len());
+        assert_eq!(lane.span_count(), spans.len());
+    }
+
+    #[test]
+    fn well_formed_spans_keep_long_ones_and_fold_short_ones() {
+        let index = index(OVERVIEW_BUCKETS * 1_000);
+        // Per bucket: three short spans, then every 10th bucket one 5-bucket span after them.
+        let mut spans = Vec::new();
+        let mut t = 0;
+        while t < OVERVIEW_BUCKETS * 1_000 - 6_000 {
+            for k in 0..3 {
+                spans.push((t + k * 100, t + k * 100 + 50));
+            }
+            t += 1_000;
+            if (t / 1_000) % 10 == 0 {
+                spans.push((t, t + 5_000));
+                t += 5_000;
+            }
+        }
+        let mut builder = index.overview_builder();
+        builder
+            .push(&batch(&spans))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let overview = builder.finish();
+        let lane = &overview.tracks[0].lanes[0];
+        assert_eq!(lane.span_count(), spans.len());
+        let long = (0..lane.len()).filter(|&i| lane.weight(i) == 1).count();
+        assert_eq!(long, spans.iter().filter(|s| s.1 - s.0 >= 1_000).count());
+        assert!(lane.begin_ns.windows(2).all(|w| w[0] <= w[1]));
+        assert!((1..lane.len()).all(|i| lane.end_ns[i - 1] <= lane.begin_ns[i]));
     }
 }

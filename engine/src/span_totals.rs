@@ -89,15 +89,6 @@ impl ChildTimes {
         }
         child_ns
     }
-
-    /// Bytes held.
-    fn held_bytes(&self) -> usize {
-        self.parked
-            .iter()
-            .chain(self.current.as_ref().map(|(k, v)| (k, v)))
-            .map(|(k, v)| k.len() + v.capacity() * std::mem::size_of::<OpenParent>() + 48)
-            .sum()
-    }
 }
 
 /// Folds `thread_spans` batches (with at least `stream_id`, `span_id`, `parent_id`, `depth`,
@@ -108,27 +99,11 @@ pub struct SpanTotalsFolder {
     totals: Vec<SpanTotal>,
     by_name: HashMap<String, usize>,
     children: ChildTimes,
-    rows: u64,
 }
 
 impl SpanTotalsFolder {
     pub fn new() -> SpanTotalsFolder {
         SpanTotalsFolder::default()
-    }
-
-    /// Rows folded so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Bytes this folder holds (names and open parents), for memory budgets.
-    pub fn held_bytes(&self) -> usize {
-        let names: usize = self
-            .totals
-            .iter()
-            .map(|t| 2 * t.name.len() + std::mem::size_of::<SpanTotal>() + 32)
-            .sum();
-        names + self.children.held_bytes()
     }
 
     fn slot(&mut self, name: &str) -> usize {
@@ -189,7 +164,6 @@ impl SpanTotalsFolder {
             total.total_ns = total.total_ns.wrapping_add(duration);
             total.self_ns = total.self_ns.wrapping_add(duration.wrapping_sub(child_ns));
         }
-        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 

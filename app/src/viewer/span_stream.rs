@@ -39,8 +39,6 @@ pub struct Detail {
 pub struct StreamEvents {
     /// The index arrived: the session's extent is known.
     pub index_ready: bool,
-    /// A detail load ended.
-    pub detail_ready: bool,
     /// What failed.
     pub errors: Vec<String>,
 }
@@ -48,6 +46,8 @@ pub struct StreamEvents {
 /// The streamed spans of one selection.
 pub struct SpanStream {
     pub index: Option<Arc<TimelineIndex>>,
+    /// Whether the index's spans fit the detail budget (the whole selection loads as detail).
+    whole: bool,
     index_job: Option<Job<TimelineIndex>>,
     /// Coarse at first, refined once its job ends.
     pub overview: Option<Arc<TimelineModel>>,
@@ -67,6 +67,7 @@ impl Default for SpanStream {
     fn default() -> Self {
         SpanStream {
             index: None,
+            whole: false,
             index_job: None,
             overview: None,
             overview_refined: false,
@@ -119,9 +120,13 @@ impl SpanStream {
 
     /// Whether the whole selection loads as detail (it fits the budget).
     pub fn whole_in_detail(&self) -> bool {
-        self.index
-            .as_ref()
-            .is_some_and(|i| i.span_count() <= self.detail_span_budget)
+        self.whole
+    }
+
+    /// A new index, and whether it fits the budget whole (derived once, asked every frame).
+    fn set_index(&mut self, index: Arc<TimelineIndex>) {
+        self.whole = index.span_count() <= self.detail_span_budget;
+        self.index = Some(index);
     }
 
     /// Takes what finished. A long selection's refined overview starts once the index is in.
@@ -137,6 +142,7 @@ impl SpanStream {
                 Ok(index) => {
                     let index = Arc::new(index);
                     self.overview = Some(Arc::new(index.coarse_overview()));
+                    self.set_index(index.clone());
                     if !self.whole_in_detail() {
                         let (engine, for_job) = (engine.clone(), index.clone());
                         let progress = self.overview_progress.clone();
@@ -145,7 +151,6 @@ impl SpanStream {
                                 Ok(engine.timeline_overview(&for_job, &progress).await?)
                             }));
                     }
-                    self.index = Some(index);
                     events.index_ready = true;
                 }
                 Err(e) => events.errors.push(format!("spans: {e}")),
@@ -193,7 +198,6 @@ impl SpanStream {
                         stale: false,
                     });
                     self.trim_cache();
-                    events.detail_ready = true;
                 }
                 Err(e) => events.errors.push(format!("spans: {e}")),
             }
@@ -243,7 +247,7 @@ impl SpanStream {
         }
         self.overview = Some(Arc::new(index.coarse_overview()));
         self.overview_refined = false;
-        self.index = Some(Arc::new(index));
+        self.set_index(Arc::new(index));
         for detail in &mut self.cache {
             detail.stale = true;
         }
@@ -278,18 +282,13 @@ impl SpanStream {
         let Some(index) = self.index.clone() else {
             return false;
         };
-        let range = if self.whole_in_detail() {
+        let whole = self.whole_in_detail();
+        let range = if whole {
             (index.begin_ns, index.end_ns)
         } else {
             let width = t1.saturating_sub(t0).max(1);
             (t0.saturating_sub(width), t1.saturating_add(width))
         };
-        if !self.whole_in_detail()
-            && index.spans_between(range.0, range.1) > self.detail_span_budget
-        {
-            return false;
-        }
-        let whole = self.whole_in_detail();
         let covered = |r: (i64, i64)| {
             if whole {
                 r == range
@@ -308,6 +307,9 @@ impl SpanStream {
             if let Some((job, _)) = self.detail_job.take() {
                 job.cancel();
             }
+        }
+        if !whole && index.spans_between(range.0, range.1) > self.detail_span_budget {
+            return false;
         }
         let engine = engine.clone();
         self.detail_progress = Arc::new(Progress::default());
