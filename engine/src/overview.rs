@@ -62,7 +62,7 @@ pub struct TimelineIndex {
     pub process_ids: Vec<String>,
     /// Sorted as models sort their tracks.
     pub tracks: Vec<TrackId>,
-    /// Sorted by begin.
+    /// Sorted by begin (searches rely on it).
     pub blocks: Vec<BlockCover>,
     pub begin_ns: i64,
     pub end_ns: i64,

@@ -379,29 +379,29 @@ impl crate::Engine {
         if text.is_empty() {
             return Ok(None);
         }
-        // Block begins in time order, to cut the session into windows of a few blocks.
-        let mut edges: Vec<i64> = index.blocks.iter().map(|b| b.begin_ns).collect();
-        edges.sort_unstable();
+        // The index's blocks are sorted by begin: windows of a few blocks each.
+        let edges = &index.blocks;
         let mut cursor = after_ns;
         loop {
             let window = if forward {
-                let from = edges.partition_point(|&b| b <= cursor);
+                let from = edges.partition_point(|b| b.begin_ns <= cursor);
                 if cursor > index.end_ns {
                     return Ok(None);
                 }
                 let to = edges
                     .get(from + FIND_BLOCKS_PER_STEP)
-                    .copied()
+                    .map(|b| b.begin_ns)
                     .unwrap_or(index.end_ns.saturating_add(1));
                 (cursor, to)
             } else {
                 if cursor < index.begin_ns {
                     return Ok(None);
                 }
-                let to = edges.partition_point(|&b| b < cursor);
+                let to = edges.partition_point(|b| b.begin_ns < cursor);
                 let from = to
                     .checked_sub(FIND_BLOCKS_PER_STEP)
-                    .and_then(|i| edges.get(i).copied())
+                    .and_then(|i| edges.get(i))
+                    .map(|b| b.begin_ns)
                     .unwrap_or(index.begin_ns.saturating_sub(1));
                 (from, cursor)
             };

@@ -191,6 +191,17 @@ impl LakeView {
         })
     }
 
+    /// What the analysis panels and find work on: the loaded detail, or, for a streamed session
+    /// with none loaded yet, an empty model (those panels then read blocks: statistics, find).
+    pub(super) fn analysis_model(&self) -> Option<LoadedModel> {
+        self.loaded_model().or_else(|| {
+            self.stream.index.as_ref().map(|_| LoadedModel {
+                model: Default::default(),
+                generation: 0,
+            })
+        })
+    }
+
     /// Replaces the model (a new generation: panels recompute).
     pub(super) fn set_model(&mut self, model: Arc<TimelineModel>) {
         self.model = Some(model);

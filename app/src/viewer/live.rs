@@ -1,8 +1,8 @@
 //! Live sessions: a selected process still being written grows on screen. Every
 //! [`LIVE_PERIOD`] the viewer reads the process again (`Lake::refresh_process`: one GET of its
 //! description, one LIST of its current hour's blocks, more pages as that hour fills), then the
-//! timeline's index, frames and logs; **Follow** keeps the newest seconds on screen, as Tracy
-//! does while connected, until the user pans or zooms.
+//! timeline's index, and when blocks were added its frames and logs; **Follow** keeps the newest
+//! seconds on screen, as Tracy does while connected, until the user pans or zooms.
 
 use super::LakeView;
 use super::jobs::{Job, take_finished};
@@ -15,8 +15,9 @@ pub const LIVE_PERIOD: Duration = Duration::from_secs(1);
 /// What one live refresh read.
 pub struct LiveUpdate {
     index: TimelineIndex,
-    frames: Vec<super::frame_plot::FrameRow>,
-    logs: Vec<super::logs::LogRow>,
+    /// Read again only when blocks were added (or the session ended).
+    frames: Option<Vec<super::frame_plot::FrameRow>>,
+    logs: Option<Vec<super::logs::LogRow>>,
     /// Whether every selected process has ended now.
     ended: bool,
 }
@@ -73,6 +74,11 @@ impl LakeView {
         self.live.last = Some(Instant::now());
         let engine = self.engine.clone();
         let ids: Vec<String> = self.selected.iter().cloned().collect();
+        let before = self
+            .stream
+            .index
+            .as_ref()
+            .map(|i| (i.blocks.len(), i.end_ns));
         self.live.job = Some(Job::spawn(
             runtime,
             ctx,
@@ -84,10 +90,19 @@ impl LakeView {
                     ended &= meta.end_unix_ns.is_some();
                 }
                 let index = engine.timeline_index(&ids).await?;
-                let frames = engine.frame_times(&ids, "frame").await?;
-                let logs = engine
-                    .log_lines(&ids, super::lake_view::MAX_LOG_LINES)
-                    .await?;
+                let grew = ended || before != Some((index.blocks.len(), index.end_ns));
+                let (frames, logs) = if grew {
+                    (
+                        Some(engine.frame_times(&ids, "frame").await?),
+                        Some(
+                            engine
+                                .log_lines(&ids, super::lake_view::MAX_LOG_LINES)
+                                .await?,
+                        ),
+                    )
+                } else {
+                    (None, None)
+                };
                 Ok(LiveUpdate {
                     index,
                     frames,
@@ -104,8 +119,12 @@ impl LakeView {
         let grew = self.stream.index.as_ref().is_none_or(|old| {
             old.blocks.len() != update.index.blocks.len() || old.end_ns != update.index.end_ns
         });
-        self.frames = update.frames;
-        self.logs = update.logs;
+        if let Some(frames) = update.frames {
+            self.frames = frames;
+        }
+        if let Some(logs) = update.logs {
+            self.logs = logs;
+        }
         if grew || update.ended {
             self.live.updates += 1;
             self.stream.replace_index(update.index);

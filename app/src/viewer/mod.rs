@@ -364,14 +364,7 @@ impl eframe::App for ViewerApp {
                         Some(drawn) => {
                             view.shortcuts(ui);
                             let streamed = view.streamed();
-                            // Find over a streamed session reads blocks: no model needed.
-                            let loaded = view.loaded_model().or_else(|| {
-                                streamed.as_ref().map(|_| lake_view::LoadedModel {
-                                    model: Default::default(),
-                                    generation: 0,
-                                })
-                            });
-                            if let Some(loaded) = loaded {
+                            if let Some(loaded) = view.analysis_model() {
                                 let cx = AnalysisContext {
                                     runtime: &runtime,
                                     model: &loaded,

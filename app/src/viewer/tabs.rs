@@ -44,13 +44,8 @@ impl LakeView {
             Tab::Statistics | Tab::FlameGraph => {
                 let streamed = self.streamed();
                 // A streamed session with no detail loaded yet still has statistics (from its
-                // blocks); the flame graph and find work on detail.
-                let model = self.loaded_model().or_else(|| {
-                    streamed.as_ref().map(|_| super::lake_view::LoadedModel {
-                        model: Default::default(),
-                        generation: 0,
-                    })
-                });
+                // blocks); the flame graph works on detail.
+                let model = self.analysis_model();
                 match model {
                     None => {
                         ui.label("Waiting for the spans…");

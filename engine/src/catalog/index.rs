@@ -348,33 +348,41 @@ impl Lake {
             .map(|b| b.info.begin_unix_ns)
             .max()
             .unwrap_or(meta.start_unix_ns);
-        let last = Self::block_hours(&meta, None)
-            .last()
-            .cloned()
-            .unwrap_or_default();
-        let hours: Vec<String> = Self::block_hours(&meta, None)
-            .into_iter()
-            .filter(|prefix| {
-                *prefix
-                    >= layout::process_hour_prefix(newest.div_euclid(HOUR_NS) * HOUR_NS, process_id)
-                    || *prefix == last
-            })
-            .collect();
+        // Prefixes sort by time: from the newest block's hour on, and always the current one.
+        let from = layout::process_hour_prefix(newest.div_euclid(HOUR_NS) * HOUR_NS, process_id);
+        let mut hours = Self::block_hours(&meta, None);
+        let current = hours.pop();
+        hours.retain(|prefix| *prefix >= from);
+        hours.extend(current);
         let (mut found, bad_keys) = self
-            .list_blocks(hours.into_iter().map(|h| (meta.clone(), h)))
+            .list_blocks(
+                hours
+                    .iter()
+                    .map(|h| (meta.clone(), h.clone()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
             .await?;
         let mut state = self.catalog();
         for key in bad_keys {
             state.problem(&key, "not a block key of its folder; ignored");
         }
-        let mut entries: Vec<BlockEntry> = known.as_ref().clone();
-        let seen: HashSet<&str> = known.iter().map(|b| b.key.as_str()).collect();
+        // Blocks are only added: the listed keys not known already (in the folders listed).
+        let recent: HashSet<&str> = known
+            .iter()
+            .filter(|b| hours.iter().any(|h| b.key.starts_with(h.as_str())))
+            .map(|b| b.key.as_str())
+            .collect();
         let fresh_entries: Vec<BlockEntry> = found
             .remove(process_id)
             .unwrap_or_default()
             .into_iter()
-            .filter(|b| !seen.contains(b.key.as_str()))
+            .filter(|b| !recent.contains(b.key.as_str()))
             .collect();
+        if fresh_entries.is_empty() {
+            return Ok(meta);
+        }
+        let mut entries: Vec<BlockEntry> = known.as_ref().clone();
         // A new thread: its stream's description is read at the next need.
         if fresh_entries
             .iter()
