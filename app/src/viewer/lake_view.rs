@@ -282,17 +282,10 @@ impl LakeView {
         if let Some(model) = &detail {
             // A span find asked for, now that its detail is drawn.
             if let Some((track, depth, begin)) = self.timeline.pending_select
-                && let Some(lane) = model.tracks.get(track).and_then(|t| t.lanes.get(depth))
+                && let Some(span) = span_at(model, track, depth, begin)
             {
-                let index = lane.begin_ns.partition_point(|&b| b < begin);
-                if lane.begin_ns.get(index) == Some(&begin) {
-                    self.timeline.selected = Some(super::timeline::SpanRef {
-                        track,
-                        depth,
-                        index,
-                    });
-                    self.timeline.pending_select = None;
-                }
+                self.timeline.selected = Some(span);
+                self.timeline.pending_select = None;
             }
             return detail;
         }
@@ -565,7 +558,21 @@ fn same_span(
         .get(span.depth)?
         .begin_ns
         .get(span.index)?;
-    let lane = to.tracks.get(span.track)?.lanes.get(span.depth)?;
-    let index = lane.begin_ns.partition_point(|&b| b < begin);
-    (lane.begin_ns.get(index) == Some(&begin)).then_some(super::timeline::SpanRef { index, ..span })
+    span_at(to, span.track, span.depth, begin)
+}
+
+/// The span of `model` on `track` at `depth` that begins at `begin_ns`.
+fn span_at(
+    model: &TimelineModel,
+    track: usize,
+    depth: usize,
+    begin_ns: i64,
+) -> Option<super::timeline::SpanRef> {
+    let lane = model.tracks.get(track)?.lanes.get(depth)?;
+    let index = lane.begin_ns.partition_point(|&b| b < begin_ns);
+    (lane.begin_ns.get(index) == Some(&begin_ns)).then_some(super::timeline::SpanRef {
+        track,
+        depth,
+        index,
+    })
 }
